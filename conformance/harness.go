@@ -1,0 +1,82 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/electionkit/election"
+)
+
+// ErrUnsupported is returned by a [Harness], [Link] or [Store] method for a
+// fault it cannot inject. The suite skips the test that needs it and says
+// why. The project's own backends support every fault.
+var ErrUnsupported = errors.New("conformance: fault not supported by this harness")
+
+// Harness gives the suite fresh, isolated access to one store. Each subtest
+// gets its own Harness from the [NewHarness] function and closes it.
+type Harness interface {
+	// NewBackend returns a new client of the store that reaches it through a
+	// link of its own, so that faults on that link affect only this client.
+	// The suite closes clients it no longer needs with CloseBackend.
+	NewBackend(ctx context.Context) (election.Backend, Link, error)
+
+	// CloseBackend releases a client returned by NewBackend (connections,
+	// goroutines). After it, the client leaves no goroutine running.
+	CloseBackend(b election.Backend) error
+
+	// Store returns the fault controls over the store as a whole.
+	Store() Store
+
+	// Timing returns the TTL the suite should use and how late after it the
+	// store may expire a claim.
+	Timing() Timing
+
+	// InvalidNames returns election names the backend cannot store beyond
+	// the core's own rules (empty, too long, invalid UTF-8), for which the
+	// backend must return ErrInvalidArgument. It may be empty.
+	InvalidNames() []string
+
+	// Close stops everything the harness started.
+	Close() error
+}
+
+// Timing is a harness's answer to "how fast is this store".
+type Timing struct {
+	// TTL is the TTL the suite campaigns with; at least the store's minimum.
+	// Short TTLs make the suite fast.
+	TTL time.Duration
+	// ExpiryLag bounds how long after TTL the store takes to expire an
+	// unrenewed claim and tell watchers (etcd's lessor checks every 500ms;
+	// Consul keeps sessions up to 2×TTL). The suite allows this plus a
+	// scheduling margin before it reports a slow takeover.
+	ExpiryLag time.Duration
+}
+
+// Link is one client's network path to the store.
+type Link interface {
+	// Cut drops all traffic between the client and the store in both
+	// directions without closing connections (a partition, not a reset), so
+	// requests hang until their deadlines.
+	Cut(ctx context.Context) error
+	// Heal restores the path.
+	Heal(ctx context.Context) error
+}
+
+// Store controls the store process.
+type Store interface {
+	// Pause freezes the store (SIGSTOP): it neither answers nor expires
+	// anything until Resume.
+	Pause(ctx context.Context) error
+	// Resume continues a paused store (SIGCONT).
+	Resume(ctx context.Context) error
+	// Stop kills the store (SIGKILL). Clients get ErrUnavailable until
+	// Start. Whether data survives is the store's own behaviour (etcd keeps
+	// it on disk; Redis without persistence loses it).
+	Stop(ctx context.Context) error
+	// Start starts a stopped store again on the same address and data.
+	Start(ctx context.Context) error
+}
+
+// NewHarness makes a fresh Harness for one subtest.
+type NewHarness func(ctx context.Context) (Harness, error)

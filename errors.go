@@ -1,0 +1,91 @@
+package election
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Errors returned by the core and by backends. Backends wrap store errors
+// with %w so that errors.Is reports both the sentinel and the native cause.
+var (
+	// ErrTaken means the election or lease is held by someone else. The
+	// error is a *TakenError that names the holder.
+	ErrTaken = errors.New("election: taken")
+	// ErrNotOwner means a renew or release carried a token the store does
+	// not hold; nothing was changed.
+	ErrNotOwner = errors.New("election: not owner")
+	// ErrLost means leadership or a lease ended without being released:
+	// renewal failed past the deadline, the store no longer holds the claim,
+	// or the session expired.
+	ErrLost = errors.New("election: leadership lost")
+	// ErrSessionExpired means the store session is gone; every claim made
+	// through it is lost. It wraps ErrLost.
+	ErrSessionExpired = fmt.Errorf("%w: session expired", ErrLost)
+	// ErrNotLeader means an operation needs leadership this candidate does
+	// not hold.
+	ErrNotLeader = errors.New("election: not leader")
+	// ErrNoLeader means the election is vacant.
+	ErrNoLeader = errors.New("election: no leader")
+	// ErrInvalidArgument means a name, TTL, URL, option or credential is
+	// invalid. The error text names the field and the value's problem.
+	ErrInvalidArgument = errors.New("election: invalid argument")
+	// ErrUnavailable means the store could not be reached or did not answer
+	// in time. The operation may be retried.
+	ErrUnavailable = errors.New("election: store unavailable")
+	// ErrStopped means the candidate or elector was stopped; it cannot be
+	// started again.
+	ErrStopped = errors.New("election: stopped")
+)
+
+// TakenError is returned by a claim when the election is held. It wraps
+// [ErrTaken].
+type TakenError struct {
+	// Holder is the current holder.
+	Holder Leader
+	// ExpiresIn is the holder's remaining TTL if the store reported it
+	// (zero otherwise). The core uses it to schedule the next claim.
+	ExpiresIn time.Duration
+}
+
+func (e *TakenError) Error() string {
+	return fmt.Sprintf("election: %q taken by %q (fence %d)", e.Holder.Election, e.Holder.ID, e.Holder.Fence)
+}
+
+// Unwrap returns [ErrTaken].
+func (e *TakenError) Unwrap() error { return ErrTaken }
+
+// NotOwnerError is returned by [Session.Renew] when the store no longer holds
+// some of the claims for their owner. It wraps [ErrNotOwner]. The claims not
+// listed were renewed.
+type NotOwnerError struct {
+	// Claims are the claims that were not renewed.
+	Claims []Claim
+}
+
+func (e *NotOwnerError) Error() string {
+	names := make([]string, 0, len(e.Claims))
+	for _, c := range e.Claims {
+		names = append(names, fmt.Sprintf("%q", c.Name))
+	}
+	return "election: not owner of " + strings.Join(names, ", ")
+}
+
+// Unwrap returns [ErrNotOwner].
+func (e *NotOwnerError) Unwrap() error { return ErrNotOwner }
+
+// invalid returns an error wrapping ErrInvalidArgument that names the field.
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidArgument, field, fmt.Sprintf(format, args...))
+}
+
+// TokenPrefix returns the first characters of an owner token, safe to log.
+// Whole tokens are never logged.
+func TokenPrefix(token string) string {
+	const n = 8
+	if len(token) <= n {
+		return token
+	}
+	return token[:n]
+}
