@@ -1,0 +1,375 @@
+package election
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+var errResigned = errors.New("election: resigned")
+
+// run is the candidate's loop: the only goroutine that claims, steps down
+// and releases. first is closed after the first claim attempt.
+func (c *Candidate) run(first chan struct{}) {
+	defer close(c.done)
+	defer c.closeEvents()
+	life := c.life
+	cp := &campaign{c: c, el: c.el, retry: newAlarm(c.el.clock), hold: newAlarm(c.el.clock)}
+	defer cp.retry.stop()
+	defer cp.hold.stop()
+
+	watchCtx, cancelWatch := context.WithCancel(life)
+	watchCh := make(chan WatchEvent)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.el.follow(watchCtx, c.cfg.Name, func(ev WatchEvent) bool {
+			select {
+			case watchCh <- ev:
+				return true
+			case <-watchCtx.Done():
+				return false
+			}
+		})
+	}()
+	defer func() {
+		cancelWatch()
+		wg.Wait()
+	}()
+
+	cp.claim(life)
+	close(first)
+	for {
+		select {
+		case <-life.Done():
+			cp.shutdown()
+			return
+		case ev := <-watchCh:
+			cp.onWatch(life, ev)
+		case <-c.wake:
+			cp.onWake(life)
+		case <-cp.retry.C:
+			cp.claim(life)
+		case <-cp.hold.C:
+			cp.holding = false
+			cp.claim(life)
+		case reply := <-c.resignCh:
+			reply <- cp.resign()
+		}
+	}
+}
+
+// campaign is the state of a candidate's loop, owned by that goroutine.
+type campaign struct {
+	c        *Candidate
+	el       *Elector
+	retry    *alarm // next claim attempt
+	hold     *alarm // end of the hold-off after Resign
+	holding  bool
+	failures int
+}
+
+func (cp *campaign) opTimeout() time.Duration { return cp.el.cfg.RenewInterval }
+
+// claim makes one claim attempt if the candidate is a follower.
+func (cp *campaign) claim(life context.Context) {
+	c, el := cp.c, cp.el
+	if c.currentTerm() != nil || cp.holding || life.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(life, cp.opTimeout())
+	defer cancel()
+	if !el.releaseOrphans(ctx, c.cfg.Name) {
+		cp.fail(fmt.Errorf("election: release earlier claim of %q: %w", c.cfg.Name, ErrUnavailable))
+		return
+	}
+	sess, err := el.currentSession(ctx)
+	if err != nil {
+		cp.fail(err)
+		return
+	}
+	token := newToken()
+	anchor := sess.deadline(el.cfg.DriftMargin) // read before the claim is sent
+	sent := el.clock.Now()
+	cl, err := sess.s.Claim(ctx, ClaimRequest{Name: c.cfg.Name, Token: token, ID: c.cfg.ID, Metadata: c.cfg.Metadata})
+	latency := el.clock.Now().Sub(sent)
+
+	var taken *TakenError
+	switch {
+	case err == nil:
+		cp.failures = 0
+		cp.elected(sess, cl, sent, anchor, latency)
+	case errors.As(err, &taken):
+		cp.failures = 0
+		holder := taken.Holder
+		ev := c.event(EventClaimTaken)
+		ev.Leader, ev.Latency = &holder, latency
+		c.deliver(ev)
+		cp.seeLeader(&holder)
+		if taken.ExpiresIn > 0 {
+			// The store does not push expiry: claim when the holder's
+			// TTL runs out.
+			cp.retry.set(taken.ExpiresIn + time.Millisecond)
+		} else {
+			cp.retry.stop() // the watch reports the release or expiry
+		}
+	case errors.Is(err, ErrSessionExpired):
+		el.expire(sess, err)
+		cp.fail(err)
+	default:
+		// The claim may have been applied without our hearing of it.
+		el.addOrphan(sess, Claim{Name: c.cfg.Name, Token: token})
+		ev := c.event(EventClaimFailed)
+		ev.Err, ev.Latency = err, latency
+		cp.failures++
+		c.deliver(ev)
+		cp.retry.set(backoff(el.cfg.RetryMin, el.cfg.RetryMax, cp.failures))
+	}
+}
+
+func (cp *campaign) fail(err error) {
+	ev := cp.c.event(EventClaimFailed)
+	ev.Err = err
+	cp.failures++
+	cp.c.deliver(ev)
+	cp.retry.set(backoff(cp.el.cfg.RetryMin, cp.el.cfg.RetryMax, cp.failures))
+}
+
+func (cp *campaign) elected(sess *session, cl Claim, sent, deadline time.Time, latency time.Duration) {
+	c, el := cp.c, cp.el
+	cp.retry.stop()
+	t := newTerm(c, sess, cl, sent, deadline)
+	sess.add(t)
+	if sess.isDead() {
+		t.end(LossSessionExpired, ErrSessionExpired)
+	}
+	self := &Leader{Election: cl.Name, ID: c.cfg.ID, Metadata: c.cfg.Metadata, Fence: cl.Fence}
+	c.mu.Lock()
+	c.cur = t
+	c.leader = self
+	handlers := append([]Handler(nil), c.handlers...)
+	c.mu.Unlock()
+
+	ev := c.event(EventClaimed)
+	ev.Fence, ev.TokenPrefix, ev.Latency, ev.TTL = cl.Fence, TokenPrefix(cl.Token), latency, sess.ttl
+	ev.Leader = self
+	c.deliver(ev)
+	for _, h := range handlers {
+		t.runHandler(h)
+	}
+	if !el.clock.Now().Before(deadline) {
+		t.end(LossDeadline, errDeadline)
+	}
+}
+
+// onWake handles a term that ended without a release.
+func (cp *campaign) onWake(life context.Context) {
+	c := cp.c
+	t := c.currentTerm()
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	ended, reason, err := t.ended, t.reason, t.err
+	t.mu.Unlock()
+	if !ended || reason == "" {
+		return
+	}
+	c.mu.Lock()
+	c.cur = nil
+	c.mu.Unlock()
+	// Leader-only work must be over before this candidate campaigns again.
+	t.waitWork(life)
+	t.sess.remove(t)
+	if reason == LossDeadline {
+		// The store may still hold the claim (renewals failed, but the
+		// session may live on): release it by token when the store answers.
+		cp.el.addOrphan(t.sess, t.claim)
+	}
+	ev := c.event(EventLost)
+	ev.Reason, ev.Err, ev.Fence, ev.TokenPrefix = reason, err, t.claim.Fence, t.info.TokenPrefix
+	c.deliver(ev)
+	cp.retry.set(0)
+}
+
+// stepDown ends the current term for a resign or stop: it cancels the
+// leader context, waits for leader-only work, then releases by token.
+func (cp *campaign) stepDown(waitCtx context.Context) error {
+	c, el := cp.c, cp.el
+	t := c.currentTerm()
+	if t == nil {
+		return nil
+	}
+	if !t.end("", errResigned) {
+		return nil // lost meanwhile; onWake reports it
+	}
+	if !t.waitWork(waitCtx) {
+		// Handlers ignore their context: keep the claim (the session keeps
+		// renewing it) until they return, then release.
+		go func() {
+			t.work.Wait()
+			cp.release(t)
+		}()
+		c.mu.Lock()
+		c.cur = nil
+		c.mu.Unlock()
+		return fmt.Errorf("election: %q in %q: handlers still running, release deferred: %w", c.cfg.ID, c.cfg.Name, waitCtx.Err())
+	}
+	c.mu.Lock()
+	c.cur = nil
+	c.mu.Unlock()
+	err := cp.release(t)
+	ev := c.event(EventReleased)
+	ev.Fence, ev.TokenPrefix, ev.Err = t.claim.Fence, t.info.TokenPrefix, err
+	c.deliver(ev)
+	_ = el
+	return err
+}
+
+// release releases t's claim; on an unknown outcome the claim is handed to
+// the elector, which retries until the store answers.
+func (cp *campaign) release(t *term) error {
+	el := cp.el
+	ctx, cancel := context.WithTimeout(context.Background(), cp.opTimeout())
+	defer cancel()
+	err := t.sess.s.Release(ctx, t.claim)
+	t.sess.remove(t)
+	switch {
+	case err == nil, errors.Is(err, ErrNotOwner):
+		return nil
+	default:
+		el.addOrphan(t.sess, t.claim)
+		return fmt.Errorf("election: release %q: %w", t.claim.Name, err)
+	}
+}
+
+func (cp *campaign) resign() error {
+	c := cp.c
+	if !c.IsLeader() {
+		return fmt.Errorf("%w: resign %q in %q", ErrNotLeader, c.cfg.ID, c.cfg.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cp.el.cfg.TTL)
+	defer cancel()
+	err := cp.stepDown(ctx)
+	cp.holding = true
+	cp.hold.set(cp.el.cfg.TTL)
+	cp.retry.stop()
+	return err
+}
+
+func (cp *campaign) shutdown() {
+	c := cp.c
+	c.mu.Lock()
+	ctx := c.stopCtx
+	c.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	err := cp.stepDown(ctx)
+	c.mu.Lock()
+	c.stopErr = err
+	c.mu.Unlock()
+}
+
+// onWatch reacts to a change of the election seen by the watch.
+func (cp *campaign) onWatch(life context.Context, ev WatchEvent) {
+	c := cp.c
+	if ev.Err != nil {
+		e := c.event(EventWatchFailed)
+		e.Err = ev.Err
+		c.deliver(e)
+		if c.currentTerm() == nil && !cp.holding {
+			// Blind until the watch is back: fall back to claims with backoff.
+			cp.failures++
+			cp.retry.set(backoff(cp.el.cfg.RetryMin, cp.el.cfg.RetryMax, cp.failures))
+		}
+		return
+	}
+	if t := c.currentTerm(); t != nil {
+		cp.checkTerm(t, ev.Leader)
+		return
+	}
+	cp.seeLeader(ev.Leader)
+	switch {
+	case ev.Leader == nil:
+		if !cp.holding {
+			cp.claim(life)
+		}
+	case ev.Leader.ID != c.cfg.ID && cp.holding:
+		// Another candidate took over after our Resign.
+		cp.holding = false
+		cp.hold.stop()
+	}
+	if ev.Leader != nil && ev.ExpiresIn > 0 && !cp.holding {
+		cp.retry.set(ev.ExpiresIn + time.Millisecond)
+	}
+}
+
+// checkTerm ends t if the store shows a newer term or, once the watch has
+// shown t itself, anything else.
+func (cp *campaign) checkTerm(t *term, l *Leader) {
+	t.mu.Lock()
+	own := l != nil && l.Fence == t.claim.Fence && l.ID == cp.c.cfg.ID
+	if own {
+		t.seenOwn = true
+	}
+	seen := t.seenOwn
+	t.mu.Unlock()
+	switch {
+	case own:
+	case l != nil && l.Fence > t.claim.Fence:
+		t.end(LossSuperseded, fmt.Errorf("%w: %q holds a newer term (fence %d)", ErrLost, l.ID, l.Fence))
+	case seen && l == nil:
+		t.end(LossNotOwner, fmt.Errorf("%w: the store no longer holds the claim", ErrLost))
+	case seen:
+		t.end(LossSuperseded, fmt.Errorf("%w: %q holds the election (fence %d)", ErrLost, l.ID, l.Fence))
+	}
+}
+
+// seeLeader records the leader seen and reports a change.
+func (cp *campaign) seeLeader(l *Leader) {
+	c := cp.c
+	c.mu.Lock()
+	changed := !sameLeader(c.leader, l)
+	if changed {
+		if l == nil {
+			c.leader = nil
+		} else {
+			cp := *l
+			c.leader = &cp
+		}
+	}
+	c.mu.Unlock()
+	if changed {
+		ev := c.event(EventLeaderChanged)
+		ev.Leader = l
+		c.deliver(ev)
+	}
+}
+
+func sameLeader(a, b *Leader) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.ID == b.ID && a.Fence == b.Fence && a.Election == b.Election
+}
+
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+func defaultID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "candidate"
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), newToken()[:6])
+}

@@ -1,0 +1,43 @@
+// Package election is leader election and exclusive leases that work the
+// same on etcd, Redis and Consul.
+//
+// An [Elector] runs elections for one process on one [Backend]; each
+// [Candidate] campaigns in one election and runs leader-only [Handler]s
+// while it leads. [Elector.Observe] follows an election without
+// campaigning, and [TryLease] takes a one-shot exclusive lease.
+//
+// # Safety model
+//
+// Claims are atomic and exclusive; renewals and releases compare the
+// owner's token atomically on the store. Every term carries a fencing
+// token that strictly increases per election.
+//
+// A leader's handler context is cancelled no later than
+//
+//	(send time of the last successful renewal) + TTL − DriftMargin
+//
+// on the local monotonic clock, and at once when a renewal reports the
+// claim gone or the watch shows a newer term. The store cannot expire the
+// claim before (receive time of that renewal) + TTL on its own clock, which
+// is later. So a leader that is paused, partitioned or simply slow steps
+// down before the store can elect anyone else, as long as:
+//
+//   - the local clock does not run slower than the store's by more than
+//     DriftMargin over one TTL (NTP-disciplined clocks drift by parts per
+//     million; the default margin is 10% of the TTL);
+//   - the process is not paused between checking its context and acting on
+//     it (a GC or VM pause at that moment can still let one stale write
+//     through): this is what fencing tokens are for. Pass [Term.Fence] to
+//     the systems you write to and have them reject smaller fences;
+//   - the store itself keeps its promises (see each backend's documented
+//     guarantees: Redis replication is asynchronous, for one).
+//
+// Waiting candidates learn of a release from the store's push (etcd watch,
+// Redis pub/sub, Consul blocking query) and of an expiry from the store's
+// push or from a timer set to the holder's remaining TTL: never from
+// fixed-interval polling.
+//
+// Backends register by URL scheme ([Register]), the way database/sql
+// drivers do. Backend authors prove their implementation with the
+// conformance suite in package conformance.
+package election
