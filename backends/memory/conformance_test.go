@@ -1,0 +1,32 @@
+package memory_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/electionkit/election"
+	"github.com/electionkit/election/backends/memory"
+	"github.com/electionkit/election/conformance"
+)
+
+type harness struct{ store *memory.Store }
+
+func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
+	c := h.store.NewClient()
+	return c, c, nil
+}
+
+func (h *harness) CloseBackend(b election.Backend) error { return b.(*memory.Client).Close() }
+func (h *harness) Store() conformance.Store              { return h.store }
+func (h *harness) InvalidNames() []string                { return nil }
+func (h *harness) Close() error                          { return nil }
+func (h *harness) Timing() conformance.Timing {
+	return conformance.Timing{TTL: 300 * time.Millisecond}
+}
+
+func TestConformance(t *testing.T) {
+	conformance.Run(t, func(ctx context.Context) (conformance.Harness, error) {
+		return &harness{store: memory.NewStore()}, nil
+	})
+}

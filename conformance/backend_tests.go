@@ -1,0 +1,159 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/electionkit/election"
+)
+
+// testWrongToken: renew and release with a token the store does not hold
+// fail with ErrNotOwner and change nothing. Checked on the raw Backend.
+func testWrongToken(e *env) {
+	a, b := e.newNode("a"), e.newNode("b")
+	sa, err := a.b.OpenSession(e.ctx, e.timing.TTL)
+	if err != nil {
+		e.t.Fatalf("OpenSession: %v", err)
+	}
+	defer sa.Close(context.Background())
+	sb, err := b.b.OpenSession(e.ctx, e.timing.TTL)
+	if err != nil {
+		e.t.Fatalf("OpenSession: %v", err)
+	}
+	defer sb.Close(context.Background())
+
+	held, err := sa.Claim(e.ctx, election.ClaimRequest{Name: "tokens", Token: "token-a-0123456789", ID: "a"})
+	if err != nil {
+		e.t.Fatalf("Claim: %v", err)
+	}
+	if _, err := sb.Claim(e.ctx, election.ClaimRequest{Name: "tokens", Token: "token-b-0123456789", ID: "b"}); !errors.Is(err, election.ErrTaken) {
+		e.t.Fatalf("second Claim = %v, want ErrTaken", err)
+	} else {
+		var te *election.TakenError
+		if !errors.As(err, &te) || te.Holder.ID != "a" || te.Holder.Fence != held.Fence {
+			e.t.Fatalf("TakenError = %+v, want holder a with fence %d", te, held.Fence)
+		}
+	}
+	forged := election.Claim{Name: "tokens", Token: "token-b-0123456789", Fence: held.Fence}
+	if err := sb.Renew(e.ctx, []election.Claim{forged}); !errors.Is(err, election.ErrNotOwner) {
+		e.t.Fatalf("Renew with a wrong token = %v, want ErrNotOwner", err)
+	}
+	if err := sb.Release(e.ctx, forged); !errors.Is(err, election.ErrNotOwner) {
+		e.t.Fatalf("Release with a wrong token = %v, want ErrNotOwner", err)
+	}
+	if err := sa.Release(e.ctx, election.Claim{Name: "tokens", Token: "not-the-token", Fence: held.Fence}); !errors.Is(err, election.ErrNotOwner) {
+		e.t.Fatalf("Release by the owner's session with a wrong token = %v, want ErrNotOwner", err)
+	}
+	l, err := b.b.Leader(e.ctx, "tokens")
+	if err != nil || l.ID != "a" || l.Fence != held.Fence {
+		e.t.Fatalf("after forged renew/release, Leader = %+v, %v; want a with fence %d unchanged", l, err, held.Fence)
+	}
+	if err := sa.Renew(e.ctx, []election.Claim{held}); err != nil {
+		e.t.Fatalf("owner's Renew = %v", err)
+	}
+	if err := sa.Release(e.ctx, held); err != nil {
+		e.t.Fatalf("owner's Release = %v", err)
+	}
+	if _, err := b.b.Leader(e.ctx, "tokens"); !errors.Is(err, election.ErrNoLeader) {
+		e.t.Fatalf("after release, Leader err = %v, want ErrNoLeader", err)
+	}
+	again, err := sb.Claim(e.ctx, election.ClaimRequest{Name: "tokens", Token: "token-b-0123456789", ID: "b"})
+	if err != nil {
+		e.t.Fatalf("Claim after release: %v", err)
+	}
+	if again.Fence <= held.Fence {
+		e.t.Fatalf("fence after re-claim %d is not greater than %d", again.Fence, held.Fence)
+	}
+}
+
+// testTryLease: a one-shot lease is exclusive, expires after its TTL, and
+// is released only with its token.
+func testTryLease(e *env) {
+	a, b := e.newNode("a"), e.newNode("b")
+	ttl := e.timing.TTL
+	la, err := election.TryLease(e.ctx, a.b, "lease", ttl)
+	if err != nil {
+		e.t.Fatalf("TryLease: %v", err)
+	}
+	if !la.Valid() {
+		e.t.Fatalf("fresh lease not valid")
+	}
+	if _, err := election.TryLease(e.ctx, b.b, "lease", ttl); !errors.Is(err, election.ErrTaken) {
+		e.t.Fatalf("second TryLease = %v, want ErrTaken", err)
+	}
+	if err := la.Renew(e.ctx); err != nil {
+		e.t.Fatalf("Renew: %v", err)
+	}
+	if err := la.Release(e.ctx); err != nil {
+		e.t.Fatalf("Release: %v", err)
+	}
+	lb, err := election.TryLease(e.ctx, b.b, "lease", ttl)
+	if err != nil {
+		e.t.Fatalf("TryLease after release: %v", err)
+	}
+	if lb.Fence() <= la.Fence() {
+		e.t.Fatalf("fence %d after %d: not increasing", lb.Fence(), la.Fence())
+	}
+	// Let lb expire unrenewed; a stale Release must not free the new holder.
+	deadline := time.Now().Add(ttl + e.timing.ExpiryLag + 10*time.Second)
+	var lc *election.Lease
+	for {
+		lc, err = election.TryLease(e.ctx, a.b, "lease", ttl)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, election.ErrTaken) || time.Now().After(deadline) {
+			e.t.Fatalf("TryLease after expiry: %v", err)
+		}
+		time.Sleep(ttl / 10)
+	}
+	if lb.Valid() {
+		e.t.Fatalf("expired lease still reports Valid")
+	}
+	if err := lb.Release(e.ctx); !errors.Is(err, election.ErrNotOwner) {
+		e.t.Fatalf("Release of an expired lease = %v, want ErrNotOwner", err)
+	}
+	if l, err := b.b.Leader(e.ctx, "lease"); err != nil || l.Fence != lc.Fence() {
+		e.t.Fatalf("stale Release changed the holder: %+v, %v", l, err)
+	}
+	if err := lc.Release(e.ctx); err != nil {
+		e.t.Fatalf("Release: %v", err)
+	}
+}
+
+// testInvalid: names and TTLs the backend cannot use are rejected with
+// ErrInvalidArgument, never clamped.
+func testInvalid(e *env) {
+	n := e.newNode("inv")
+	lim := n.b.Limits()
+	maxLen := lim.MaxNameLen
+	if maxLen == 0 {
+		maxLen = election.DefaultMaxNameLen
+	}
+	bad := []string{"", strings.Repeat("x", maxLen+1), "bad\xffutf8", "ctl\x00char", "new\nline"}
+	bad = append(bad, e.h.InvalidNames()...)
+	for _, name := range bad {
+		if _, err := n.el.NewCandidate(election.CandidateConfig{Name: name}); !errors.Is(err, election.ErrInvalidArgument) {
+			e.t.Errorf("NewCandidate(%q) = %v, want ErrInvalidArgument", name, err)
+		}
+		if _, err := election.TryLease(e.ctx, n.b, name, e.timing.TTL); !errors.Is(err, election.ErrInvalidArgument) {
+			e.t.Errorf("TryLease(%q) = %v, want ErrInvalidArgument", name, err)
+		}
+	}
+	if lim.MinTTL > time.Millisecond {
+		if _, err := election.New(n.b, election.Config{TTL: lim.MinTTL / 2}); !errors.Is(err, election.ErrInvalidArgument) {
+			e.t.Errorf("New with TTL below the minimum %v = %v, want ErrInvalidArgument", lim.MinTTL, err)
+		}
+	}
+	if _, err := election.New(n.b, election.Config{TTL: -time.Second}); !errors.Is(err, election.ErrInvalidArgument) {
+		e.t.Errorf("New with a negative TTL = %v, want ErrInvalidArgument", err)
+	}
+	if _, err := election.New(n.b, election.Config{TTL: e.timing.TTL, RenewInterval: e.timing.TTL}); !errors.Is(err, election.ErrInvalidArgument) {
+		e.t.Errorf("New with RenewInterval = TTL: %v, want ErrInvalidArgument", err)
+	}
+	if _, err := election.New(nil, election.Config{}); !errors.Is(err, election.ErrInvalidArgument) {
+		e.t.Errorf("New(nil backend) = %v, want ErrInvalidArgument", err)
+	}
+}

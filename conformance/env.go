@@ -1,0 +1,217 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/electionkit/election"
+)
+
+// env is one subtest's world: the harness, its nodes and the recorded
+// leadership intervals.
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	h      Harness
+	timing Timing
+
+	mu        sync.Mutex
+	intervals []*interval
+}
+
+// interval is one observed leadership term: from the handler's start to the
+// moment it saw its context cancelled.
+type interval struct {
+	election, id string
+	fence        uint64
+	start, end   time.Time // end zero while leading
+}
+
+// node is one process: a backend client with its own link and an elector.
+type node struct {
+	id   string
+	b    election.Backend
+	link Link
+	el   *election.Elector
+
+	mu        sync.Mutex
+	lastRenew time.Time // send time of the last renewal that covered claims
+	events    []election.Event
+}
+
+func (e *env) newNode(id string) *node {
+	e.t.Helper()
+	b, link, err := e.h.NewBackend(e.ctx)
+	if err != nil {
+		e.t.Fatalf("harness NewBackend: %v", err)
+	}
+	n := &node{id: id, b: b, link: link}
+	el, err := election.New(b, election.Config{TTL: e.timing.TTL, OnEvent: n.record})
+	if err != nil {
+		e.t.Fatalf("election.New with TTL %v: %v", e.timing.TTL, err)
+	}
+	n.el = el
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*e.timing.TTL+5*time.Second)
+		defer cancel()
+		_ = link.Heal(ctx)
+		_ = el.Close(ctx)
+		_ = e.h.CloseBackend(b)
+	})
+	return n
+}
+
+func (n *node) record(ev election.Event) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ev.Kind == election.EventRenewed && ev.Count > 0 {
+		n.lastRenew = ev.Time
+	}
+	n.events = append(n.events, ev)
+}
+
+func (n *node) lastRenewal() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lastRenew
+}
+
+func (n *node) sawEvent(kind election.EventKind, match func(election.Event) bool) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, ev := range n.events {
+		if ev.Kind == kind && (match == nil || match(ev)) {
+			return true
+		}
+	}
+	return false
+}
+
+// candidate makes a started candidate on n whose terms are recorded.
+func (e *env) candidate(n *node, name, id string, meta map[string]string) *election.Candidate {
+	e.t.Helper()
+	c := e.newCandidate(n, name, id, meta)
+	if err := c.Start(e.ctx); err != nil {
+		e.t.Fatalf("Start %s: %v", id, err)
+	}
+	return c
+}
+
+func (e *env) newCandidate(n *node, name, id string, meta map[string]string) *election.Candidate {
+	e.t.Helper()
+	c, err := n.el.NewCandidate(election.CandidateConfig{
+		Name: name, ID: id, Metadata: meta,
+		Handlers: []election.Handler{e.recorder()},
+	})
+	if err != nil {
+		e.t.Fatalf("NewCandidate %s: %v", id, err)
+	}
+	return c
+}
+
+// recorder returns a handler that records its term's interval.
+func (e *env) recorder() election.Handler {
+	return func(ctx context.Context, t election.Term) {
+		iv := &interval{election: t.Election, id: t.ID, fence: t.Fence, start: time.Now()}
+		e.mu.Lock()
+		e.intervals = append(e.intervals, iv)
+		e.mu.Unlock()
+		<-ctx.Done()
+		e.mu.Lock()
+		iv.end = time.Now()
+		e.mu.Unlock()
+	}
+}
+
+// checkIntervals fails the test if two terms of one election overlap or a
+// later term's fence is not greater than an earlier one's. It returns the
+// number of terms seen.
+func (e *env) checkIntervals() int {
+	e.t.Helper()
+	e.mu.Lock()
+	byElection := map[string][]interval{}
+	for _, iv := range e.intervals {
+		byElection[iv.election] = append(byElection[iv.election], *iv)
+	}
+	e.mu.Unlock()
+	total := 0
+	for name, ivs := range byElection {
+		sort.Slice(ivs, func(i, j int) bool { return ivs[i].start.Before(ivs[j].start) })
+		for i := 1; i < len(ivs); i++ {
+			prev, cur := ivs[i-1], ivs[i]
+			if prev.end.IsZero() || !prev.end.Before(cur.start) {
+				e.t.Errorf("election %q: two leaders: %s (fence %d) still leading when %s (fence %d) started",
+					name, prev.id, prev.fence, cur.id, cur.fence)
+			}
+			if cur.fence <= prev.fence {
+				e.t.Errorf("election %q: fence went from %d (%s) to %d (%s): not strictly increasing",
+					name, prev.fence, prev.id, cur.fence, cur.id)
+			}
+		}
+		total += len(ivs)
+	}
+	return total
+}
+
+func (e *env) termCount(name string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, iv := range e.intervals {
+		if iv.election == name {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond every 5ms until it holds or d passes. Polling is fine
+// in a test; the library itself never polls.
+func (e *env) waitFor(d time.Duration, what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) || e.ctx.Err() != nil {
+			e.t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// leaderOf returns the one candidate that leads, or nil if none or several.
+func leaderOf(cs []*election.Candidate) *election.Candidate {
+	var l *election.Candidate
+	for _, c := range cs {
+		if c.IsLeader() {
+			if l != nil {
+				return nil
+			}
+			l = c
+		}
+	}
+	return l
+}
+
+// settle is a generous bound for a pushed handoff or a new election.
+func (e *env) settle() time.Duration { return 3*e.timing.TTL + e.timing.ExpiryLag + 5*time.Second }
+
+func (e *env) stop(c *election.Candidate) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*e.timing.TTL+5*time.Second)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		e.t.Errorf("Stop %s: %v", c.ID(), err)
+	}
+}
+
+func ids(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return out
+}
