@@ -1,0 +1,192 @@
+package consul
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/electionkit/election"
+)
+
+var (
+	_ election.Backend       = (*Backend)(nil)
+	_ election.NameValidator = (*Backend)(nil)
+)
+
+// Backend is the Consul implementation of [election.Backend]: a client of
+// one Consul agent's HTTP API, safe for concurrent use. Each session it opens
+// is one Consul session; each election is one KV key locked by that session.
+// See the package documentation for the safety model.
+type Backend struct {
+	s      settings
+	client *api.Client
+	owned  *http.Transport // closed by Close; nil for a caller's client
+
+	// life ends when the backend is closed; it stops every watch.
+	life    context.Context
+	stop    context.CancelFunc
+	mu      sync.Mutex // orders watches.Add before Close's Wait
+	closed  bool
+	watches sync.WaitGroup
+}
+
+// New validates cfg and returns a Backend. It does no I/O: an unreachable
+// agent or a rejected token shows up on the first operation. Every problem
+// with cfg or the CONSUL_* environment is reported at once in an error
+// wrapping [election.ErrInvalidArgument] that names the field or variable.
+func New(cfg Config) (*Backend, error) {
+	s, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{s: s, client: s.client}
+	if b.client == nil {
+		b.client, err = api.NewClient(s.api)
+		if err != nil {
+			return nil, invalid("TLS", "%v", err)
+		}
+		b.owned = s.api.Transport
+	}
+	b.life, b.stop = context.WithCancel(context.Background())
+	return b, nil
+}
+
+// Close stops every watch of the backend, waits for their goroutines to
+// end and, if the backend built its own client, closes its idle
+// connections. It does not destroy open sessions: close them first, or let
+// their TTL run out. Operations after Close fail; Close is idempotent and
+// always returns nil.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	already := b.closed
+	b.closed = true
+	b.mu.Unlock()
+	if already {
+		return nil
+	}
+	b.stop()
+	b.watches.Wait()
+	if b.owned != nil {
+		b.owned.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Limits reports Consul's session TTL bounds: MinTTL is Config.MinTTL (the
+// servers' session_ttl_min, 10s by default) and MaxTTL is 24h. Names are
+// limited only by the core's rules (256 bytes): any such name can be stored.
+func (b *Backend) Limits() election.Limits {
+	return election.Limits{MinTTL: b.s.minTTL, MaxTTL: MaxTTL}
+}
+
+// ValidateName implements [election.NameValidator]. Every name that passes
+// the core's rules is stored (escaped, see [Config.Prefix]); ValidateName
+// applies those rules so that direct users of the Backend get the same
+// [election.ErrInvalidArgument] as users of the core.
+func (b *Backend) ValidateName(name string) error {
+	return election.ValidateName(nil, name)
+}
+
+// Prefix returns the validated KV prefix election keys live under.
+func (b *Backend) Prefix() string { return b.s.prefix }
+
+// Key returns the KV key that holds the election name: Prefix + "/" + the
+// escaped name, for operators (ACL rules, `consul kv get`) and tests.
+func (b *Backend) Key(name string) string { return b.s.prefix + "/" + escapeName(name) }
+
+// Leader reads the holder of the election name. It returns
+// [election.ErrNoLeader] when the key is absent or no session holds it, an
+// error wrapping [election.ErrUnavailable] when the agent does not answer,
+// and one wrapping [election.ErrInvalidArgument] for a bad name or a
+// rejected token. The read uses Consul's default consistency (served by the
+// Raft leader).
+func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, error) {
+	if err := b.check(name); err != nil {
+		return election.Leader{}, err
+	}
+	p, _, err := b.client.KV().Get(b.Key(name), b.query(ctx))
+	if err != nil {
+		return election.Leader{}, storeErr(fmt.Sprintf("leader %q", name), err)
+	}
+	l, _, held, err := holder(name, p)
+	switch {
+	case err != nil:
+		return election.Leader{}, err
+	case !held:
+		return election.Leader{}, election.ErrNoLeader
+	}
+	return l, nil
+}
+
+// OpenSession creates one Consul session: TTL ttl, no health checks (only
+// the TTL or an operator invalidates it), behavior "delete" (its keys are
+// deleted when it is invalidated), lock-delay Config.LockDelay. Consul
+// starts the session's timer when it creates it and invalidates it no
+// earlier than ttl (and up to 2×ttl) after creation or the last renewal.
+//
+// Errors: [election.ErrInvalidArgument] for a ttl outside Limits or a
+// rejected token; [election.ErrUnavailable] when the agent does not answer.
+func (b *Backend) OpenSession(ctx context.Context, ttl time.Duration) (election.Session, error) {
+	if b.life.Err() != nil {
+		return nil, errClosed
+	}
+	if ttl < b.s.minTTL || ttl > MaxTTL {
+		return nil, invalid("ttl", "%v is outside the agent's session TTL range [%v, %v] (see Config.MinTTL)", ttl, b.s.minTTL, MaxTTL)
+	}
+	// The body is written by hand: api.Session.Create omits a zero
+	// LockDelay, and Consul then applies its own 15s default.
+	body := map[string]any{
+		"Name":       b.s.sessionName,
+		"TTL":        ttl.String(),
+		"Behavior":   api.SessionBehaviorDelete,
+		"LockDelay":  b.s.lockDelay.String(),
+		"NodeChecks": []string{},
+	}
+	var out struct{ ID string }
+	if _, err := b.client.Raw().Write("/v1/session/create", body, &out, b.write(ctx)); err != nil {
+		return nil, storeErr("open session", err)
+	}
+	return &session{b: b, id: out.ID, ttl: ttl}, nil
+}
+
+// check fails on a closed backend or an invalid name.
+func (b *Backend) check(name string) error {
+	if b.life.Err() != nil {
+		return errClosed
+	}
+	return b.ValidateName(name)
+}
+
+// query returns the read options of every request: the configured token,
+// datacenter, namespace and partition, bound to ctx.
+func (b *Backend) query(ctx context.Context) *api.QueryOptions {
+	q := &api.QueryOptions{Token: b.s.token, Datacenter: b.s.datacenter, Namespace: b.s.namespace, Partition: b.s.partition}
+	return q.WithContext(ctx)
+}
+
+// write is query's counterpart for writes.
+func (b *Backend) write(ctx context.Context) *api.WriteOptions {
+	w := &api.WriteOptions{Token: b.s.token, Datacenter: b.s.datacenter, Namespace: b.s.namespace, Partition: b.s.partition}
+	return w.WithContext(ctx)
+}
+
+// kvOp returns a transaction operation on the election key name.
+func (b *Backend) kvOp(verb api.KVOp, name string) *api.TxnOp {
+	return &api.TxnOp{KV: &api.KVTxnOp{Verb: verb, Key: b.Key(name), Namespace: b.s.namespace, Partition: b.s.partition}}
+}
+
+// track registers a goroutine that Close waits for; it fails once the
+// backend is closed.
+func (b *Backend) track() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.watches.Add(1)
+	return true
+}

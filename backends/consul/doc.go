@@ -1,0 +1,46 @@
+// Package consul is the Consul backend of github.com/electionkit/election,
+// built on github.com/hashicorp/consul/api.
+//
+// Import it for its side effect to open it by URL, the way database/sql
+// drivers register:
+//
+//	import _ "github.com/electionkit/election/backends/consul"
+//
+//	// consul://127.0.0.1:8500?dc=dc1&prefix=myapp&token_file=/etc/consul.token
+//
+// or build it from a [Config] with [New]. The CONSUL_HTTP_* environment
+// variables work as with the consul CLI; explicit settings override them.
+//
+// # Safety model
+//
+// Each [election.Session] is one Consul session with a TTL, no health checks
+// and behavior "delete". A claim is one transaction that checks the
+// election's key is absent and locks it with the session; the key lives as
+// long as the session. Renew is one session renewal plus one consistent read
+// of the claimed keys, whatever their number. The fencing token of a term is
+// the ModifyIndex of its lock: a Raft index, so fences of one election
+// strictly increase across releases, re-claims, deletions and server
+// restarts that keep the data directory.
+//
+// What Consul measures and what it cannot promise:
+//
+//   - Session TTLs must lie between the servers' session_ttl_min (10s by
+//     default; [Config.MinTTL] tells the backend a lowered value) and 24h.
+//     A TTL outside that range is rejected, never rounded.
+//   - The Consul leader invalidates a session between TTL and 2×TTL after
+//     its last renewal, plus timer and Raft latency: takeover after a crash
+//     takes up to about 2×TTL. Expiry is never early: the core's leader
+//     steps down at (last renewal sent) + TTL − DriftMargin.
+//   - Lock-delay is 0 by default ([Config.LockDelay]): safe against TTL
+//     expiry, not against an operator destroying the session by hand.
+//   - When the Consul leader changes or restarts, the new leader restarts
+//     every session timer at 2×TTL: expiry is late, never early.
+//   - Time is measured by the Consul leader's clock alone; client and server
+//     clocks need not agree, but a paused leader expires nothing while
+//     paused.
+//   - A cluster that loses its Raft data (a -dev agent restarted, a cluster
+//     rebuilt from scratch) starts its indexes again: fences are monotonic
+//     only for the life of one cluster's data.
+//   - Keys under the prefix must be written only by this package: a foreign
+//     write to an election key changes its value or its fence.
+package consul

@@ -1,0 +1,98 @@
+package consul
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/electionkit/election"
+)
+
+// Consul's HTTP KV endpoint accepts only ASCII letters, digits and ",-_./"
+// in keys, and rejects keys with "../" or ending in a file extension it
+// deems risky (".json", ".com", ...). Election names are arbitrary UTF-8, so
+// a name is stored as one key segment escaped to letters, digits and '-':
+// every other byte, '_' itself included, becomes '_' and two upper-case hex
+// digits ("billing.cron" → "billing_2Ecron", "a/b" → "a_2Fb"). The escaped
+// segment has no '.', '/' or '%', so it is always a valid key, and the
+// escaping is reversible, so distinct names give distinct keys. The segment
+// never contains '/', so Prefix + "/" + segment also never equals a key of
+// another prefix.
+
+const hexDigits = "0123456789ABCDEF"
+
+// escapeName returns the key segment of an election name.
+func escapeName(name string) string {
+	var b strings.Builder
+	b.Grow(len(name))
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if isLiteral(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('_')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&0xF])
+	}
+	return b.String()
+}
+
+func isLiteral(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-'
+}
+
+// checkPrefix enforces the rules documented on Config.Prefix.
+func checkPrefix(p string) error {
+	if len(p) > 512 {
+		return invalid("Prefix", "%d bytes, longer than 512", len(p))
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" {
+			return invalid("Prefix", "%q has an empty segment (leading, trailing or double '/')", p)
+		}
+		if strings.Contains(seg, "..") {
+			return invalid("Prefix", "%q contains \"..\"", p)
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !isLiteral(c) && c != '_' && c != '.' && c != ',' {
+				return invalid("Prefix", "%q contains %q; use ASCII letters, digits and \"-_.,/\"", p, c)
+			}
+		}
+	}
+	return nil
+}
+
+// record is the JSON value stored at an election key. The owner token is
+// stored verbatim, as the contract asks, so that release and renew can
+// compare it; it is never logged and never copied into a Leader. Anyone with
+// read access to the prefix can read it: grant KV read on the prefix only to
+// the electing processes and operators.
+type record struct {
+	// Election is the unescaped name, for operators reading the KV store.
+	Election string            `json:"election"`
+	ID       string            `json:"id"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Token    string            `json:"token"`
+}
+
+func encodeRecord(req election.ClaimRequest) ([]byte, error) {
+	return json.Marshal(record{Election: req.Name, ID: req.ID, Metadata: req.Metadata, Token: req.Token})
+}
+
+// holder decodes the key's value. It reports held=false for an absent key
+// or one no session holds (a vacant election); the Leader's fence is the
+// key's ModifyIndex.
+func holder(name string, p *api.KVPair) (l election.Leader, token string, held bool, err error) {
+	if p == nil || p.Session == "" {
+		return election.Leader{}, "", false, nil
+	}
+	var r record
+	if err := json.Unmarshal(p.Value, &r); err != nil {
+		return election.Leader{}, "", false, fmt.Errorf("consul: key %q holds a value this package did not write: %w", p.Key, err)
+	}
+	return election.Leader{Election: name, ID: r.ID, Metadata: r.Metadata, Fence: p.ModifyIndex}, r.Token, true, nil
+}

@@ -1,0 +1,247 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/electionkit/election"
+)
+
+// maxRounds bounds the read-then-compare-and-set rounds of Claim and
+// Release when the key keeps changing under them.
+const maxRounds = 4
+
+// session is one Consul session; every claim made through it is a KV lock
+// held by it.
+type session struct {
+	b   *Backend
+	id  string
+	ttl time.Duration
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// TTL returns the TTL the session was created with. Consul grants TTLs as
+// asked (within session_ttl_min and 24h) and may keep the session up to
+// twice as long after the last renewal.
+func (s *session) TTL() time.Duration { return s.ttl }
+
+func (s *session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *session) expired(what string) error {
+	return fmt.Errorf("consul: %s: %w", what, election.ErrSessionExpired)
+}
+
+// Claim locks the election key with this session in one transaction that
+// first checks the key is absent (or unchanged since it was read vacant), so
+// that a key held by another claim of this same session is reported taken
+// instead of being silently re-locked. The fence is the ModifyIndex of the
+// lock: the Raft index of the transaction, which never repeats and only
+// grows, also across key deletions and server restarts that keep their data.
+func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
+	what := fmt.Sprintf("claim %q", req.Name)
+	if err := s.b.check(req.Name); err != nil {
+		return election.Claim{}, err
+	}
+	if req.Token == "" {
+		return election.Claim{}, invalid("Token", "empty owner token")
+	}
+	if s.isClosed() {
+		return election.Claim{}, s.expired(what)
+	}
+	value, err := encodeRecord(req)
+	if err != nil {
+		return election.Claim{}, invalid("Metadata", "%v", err)
+	}
+	var vacant *api.KVPair // the key as last read, present but held by no session
+	for range maxRounds {
+		guard := s.b.kvOp(api.KVCheckNotExists, req.Name)
+		if vacant != nil {
+			guard = s.b.kvOp(api.KVCheckIndex, req.Name)
+			guard.KV.Index = vacant.ModifyIndex
+		}
+		lock := s.b.kvOp(api.KVLock, req.Name)
+		lock.KV.Value, lock.KV.Session = value, s.id
+		ok, resp, _, err := s.b.client.Txn().Txn(api.TxnOps{guard, lock}, s.b.query(ctx))
+		if err != nil {
+			return election.Claim{}, storeErr(what, err)
+		}
+		if ok {
+			// The lock is the last operation; its result carries the
+			// indexes the transaction gave the key.
+			if n := len(resp.Results); n > 0 && resp.Results[n-1].KV != nil && resp.Results[n-1].KV.Session == s.id {
+				return election.Claim{Name: req.Name, Token: req.Token, Fence: resp.Results[n-1].KV.ModifyIndex}, nil
+			}
+			return election.Claim{}, storeErr(what, errors.New("transaction succeeded without the lock's result"))
+		}
+		terr := txnError(resp.Errors)
+		switch {
+		case terr.failed(-1, "invalid session"):
+			return election.Claim{}, s.expired(what)
+		case terr.failed(1, "lock delay"):
+			return election.Claim{}, fmt.Errorf("consul: %s: %w: the previous holder's lock-delay is in effect: %w",
+				what, election.ErrUnavailable, terr)
+		case !terr.failed(0, "") || terr.failed(-1, "Permission denied"):
+			return election.Claim{}, storeErr(what, terr)
+		}
+		// The guard failed: the key exists, or changed since it was read.
+		p, _, err := s.b.client.KV().Get(s.b.Key(req.Name), s.b.query(ctx))
+		if err != nil {
+			return election.Claim{}, storeErr(what, err)
+		}
+		l, _, held, err := holder(req.Name, p)
+		if err != nil {
+			return election.Claim{}, err
+		}
+		if held {
+			return election.Claim{}, &election.TakenError{Holder: l}
+		}
+		vacant = p // nil when the key vanished meanwhile
+	}
+	return election.Claim{}, fmt.Errorf("consul: %s: %w: the key changed under %d attempts", what, election.ErrUnavailable, maxRounds)
+}
+
+// Renew renews the Consul session (one request, whatever the number of
+// claims) and then reads every claim's key in one consistent request: a
+// read-only transaction for up to 64 claims (Consul's limit per
+// transaction), one listing of the prefix beyond. A claim is renewed when
+// its key is still locked by this session and holds its token; the others
+// are listed in a *election.NotOwnerError. The read comes after the renewal,
+// so a claim reported renewed was held when the renewal was applied.
+func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
+	if s.b.life.Err() != nil {
+		return errClosed
+	}
+	if s.isClosed() {
+		return s.expired("renew")
+	}
+	var entries []*api.SessionEntry
+	if _, err := s.b.client.Raw().Write("/v1/session/renew/"+s.id, nil, &entries, s.b.write(ctx)); err != nil {
+		var se api.StatusError
+		if errors.As(err, &se) && se.Code == http.StatusNotFound {
+			return s.expired("renew")
+		}
+		return storeErr("renew session", err)
+	}
+	if len(entries) == 0 {
+		return s.expired("renew")
+	}
+	if len(claims) == 0 {
+		return nil
+	}
+	keys, err := s.readKeys(ctx, claims)
+	if err != nil {
+		return storeErr("renew: read claims", err)
+	}
+	var lost []election.Claim
+	for _, c := range claims {
+		p := keys[s.b.Key(c.Name)]
+		_, token, held, err := holder(c.Name, p)
+		if err != nil || !held || p.Session != s.id || token != c.Token {
+			lost = append(lost, c)
+		}
+	}
+	if len(lost) > 0 {
+		return &election.NotOwnerError{Claims: lost}
+	}
+	return nil
+}
+
+// maxTxnOps is the number of operations Consul accepts in one transaction.
+const maxTxnOps = 64
+
+// readKeys reads the keys of claims with a consistent read, by key.
+func (s *session) readKeys(ctx context.Context, claims []election.Claim) (map[string]*api.KVPair, error) {
+	q := s.b.query(ctx)
+	q.RequireConsistent = true
+	out := make(map[string]*api.KVPair, len(claims))
+	if len(claims) > maxTxnOps {
+		pairs, _, err := s.b.client.KV().List(s.b.s.prefix+"/", q)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pairs {
+			out[p.Key] = p
+		}
+		return out, nil
+	}
+	ops := make(api.TxnOps, 0, len(claims))
+	for _, c := range claims {
+		ops = append(ops, s.b.kvOp(api.KVGetOrEmpty, c.Name))
+	}
+	ok, resp, _, err := s.b.client.Txn().Txn(ops, q)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, txnError(resp.Errors)
+	}
+	for _, r := range resp.Results {
+		if r.KV != nil && r.KV.ModifyIndex != 0 {
+			out[r.KV.Key] = r.KV
+		}
+	}
+	return out, nil
+}
+
+// Release deletes the election key if its value holds c.Token: it reads the
+// key and deletes it with a check-and-set on the ModifyIndex it read, so
+// nothing changes unless the key is exactly the one read. It returns an
+// error wrapping [election.ErrNotOwner] when the key is absent, vacant or
+// holds another token. The session's other claims are not affected.
+func (s *session) Release(ctx context.Context, c election.Claim) error {
+	what := fmt.Sprintf("release %q", c.Name)
+	if err := s.b.check(c.Name); err != nil {
+		return err
+	}
+	key := s.b.Key(c.Name)
+	for range maxRounds {
+		p, _, err := s.b.client.KV().Get(key, s.b.query(ctx))
+		if err != nil {
+			return storeErr(what, err)
+		}
+		_, token, held, err := holder(c.Name, p)
+		if err != nil || !held || token != c.Token {
+			return fmt.Errorf("consul: %s: %w", what, election.ErrNotOwner)
+		}
+		ok, _, err := s.b.client.KV().DeleteCAS(&api.KVPair{Key: key, ModifyIndex: p.ModifyIndex}, s.b.write(ctx))
+		if err != nil {
+			return storeErr(what, err)
+		}
+		if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("consul: %s: %w: the key changed under %d attempts", what, election.ErrUnavailable, maxRounds)
+}
+
+// Close destroys the Consul session; Consul deletes every key it still
+// holds (behavior "delete") and watchers see the elections vacant. Close is
+// idempotent; a session already gone counts as closed.
+func (s *session) Close(ctx context.Context) error {
+	if s.isClosed() {
+		return nil
+	}
+	if s.b.life.Err() != nil {
+		return errClosed
+	}
+	if _, err := s.b.client.Session().Destroy(s.id, s.b.write(ctx)); err != nil && !strings.Contains(err.Error(), "Unknown session") {
+		return storeErr("close session", err)
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
