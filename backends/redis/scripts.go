@@ -1,0 +1,83 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// The Lua scripts. Lua numbers are doubles: microsecond timestamps (about
+// 1.8e15) and fences stay exact below 2^53 (9.0e15), and are formatted with
+// %.0f, never tostring, which would switch to exponent form.
+
+// claimScript takes an election if it is vacant and the quarantine is over.
+//
+//	KEYS[1] leader key, KEYS[2] meta hash
+//	ARGV[1] record JSON without fence, ARGV[2] announcement JSON without
+//	fence, ARGV[3] TTL in ms, ARGV[4] quarantine in µs, ARGV[5] channel
+//
+// Returns {"ok", fence} | {"taken", value, pttl} | {"quarantine", µs left}.
+var claimScript = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local boot = tonumber(redis.call('HGET', KEYS[2], 'boot'))
+if boot == nil then
+  boot = now
+  redis.call('HSET', KEYS[2], 'boot', string.format('%.0f', now))
+end
+local quarantine = tonumber(ARGV[4])
+if now < boot + quarantine then
+  return {'quarantine', string.format('%.0f', boot + quarantine - now)}
+end
+local last = tonumber(redis.call('HGET', KEYS[2], 'fence')) or 0
+local fence = string.format('%.0f', math.max(last + 1, now))
+local value = '{"fence":' .. fence .. ',' .. string.sub(ARGV[1], 2)
+if not redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[3]) then
+  return {'taken', redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+end
+redis.call('HSET', KEYS[2], 'fence', fence)
+redis.call('PUBLISH', ARGV[5], '{"fence":' .. fence .. ',' .. string.sub(ARGV[2], 2))
+return {'ok', fence}
+`)
+
+// renewScript extends every listed claim whose stored owner token matches.
+//
+//	KEYS[i] leader key of claim i
+//	ARGV[1] TTL in ms, ARGV[i+1] owner token of claim i
+//
+// Returns the 1-based indexes of the claims that were not renewed.
+var renewScript = goredis.NewScript(`
+local failed = {}
+for i = 1, #KEYS do
+  local value = redis.call('GET', KEYS[i])
+  local ok, rec = false, nil
+  if value then ok, rec = pcall(cjson.decode, value) end
+  if ok and type(rec) == 'table' and rec.token == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  else
+    failed[#failed + 1] = i
+  end
+end
+return failed
+`)
+
+// releaseScript deletes a claim whose stored owner token matches and
+// announces the vacancy.
+//
+//	KEYS[1] leader key; ARGV[1] owner token, ARGV[2] channel
+//
+// Returns 1 when released, 0 when the token did not match or the election
+// was vacant.
+var releaseScript = goredis.NewScript(`
+local value = redis.call('GET', KEYS[1])
+if not value then return 0 end
+local ok, rec = pcall(cjson.decode, value)
+if not ok or type(rec) ~= 'table' or rec.token ~= ARGV[1] then return 0 end
+local fence = string.match(value, '^{"fence":(%d+),') or '0'
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], '{"fence":' .. fence .. ',"kind":"release"}')
+return 1
+`)
+
+// readScript reads an election atomically: {value|nil, pttl, last fence|nil}.
+//
+//	KEYS[1] leader key, KEYS[2] meta hash
+var readScript = goredis.NewScript(`
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), redis.call('HGET', KEYS[2], 'fence')}
+`)

@@ -1,0 +1,134 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/electionkit/election"
+)
+
+func init() {
+	election.Register("redis", open)
+	election.Register("rediss", open)
+}
+
+func open(ctx context.Context, u *url.URL) (election.Backend, error) {
+	return OpenURL(ctx, u)
+}
+
+// URL query parameters of this package; every other parameter goes to
+// go-redis's own parser (redis.ParseURL), which rejects those it does not
+// know.
+const (
+	paramPrefix            = "prefix"             // Config.Prefix
+	paramQuarantine        = "quarantine"         // Config.Quarantine, a Go duration
+	paramNoQuarantine      = "no_quarantine"      // Config.NoQuarantine, a Go bool
+	paramWaitReplicas      = "wait_replicas"      // Config.WaitReplicas
+	paramWaitTimeout       = "wait_timeout"       // Config.WaitTimeout, a Go duration
+	paramSubscriptionCheck = "subscription_check" // Config.SubscriptionCheck, a Go duration
+)
+
+// OpenURL opens a Backend for a redis:// or rediss:// (TLS) URL:
+//
+//	redis://[user[:password]@]host[:port][/db][?param=value&...]
+//
+// The host, credentials, database and go-redis's connection parameters
+// (dial_timeout, read_timeout, pool_size, protocol, client_name, ...) are
+// parsed by go-redis's own redis.ParseURL. This package adds prefix,
+// quarantine, no_quarantine, wait_replicas, wait_timeout and
+// subscription_check (see [Config]; durations in Go syntax such as 500ms).
+//
+// The Backend owns its client; [Backend.Close] closes it. OpenURL checks
+// the server with a PING: rejected credentials give an error wrapping
+// [election.ErrInvalidArgument], an unreachable server one wrapping
+// [election.ErrUnavailable]. An unknown parameter, a malformed value or an
+// invalid [Config] gives [election.ErrInvalidArgument] naming every problem.
+func OpenURL(ctx context.Context, u *url.URL) (*Backend, error) {
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, invalid("url", "scheme %q is not redis or rediss", u.Scheme)
+	}
+	cfg, rest, err := splitParams(u)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := goredis.ParseURL(rest.String())
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w: url: %w", election.ErrInvalidArgument, err)
+	}
+	client := goredis.NewClient(opts)
+	b, err := New(client, cfg)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	b.ownsClient = true
+	if err := client.Ping(ctx).Err(); err != nil {
+		_ = b.Close()
+		return nil, storeError("open "+redactedHost(u), "", err)
+	}
+	return b, nil
+}
+
+// splitParams takes this package's parameters out of u. It returns the
+// Config they describe, a copy of u without them, and every malformed value
+// at once.
+func splitParams(u *url.URL) (Config, *url.URL, error) {
+	rest := *u
+	q := u.Query()
+	var cfg Config
+	var errs []error
+	take := func(name string) (string, bool) {
+		v, ok := q[name]
+		if !ok {
+			return "", false
+		}
+		delete(q, name)
+		if len(v) != 1 {
+			errs = append(errs, invalid("url: "+name, "given %d times", len(v)))
+			return "", false
+		}
+		return v[0], true
+	}
+	duration := func(name string, into *time.Duration) {
+		if v, ok := take(name); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, invalid("url: "+name, "%q is not a duration: %v", v, err))
+			}
+			*into = d
+		}
+	}
+	if v, ok := take(paramPrefix); ok {
+		cfg.Prefix = v
+	}
+	duration(paramQuarantine, &cfg.Quarantine)
+	if v, ok := take(paramNoQuarantine); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, invalid("url: "+paramNoQuarantine, "%q is not a bool", v))
+		}
+		cfg.NoQuarantine = b
+	}
+	if v, ok := take(paramWaitReplicas); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, invalid("url: "+paramWaitReplicas, "%q is not an integer", v))
+		}
+		cfg.WaitReplicas = n
+	}
+	duration(paramWaitTimeout, &cfg.WaitTimeout)
+	duration(paramSubscriptionCheck, &cfg.SubscriptionCheck)
+	rest.RawQuery = q.Encode()
+	return cfg, &rest, errors.Join(errs...)
+}
+
+// redactedHost names the server of u without credentials.
+func redactedHost(u *url.URL) string {
+	return u.Scheme + "://" + u.Host
+}
