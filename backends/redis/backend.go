@@ -31,8 +31,8 @@ type Backend struct {
 
 	mu       sync.Mutex
 	closed   bool
-	closing  chan struct{} // closed by Close; stops watchers
-	hub      *hub          // the shared subscription; nil until a Watch needs it or after it broke
+	closing  chan struct{}  // closed by Close; stops watchers
+	hub      *hub           // the shared subscription; nil until a Watch needs it or after it broke
 	watchers sync.WaitGroup // watcher goroutines
 	loops    sync.WaitGroup // hub receive loops, also of hubs that failed
 }

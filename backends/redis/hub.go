@@ -47,12 +47,12 @@ type topic struct {
 // b.mu and has checked that b is not closed.
 func newHub(b *Backend) *hub {
 	h := &hub{
-		backend:  b,
-		ps:       b.client.Subscribe(context.Background()), // no channel yet: no I/O
-		check:    b.cfg.SubscriptionCheck,
-		topics:   map[string]*topic{},
-		pending:  map[string]int{},
-		broken:   make(chan struct{}),
+		backend: b,
+		ps:      b.client.Subscribe(context.Background()), // no channel yet: no I/O
+		check:   b.cfg.SubscriptionCheck,
+		topics:  map[string]*topic{},
+		pending: map[string]int{},
+		broken:  make(chan struct{}),
 	}
 	b.loops.Add(1)
 	go h.loop()
