@@ -98,3 +98,19 @@ type Event struct {
 	// Err is the error, for failures and losses.
 	Err error
 }
+
+// TeeEvents returns an OnEvent hook that passes every event to each of fns
+// in order (nil entries are skipped): logging and metrics side by side.
+func TeeEvents(fns ...func(Event)) func(Event) {
+	var live []func(Event)
+	for _, f := range fns {
+		if f != nil {
+			live = append(live, f)
+		}
+	}
+	return func(ev Event) {
+		for _, f := range live {
+			f(ev)
+		}
+	}
+}

@@ -1,0 +1,194 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Query parameters of a backend URL that configure the elector rather than
+// the backend. [ParseURL] removes them before the backend's Opener sees the
+// URL.
+const (
+	ParamTTL           = "ttl"
+	ParamRenewInterval = "renew_interval"
+	ParamDriftMargin   = "drift_margin"
+)
+
+// ParseURL splits a backend URL such as
+//
+//	etcd://h1:2379,h2:2379/prefix?ttl=10s&dial_timeout=2s
+//
+// into the elector settings it carries (ttl, renew_interval, drift_margin,
+// as Go durations) and the URL left for the backend. Every problem is
+// reported at once, wrapping ErrInvalidArgument and naming the field.
+func ParseURL(raw string) (Config, *url.URL, error) {
+	var cfg Config
+	if strings.TrimSpace(raw) == "" {
+		return cfg, nil, invalid("url", "empty")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return cfg, nil, invalid("url", "%v", redactErr(err))
+	}
+	if u.Scheme == "" {
+		return cfg, nil, invalid("url", "%q has no scheme (want etcd://, redis://, rediss://, consul:// or memory://)", u.Redacted())
+	}
+	q := u.Query()
+	var errs []error
+	for _, p := range []struct {
+		name string
+		dst  *time.Duration
+	}{{ParamTTL, &cfg.TTL}, {ParamRenewInterval, &cfg.RenewInterval}, {ParamDriftMargin, &cfg.DriftMargin}} {
+		v, ok := q[p.name]
+		if !ok {
+			continue
+		}
+		q.Del(p.name)
+		if len(v) != 1 {
+			errs = append(errs, invalid("url "+p.name, "given %d times", len(v)))
+			continue
+		}
+		d, err := time.ParseDuration(v[0])
+		if err != nil || d <= 0 {
+			errs = append(errs, invalid("url "+p.name, "%q is not a positive duration such as 10s", v[0]))
+			continue
+		}
+		*p.dst = d
+	}
+	u.RawQuery = q.Encode()
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, nil, err
+	}
+	return cfg, u, nil
+}
+
+// redactErr drops the URL (which may hold a password) from a url.Error.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// Open opens the backend a URL names, through the backend registered for
+// its scheme (blank-import the backend package), and returns it with the
+// elector settings the URL carries. Close the backend with [CloseBackend]
+// when done. Errors name the field: an unknown scheme, a bad parameter, a
+// missing credential (ErrInvalidArgument), or an unreachable store
+// (ErrUnavailable).
+func Open(ctx context.Context, rawURL string) (Backend, Config, error) {
+	cfg, u, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, Config{}, err
+	}
+	open, err := lookupDriver(u.Scheme)
+	if err != nil {
+		return nil, Config{}, err
+	}
+	b, err := open(ctx, u)
+	if err != nil {
+		return nil, Config{}, fmt.Errorf("election: open %s backend: %w", u.Scheme, err)
+	}
+	return b, cfg, nil
+}
+
+// Duration is a time.Duration that reads and writes as text such as "10s"
+// in JSON, YAML and environment variables.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return invalid("duration", "%q is not a duration such as 10s", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText formats the duration as Go does ("10s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Settings is the configuration a service loads from its own config file
+// (JSON or YAML) and environment. Zero fields take the defaults of
+// [Config]; settings in the URL's query are overridden by the fields here
+// when both are set.
+type Settings struct {
+	// URL names the backend: etcd://, redis://, rediss://, consul://,
+	// memory://. Required.
+	URL string `json:"url" yaml:"url"`
+	// TTL, RenewInterval and DriftMargin: see [Config].
+	TTL           Duration `json:"ttl,omitempty" yaml:"ttl,omitempty"`
+	RenewInterval Duration `json:"renew_interval,omitempty" yaml:"renew_interval,omitempty"`
+	DriftMargin   Duration `json:"drift_margin,omitempty" yaml:"drift_margin,omitempty"`
+	// ID identifies this process's candidates. Default: host, pid and a
+	// random suffix.
+	ID string `json:"id,omitempty" yaml:"id,omitempty"`
+	// Metadata is shown to observers with this process's leaders.
+	Metadata map[string]string `json:"metadata,omitempty" yaml:"metadata,omitempty"`
+}
+
+// Environment variables read by [Settings.FromEnv], after the prefix.
+const (
+	EnvURL           = "URL"
+	EnvTTL           = "TTL"
+	EnvRenewInterval = "RENEW_INTERVAL"
+	EnvDriftMargin   = "DRIFT_MARGIN"
+	EnvID            = "ID"
+)
+
+// FromEnv returns s overridden by the environment variables prefix+URL,
+// prefix+TTL, prefix+RENEW_INTERVAL, prefix+DRIFT_MARGIN and prefix+ID
+// (for example ELECTION_URL with prefix "ELECTION_"). Set but empty
+// variables are ignored. Bad durations are errors naming the variable.
+func (s Settings) FromEnv(prefix string) (Settings, error) {
+	var errs []error
+	if v := os.Getenv(prefix + EnvURL); v != "" {
+		s.URL = v
+	}
+	if v := os.Getenv(prefix + EnvID); v != "" {
+		s.ID = v
+	}
+	for _, p := range []struct {
+		name string
+		dst  *Duration
+	}{{EnvTTL, &s.TTL}, {EnvRenewInterval, &s.RenewInterval}, {EnvDriftMargin, &s.DriftMargin}} {
+		v := os.Getenv(prefix + p.name)
+		if v == "" {
+			continue
+		}
+		if err := p.dst.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, invalid(prefix+p.name, "%q is not a duration such as 10s", v))
+		}
+	}
+	return s, errors.Join(errs...)
+}
+
+// Open opens the backend s.URL names and returns it with the elector
+// Config that s describes (URL query settings, then the fields of s).
+// Close the backend with [CloseBackend].
+func (s Settings) Open(ctx context.Context) (Backend, Config, error) {
+	if s.URL == "" {
+		return nil, Config{}, invalid("url", "missing: set Settings.URL (or the URL environment variable)")
+	}
+	b, cfg, err := Open(ctx, s.URL)
+	if err != nil {
+		return nil, Config{}, err
+	}
+	if s.TTL != 0 {
+		cfg.TTL = time.Duration(s.TTL)
+	}
+	if s.RenewInterval != 0 {
+		cfg.RenewInterval = time.Duration(s.RenewInterval)
+	}
+	if s.DriftMargin != 0 {
+		cfg.DriftMargin = time.Duration(s.DriftMargin)
+	}
+	return b, cfg, nil
+}
