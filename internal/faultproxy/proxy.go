@@ -1,0 +1,166 @@
+package faultproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/electionkit/election/conformance"
+)
+
+var _ conformance.Link = (*Proxy)(nil)
+
+// ErrClosed is returned by [Proxy.Cut] and [Proxy.Heal] after [Proxy.Close].
+var ErrClosed = errors.New("faultproxy: proxy closed")
+
+// cutToxics are the toxics that make a cut: Toxiproxy's timeout toxic with
+// timeout 0 drops every byte and never closes the connection. One per
+// direction: upstream is client to server, downstream server to client.
+var cutToxics = []struct{ name, stream string }{
+	{"partition_upstream", "upstream"},
+	{"partition_downstream", "downstream"},
+}
+
+// proxyCount makes proxy names unique (Toxiproxy labels its proxies).
+var proxyCount atomic.Int64
+
+// Proxy is a TCP proxy on 127.0.0.1 that forwards every accepted connection
+// to one upstream address until it is cut. Its methods are safe for
+// concurrent use.
+type Proxy struct {
+	proxy *toxiproxy.Proxy
+
+	mu     sync.Mutex // serializes Cut, Heal and Close
+	cut    bool
+	closed bool
+}
+
+// New starts a proxy listening on a free port of 127.0.0.1 that forwards to
+// upstream ("host:port"). It does not connect to upstream until a client
+// connects. It fails if upstream is not a loopback address (127.0.0.0/8,
+// ::1 or localhost), because tests send traffic nowhere else, or if it
+// cannot listen.
+func New(upstream string) (*Proxy, error) {
+	if err := checkLoopback(upstream); err != nil {
+		return nil, err
+	}
+	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	name := fmt.Sprintf("faultproxy-%d", proxyCount.Add(1))
+	proxy := toxiproxy.NewProxy(server, name, "127.0.0.1:0", upstream)
+	if err := proxy.Start(); err != nil {
+		return nil, fmt.Errorf("faultproxy: listen: %w", err)
+	}
+	return &Proxy{proxy: proxy}, nil
+}
+
+func checkLoopback(upstream string) error {
+	host, _, err := net.SplitHostPort(upstream)
+	if err != nil {
+		return fmt.Errorf("faultproxy: upstream %q: %w", upstream, err)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("faultproxy: upstream %q is not a loopback address", upstream)
+}
+
+// Addr returns the "127.0.0.1:port" address clients dial instead of the
+// upstream's. It stays valid until Close.
+func (p *Proxy) Addr() string {
+	p.proxy.Lock()
+	defer p.proxy.Unlock()
+	return p.proxy.Listen
+}
+
+// Upstream returns the address the proxy forwards to.
+func (p *Proxy) Upstream() string { return p.proxy.Upstream }
+
+// Cut partitions the proxy's clients from the upstream: from its return
+// until Heal, no byte passes in either direction on any connection, old or
+// new. Connections are not closed, so reads and writes hang until their
+// deadlines; new connections are accepted but get no bytes. Bytes sent
+// meanwhile are dropped. Cutting a cut proxy does nothing.
+//
+// It fails with ctx's error if ctx has ended before it starts (the change
+// itself takes no network round trip), and with [ErrClosed] after Close.
+func (p *Proxy) Cut(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if p.cut {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("faultproxy: cut: %w", err)
+	}
+	for i, toxic := range cutToxics {
+		body := fmt.Sprintf(`{"name":%q,"type":"timeout","stream":%q,"toxicity":1,"attributes":{"timeout":0}}`, toxic.name, toxic.stream)
+		if _, err := p.proxy.Toxics.AddToxicJson(strings.NewReader(body)); err != nil {
+			// Leave no half cut behind.
+			for _, added := range cutToxics[:i] {
+				_ = p.proxy.Toxics.RemoveToxic(context.Background(), added.name)
+			}
+			return fmt.Errorf("faultproxy: cut %s: %w", toxic.stream, err)
+		}
+	}
+	p.cut = true
+	return nil
+}
+
+// Heal ends a cut: bytes flow again on connections opened after it returns.
+// Connections that were open during the cut are closed by it, since the
+// bytes dropped during the cut left gaps in their streams; clients must
+// reconnect. Healing a proxy that is not cut does nothing.
+//
+// It fails with ctx's error if ctx has ended before it starts, and with
+// [ErrClosed] after Close.
+func (p *Proxy) Heal(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if !p.cut {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("faultproxy: heal: %w", err)
+	}
+	var errs []error
+	for _, toxic := range cutToxics {
+		if err := p.proxy.Toxics.RemoveToxic(ctx, toxic.name); err != nil && !errors.Is(err, toxiproxy.ErrToxicNotFound) {
+			errs = append(errs, fmt.Errorf("faultproxy: heal %s: %w", toxic.stream, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	p.cut = false
+	return nil
+}
+
+// Close stops listening and closes every proxied connection on both sides.
+// The goroutines that copied them end as those connections' reads return,
+// shortly after. Closing a closed proxy does nothing. It returns nil.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	p.proxy.Stop()
+	return nil
+}
