@@ -106,7 +106,8 @@ type Config struct {
 	// safe against an operator destroying the session (consul CLI, API):
 	// then a new leader may be elected while the old one still acts until
 	// its local deadline. Set LockDelay ≥ TTL to close that window at the
-	// price of slower takeover after every crash. See the README.
+	// price of slower takeover after every crash. A non-zero value must be
+	// at least 1ms. See the README.
 	LockDelay time.Duration
 
 	// SessionName is the name of the Consul sessions, for operators.
@@ -222,8 +223,12 @@ func (s *settings) applyDefaults() []error {
 	case s.minTTL > MaxTTL:
 		errs = append(errs, invalid("MinTTL", "%v is above Consul's maximum session TTL %v", s.minTTL, MaxTTL))
 	}
-	if s.lockDelay < 0 || s.lockDelay > MaxLockDelay {
+	switch {
+	case s.lockDelay < 0 || s.lockDelay > MaxLockDelay:
 		errs = append(errs, invalid("LockDelay", "%v is outside [0, %v]", s.lockDelay, MaxLockDelay))
+	case s.lockDelay > 0 && s.lockDelay < time.Millisecond:
+		// Consul reads a lock-delay under 1000 as seconds.
+		errs = append(errs, invalid("LockDelay", "%v is below 1ms, which Consul would read as seconds", s.lockDelay))
 	}
 	if s.sessionName == "" {
 		s.sessionName = DefaultSessionName

@@ -53,8 +53,10 @@ func checkPrefix(p string) error {
 		if seg == "" {
 			return invalid("Prefix", "%q has an empty segment (leading, trailing or double '/')", p)
 		}
-		if strings.Contains(seg, "..") {
-			return invalid("Prefix", "%q contains \"..\"", p)
+		// The agent cleans request paths: "." segments would vanish from
+		// the keys it reads but not from those transactions write.
+		if seg == "." || strings.Contains(seg, "..") {
+			return invalid("Prefix", "%q has a \".\" segment or contains \"..\"", p)
 		}
 		for i := 0; i < len(seg); i++ {
 			c := seg[i]
