@@ -1,0 +1,139 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/electionkit/election"
+)
+
+var _ election.Backend = (*Backend)(nil)
+
+// Backend is an [election.Backend] on an etcd v3 cluster. It is safe for
+// concurrent use. Close it with [Backend.Close] (or election.CloseBackend)
+// to release the connections it owns.
+type Backend struct {
+	client     *clientv3.Client
+	ownsClient bool
+	prefix     string
+
+	closeOnce sync.Once
+	closeErr  error
+	// closed is closed by Close; watch goroutines stop on it.
+	closed chan struct{}
+}
+
+// New connects to etcd as cfg says and checks, within cfg.DialTimeout, that
+// the cluster answers a linearizable read under the prefix.
+//
+// Errors: every problem with cfg at once (errors.Join), each wrapping
+// election.ErrInvalidArgument and naming its field; ErrInvalidArgument for
+// credentials or a TLS setup the server rejects; election.ErrUnavailable
+// when no endpoint answers within the dial timeout. On error nothing is left
+// open (a caller-supplied Client is never closed).
+func New(cfg Config) (*Backend, error) {
+	return open(context.Background(), cfg)
+}
+
+func open(ctx context.Context, cfg Config) (*Backend, error) {
+	s, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.dialTimeout)
+	defer cancel()
+
+	b := &Backend{client: s.client, prefix: s.prefix, closed: make(chan struct{})}
+	var diag *connErrors
+	if b.client == nil {
+		diag = &connErrors{}
+		b.client, err = clientv3.New(clientv3.Config{
+			Endpoints:   s.endpoints,
+			DialTimeout: s.dialTimeout,
+			// Detect a dead connection (a cut network) on idle watches.
+			// etcd rejects pings more often than every 5s by default.
+			DialKeepAliveTime:    5 * time.Second,
+			DialKeepAliveTimeout: 3 * time.Second,
+			TLS:                  s.tls,
+			Username:             s.username,
+			Password:             s.password,
+			Logger:               zap.NewNop(),
+			DialOptions:          []grpc.DialOption{diag.interceptor()},
+		})
+		if err != nil {
+			return nil, diag.explain(where(s), err)
+		}
+		b.ownsClient = true
+	}
+	if err := b.probe(ctx); err != nil {
+		if b.ownsClient {
+			_ = b.client.Close()
+		}
+		return nil, diag.explain(where(s), err)
+	}
+	return b, nil
+}
+
+// probe reads the prefix's own key: it proves that a quorum answers and that
+// the credentials may read under the prefix.
+func (b *Backend) probe(ctx context.Context) error {
+	_, err := b.client.Get(ctx, b.prefix+"/", clientv3.WithCountOnly())
+	return err
+}
+
+// where names what New connects to, for its errors.
+func where(s settings) string {
+	if s.client != nil {
+		return "the supplied client"
+	}
+	return strings.Join(s.endpoints, ",")
+}
+
+// Close closes the etcd client if the Backend created it, and stops every
+// watch started through it. Sessions are not revoked: their leases expire
+// after their TTL. Close is idempotent; it returns the client's close error.
+func (b *Backend) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.closed)
+		if b.ownsClient {
+			b.closeErr = b.client.Close()
+		}
+	})
+	return b.closeErr
+}
+
+// Limits reports etcd's limits: TTLs are whole seconds from 1s (etcd may
+// grant more, see [election.Session.TTL]) up to etcd's maximum lease TTL.
+func (b *Backend) Limits() election.Limits {
+	return election.Limits{
+		MinTTL:     time.Second,
+		MaxTTL:     maxLeaseTTL,
+		MaxNameLen: 1024,
+	}
+}
+
+// maxLeaseTTL is etcd's lease.MaxLeaseTTL (9e9 seconds).
+const maxLeaseTTL = 9_000_000_000 * time.Second
+
+// Leader reads the current holder of the election name with a linearizable
+// read. It returns an error wrapping election.ErrNoLeader when the election
+// is vacant and election.ErrUnavailable when the cluster does not answer.
+func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, error) {
+	resp, err := b.client.Get(ctx, b.key(name))
+	if err != nil {
+		return election.Leader{}, storeError("leader", name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return election.Leader{}, fmt.Errorf("etcd: leader %q: %w", name, election.ErrNoLeader)
+	}
+	return leaderOf(name, resp.Kvs[0])
+}
+
+func (b *Backend) key(name string) string { return electionKey(b.prefix, name) }
