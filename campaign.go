@@ -272,6 +272,11 @@ func (cp *campaign) shutdown() {
 		ctx = context.Background()
 	}
 	err := cp.stepDown(ctx)
+	if ctx.Err() != nil {
+		// The Stop whose context ended has returned that error already;
+		// the release completes in the background.
+		err = nil
+	}
 	c.mu.Lock()
 	c.stopErr = err
 	c.mu.Unlock()

@@ -1,0 +1,127 @@
+package election_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/electionkit/election"
+	"github.com/electionkit/election/backends/memory"
+)
+
+// limited is a memory backend with the limits of a stricter store.
+type limited struct {
+	*memory.Client
+	lim election.Limits
+}
+
+func (l limited) Limits() election.Limits { return l.lim }
+
+func TestNewRejectsBadConfigNamingEveryField(t *testing.T) {
+	b := limited{memory.New(), election.Limits{MinTTL: time.Second, MaxTTL: time.Hour}}
+	cases := []struct {
+		name   string
+		cfg    election.Config
+		fields []string
+	}{
+		{"negative TTL", election.Config{TTL: -time.Second}, []string{"TTL"}},
+		{"TTL below store minimum", election.Config{TTL: 500 * time.Millisecond}, []string{"TTL", "minimum 1s"}},
+		{"TTL above store maximum", election.Config{TTL: 2 * time.Hour}, []string{"TTL", "maximum"}},
+		{"renew not below TTL", election.Config{TTL: 3 * time.Second, RenewInterval: 3 * time.Second}, []string{"RenewInterval"}},
+		{"renew eats the drift margin", election.Config{TTL: 10 * time.Second, RenewInterval: 9500 * time.Millisecond}, []string{"RenewInterval"}},
+		{"drift margin too big", election.Config{TTL: 10 * time.Second, DriftMargin: 6 * time.Second}, []string{"DriftMargin"}},
+		{"jitter out of range", election.Config{TTL: 10 * time.Second, RenewJitter: 0.9}, []string{"RenewJitter"}},
+		{"retry bounds inverted", election.Config{TTL: 10 * time.Second, RetryMin: time.Second, RetryMax: time.Millisecond}, []string{"RetryMax"}},
+		{"several at once", election.Config{TTL: 10 * time.Second, RenewJitter: -1, RetryMin: -1}, []string{"RenewJitter", "RetryMin"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := election.New(b, tc.cfg)
+			if !errors.Is(err, election.ErrInvalidArgument) {
+				t.Fatalf("New(%+v) = %v, want ErrInvalidArgument", tc.cfg, err)
+			}
+			for _, f := range tc.fields {
+				if !strings.Contains(err.Error(), f) {
+					t.Errorf("error %q does not name %q", err, f)
+				}
+			}
+		})
+	}
+	if _, err := election.New(b, election.Config{}); err != nil {
+		t.Fatalf("defaults rejected: %v", err)
+	}
+}
+
+func TestValidateName(t *testing.T) {
+	b := limited{memory.New(), election.Limits{MaxNameLen: 8}}
+	for _, name := range []string{"", "123456789", "a\x00b", "tab\there", "\xff"} {
+		if err := election.ValidateName(b, name); !errors.Is(err, election.ErrInvalidArgument) {
+			t.Errorf("ValidateName(%q) = %v, want ErrInvalidArgument", name, err)
+		}
+	}
+	for _, name := range []string{"a", "12345678", "jobs/α", "a b"} {
+		if err := election.ValidateName(b, name); err != nil {
+			t.Errorf("ValidateName(%q) = %v, want nil", name, err)
+		}
+	}
+}
+
+func TestNewCandidateRejectsBadConfig(t *testing.T) {
+	el := mustElector(t, memory.New(), election.Config{})
+	cases := []election.CandidateConfig{
+		{Name: ""},
+		{Name: "ok", ID: strings.Repeat("x", 257)},
+		{Name: "ok", ID: "bad\x01id"},
+		{Name: "ok", Handlers: []election.Handler{nil}},
+		{Name: "ok", EventBuffer: -1},
+	}
+	for _, cfg := range cases {
+		if _, err := el.NewCandidate(cfg); !errors.Is(err, election.ErrInvalidArgument) {
+			t.Errorf("NewCandidate(%+v) = %v, want ErrInvalidArgument", cfg, err)
+		}
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	b, cfg, err := election.Open(t.Context(), "memory://url-test?ttl=3s&renew_interval=1s&drift_margin=300ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer election.CloseBackend(b)
+	if cfg.TTL != 3*time.Second || cfg.RenewInterval != time.Second || cfg.DriftMargin != 300*time.Millisecond {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+	for _, bad := range []string{
+		"", "no-scheme", "nosuch://x", "memory://x?ttl=abc", "memory://x?ttl=-1s", "memory://x?bogus=1",
+		"memory://x?ttl=1s&ttl=2s", "memory://x:80",
+	} {
+		if _, _, err := election.Open(t.Context(), bad); !errors.Is(err, election.ErrInvalidArgument) {
+			t.Errorf("Open(%q) = %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+	_, _, err = election.Open(t.Context(), "nosuch://x")
+	if !strings.Contains(err.Error(), "memory") || !strings.Contains(err.Error(), "forgotten import") {
+		t.Errorf("unknown scheme error %q should list registered schemes and hint at the import", err)
+	}
+}
+
+func TestSettingsFromEnv(t *testing.T) {
+	t.Setenv("APP_ELECTION_URL", "memory://env")
+	t.Setenv("APP_ELECTION_TTL", "4s")
+	t.Setenv("APP_ELECTION_ID", "pod-7")
+	s, err := election.Settings{URL: "memory://file", TTL: election.Duration(time.Minute)}.FromEnv("APP_ELECTION_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.URL != "memory://env" || time.Duration(s.TTL) != 4*time.Second || s.ID != "pod-7" {
+		t.Fatalf("settings = %+v", s)
+	}
+	t.Setenv("APP_ELECTION_RENEW_INTERVAL", "soon")
+	if _, err := s.FromEnv("APP_ELECTION_"); !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "APP_ELECTION_RENEW_INTERVAL") {
+		t.Fatalf("bad env duration = %v, want ErrInvalidArgument naming the variable", err)
+	}
+	if _, _, err := (election.Settings{}).Open(t.Context()); !errors.Is(err, election.ErrInvalidArgument) {
+		t.Fatalf("Settings without URL = %v, want ErrInvalidArgument", err)
+	}
+}
