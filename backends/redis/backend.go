@@ -40,7 +40,9 @@ type Backend struct {
 // New returns a Backend that uses client, which may be a single-node,
 // Sentinel failover or Cluster client (*redis.Ring is refused: its shards
 // share no pub/sub). The caller owns client: [Backend.Close] leaves it open.
-// New does no I/O. It returns an error wrapping [election.ErrInvalidArgument]
+// Give client go-redis's ContextTimeoutEnabled option: the core bounds every
+// call with a context deadline, which go-redis otherwise ignores. New does
+// no I/O. It returns an error wrapping [election.ErrInvalidArgument]
 // that lists every problem of cfg at once.
 func New(client goredis.UniversalClient, cfg Config) (*Backend, error) {
 	cfg = cfg.withDefaults()

@@ -61,7 +61,7 @@ func newHub(b *Backend) *hub {
 
 // join adds w to its election's topic, subscribing the channel if w is the
 // first watcher. The returned channel closes when the subscription is live.
-func (h *hub) join(ctx context.Context, w *watcher) (<-chan struct{}, error) {
+func (h *hub) join(w *watcher) (<-chan struct{}, error) {
 	h.mu.Lock()
 	if h.cause != nil {
 		defer h.mu.Unlock()
@@ -73,8 +73,10 @@ func (h *hub) join(ctx context.Context, w *watcher) (<-chan struct{}, error) {
 		h.topics[w.channel] = t
 		h.pending[w.channel]++
 		// Under h.mu, so that SUBSCRIBE and UNSUBSCRIBE of one channel
-		// reach the server in the order pending assumes.
-		if err := h.ps.Subscribe(ctx, w.channel); err != nil {
+		// reach the server in the order pending assumes. Not under the
+		// caller's ctx: its cancellation mid-write would break the
+		// connection every watcher shares (the write timeout bounds it).
+		if err := h.ps.Subscribe(context.Background(), w.channel); err != nil {
 			h.mu.Unlock()
 			h.fail(err)
 			return nil, err

@@ -44,7 +44,9 @@ const (
 // quarantine, no_quarantine, wait_replicas, wait_timeout and
 // subscription_check (see [Config]; durations in Go syntax such as 500ms).
 //
-// The Backend owns its client; [Backend.Close] closes it. OpenURL checks
+// The client honours context deadlines (go-redis ContextTimeoutEnabled), so
+// that the core's deadlines bound every call. The Backend owns its client;
+// [Backend.Close] closes it. OpenURL checks
 // the server with a PING: rejected credentials give an error wrapping
 // [election.ErrInvalidArgument], an unreachable server one wrapping
 // [election.ErrUnavailable]. An unknown parameter, a malformed value or an
@@ -61,6 +63,10 @@ func OpenURL(ctx context.Context, u *url.URL) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w: url: %w", election.ErrInvalidArgument, err)
 	}
+	// The core bounds every store call with a context deadline; go-redis
+	// honours it only with ContextTimeoutEnabled (its own read timeout of
+	// 3s, times retries, could otherwise outlast a leader's deadline).
+	opts.ContextTimeoutEnabled = true
 	client := goredis.NewClient(opts)
 	b, err := New(client, cfg)
 	if err != nil {

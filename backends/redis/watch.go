@@ -26,7 +26,7 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 		return nil, storeError("watch", name, err)
 	}
 	w := newWatcher(name, keysFor(b.cfg.Prefix, name).channel)
-	ready, err := h.join(ctx, w)
+	ready, err := h.join(w)
 	if err != nil {
 		return nil, storeError("watch", name, err)
 	}

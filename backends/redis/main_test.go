@@ -1,0 +1,167 @@
+package redis
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/testserver"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// server is a redis-server child process on a loopback port, without
+// persistence, so a Stop and Start loses every key.
+type server struct {
+	proc *testserver.Process
+	addr string
+}
+
+// startServer starts a redis-server with the given extra arguments (config
+// directives, e.g. "--requirepass", "secret"). The test's cleanup kills it.
+func startServer(t *testing.T, extra ...string) *server {
+	t.Helper()
+	port := strconv.Itoa(testserver.FreePort(t))
+	addr := net.JoinHostPort("127.0.0.1", port)
+	args := []string{
+		"--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no",
+		"--loglevel", "warning",
+	}
+	proc := testserver.Start(t, testserver.Config{
+		Name:   "redis-server",
+		Binary: testserver.Binary(t, "redis-server"),
+		Args:   append(args, extra...),
+		Ready:  func(ctx context.Context) error { return rawPing(ctx, addr) },
+	})
+	return &server{proc: proc, addr: addr}
+}
+
+// rawPing succeeds when the server answers a PING, with PONG or with an
+// authentication error (credentials are the tests' business, not Ready's).
+func rawPing(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") {
+		return nil
+	}
+	return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+}
+
+// client returns a go-redis client of s, closed by the test's cleanup.
+func (s *server) client(t *testing.T) *goredis.Client {
+	t.Helper()
+	return s.clientAt(t, s.addr)
+}
+
+func (s *server) clientAt(t *testing.T, addr string) *goredis.Client {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// restart kills the server and starts it again on the same port: without
+// persistence it comes back empty.
+func (s *server) restart(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := s.proc.Stop(ctx); err != nil {
+		t.Fatalf("stop redis-server: %v", err)
+	}
+	if err := s.proc.Start(ctx); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+}
+
+// newBackend returns a Backend on client, closed by the test's cleanup.
+func newBackend(t *testing.T, client goredis.UniversalClient, cfg Config) *Backend {
+	t.Helper()
+	b, err := New(client, cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return b
+}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func openSession(t *testing.T, ctx context.Context, b *Backend, ttl time.Duration) election.Session {
+	t.Helper()
+	s, err := b.OpenSession(ctx, ttl)
+	if err != nil {
+		t.Fatalf("OpenSession(%v): %v", ttl, err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+// isQuarantine reports whether err is a claim refused by the restart
+// quarantine, and how long it has left.
+func isQuarantine(err error) (time.Duration, bool) {
+	var taken *election.TakenError
+	if errors.As(err, &taken) && taken.Holder.ID == "" && taken.Holder.Fence == 0 {
+		return taken.ExpiresIn, true
+	}
+	return 0, false
+}
+
+// claim claims req, waiting out the quarantine of a fresh election, and
+// fails the test on any other error.
+func claim(t *testing.T, ctx context.Context, s election.Session, req election.ClaimRequest) election.Claim {
+	t.Helper()
+	for {
+		c, err := s.Claim(ctx, req)
+		if err == nil {
+			return c
+		}
+		left, ok := isQuarantine(err)
+		if !ok {
+			t.Fatalf("Claim(%q): %v", req.Name, err)
+		}
+		select {
+		case <-time.After(left + time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("Claim(%q): %v while waiting out the quarantine", req.Name, ctx.Err())
+		}
+	}
+}
+
+func request(name, id string) election.ClaimRequest {
+	return election.ClaimRequest{Name: name, ID: id, Token: "token-of-" + id + "-" + name}
+}
