@@ -99,6 +99,9 @@ func startAgent(t *testing.T, opts agentOptions) *testAgent {
 	return a
 }
 
+// readyClient keeps no idle connections, which would outlive the test.
+var readyClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // ready reports whether the agent's node is registered with a Raft
 // leader's catalog, the last step before sessions can be created.
 func (a *testAgent) ready(ctx context.Context) error {
@@ -109,7 +112,7 @@ func (a *testAgent) ready(ctx context.Context) error {
 	if a.token != "" {
 		req.Header.Set("X-Consul-Token", a.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := readyClient.Do(req)
 	if err != nil {
 		return err
 	}
