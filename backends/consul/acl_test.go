@@ -20,7 +20,8 @@ func TestACL(t *testing.T) {
 	ttl := testMinTTL
 
 	t.Run("WrongToken", func(t *testing.T) {
-		clearConsulEnv(t)                                                            // no token must mean the anonymous token
+		// No token must mean the anonymous token, not the environment's.
+		clearConsulEnv(t)
 		for _, token := range []string{"00000000-0000-4000-8000-000000000000", ""} { // unknown; anonymous
 			b := a.backend(t, func(c *Config) { c.Token = token })
 			_, err := b.OpenSession(t.Context(), ttl)
