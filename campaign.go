@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-var errResigned = errors.New("election: resigned")
+var errResigned = errors.New("election: stepped down (Resign or Stop)")
 
 // run is the candidate's loop: the only goroutine that claims, steps down
 // and releases. first is closed after the first claim attempt.
