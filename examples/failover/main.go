@@ -25,17 +25,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/electionkit/election"
-	"github.com/electionkit/election/backends/etcd/etcdtest"
-
-	_ "github.com/electionkit/election/backends/consul"
-	_ "github.com/electionkit/election/backends/etcd"
-	_ "github.com/electionkit/election/backends/memory"
-	_ "github.com/electionkit/election/backends/redis"
+	"github.com/electionkit/election/examples/internal/demostore"
 )
 
 func main() {
@@ -54,15 +48,14 @@ func main() {
 // writes the timeline to w.
 func run(ctx context.Context, w io.Writer, url string, ttl time.Duration) error {
 	tl := &timeline{w: w, start: time.Now()}
-	if url == "" {
-		srv, err := etcdtest.Start(ctx, etcdtest.Options{})
-		if err != nil {
-			return fmt.Errorf("start embedded etcd: %w", err)
-		}
-		defer srv.Close()
-		hostPort := strings.TrimPrefix(srv.Endpoints()[0], "http://")
-		url = "etcd://" + hostPort + "/failover-demo"
-		tl.say("embedded etcd serving on %s", hostPort)
+	embedded := url == ""
+	url, closeStore, err := demostore.URL(ctx, url, "failover-demo")
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	if embedded {
+		tl.say("embedded etcd serving at %s", url)
 	}
 	cfgURL, _, err := election.ParseURL(url)
 	if err != nil {

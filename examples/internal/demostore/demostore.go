@@ -1,0 +1,33 @@
+// Package demostore gives the examples a store to run against: the URL the
+// user passed, or an embedded etcd server on a free loopback port when none
+// was given, so every example runs with nothing installed.
+package demostore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/electionkit/election/backends/etcd/etcdtest"
+
+	// Every backend, so that -url can name any of them.
+	_ "github.com/electionkit/election/backends/consul"
+	_ "github.com/electionkit/election/backends/etcd"
+	_ "github.com/electionkit/election/backends/memory"
+	_ "github.com/electionkit/election/backends/redis"
+)
+
+// URL returns url unchanged when it is set. Otherwise it starts an embedded
+// etcd server and returns an etcd:// URL for it under prefix; close stops
+// the server. close is never nil.
+func URL(ctx context.Context, url, prefix string) (string, func(), error) {
+	if url != "" {
+		return url, func() {}, nil
+	}
+	srv, err := etcdtest.Start(ctx, etcdtest.Options{})
+	if err != nil {
+		return "", func() {}, fmt.Errorf("start embedded etcd: %w", err)
+	}
+	hostPort := strings.TrimPrefix(srv.Endpoints()[0], "http://")
+	return "etcd://" + hostPort + "/" + prefix, func() { _ = srv.Close() }, nil
+}
