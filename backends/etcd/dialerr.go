@@ -51,5 +51,21 @@ func (r *connErrors) explain(where string, err error) error {
 	if strings.Contains(cause, "authentication handshake failed") {
 		return fmt.Errorf("etcd: connect to %s: %w: TLS: %s", where, election.ErrInvalidArgument, cause)
 	}
+	for _, sign := range tlsMismatchSigns {
+		if strings.Contains(cause, sign) {
+			cause += "; do client and server agree on TLS (https endpoint, CA, client certificate)?"
+			break
+		}
+	}
 	return fmt.Errorf("etcd: connect to %s: %w: %w (%s)", where, election.ErrUnavailable, err, cause)
+}
+
+// tlsMismatchSigns are what gRPC reports when one side speaks TLS and the
+// other does not, or the server drops a client without a certificate. A
+// server crashing mid-handshake looks the same, hence a hint, not a verdict.
+var tlsMismatchSigns = []string{
+	"server preface",
+	"broken pipe",
+	"connection reset",
+	"first record does not look like a TLS handshake",
 }

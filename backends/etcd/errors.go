@@ -26,6 +26,8 @@ func storeError(op, name string, err error) error {
 	switch {
 	case errors.Is(err, rpctypes.ErrLeaseNotFound):
 		return fmt.Errorf("%s: %w: %w", what, election.ErrSessionExpired, err)
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		return fmt.Errorf("%s: %w: the etcd user may not read and write under the prefix: %w", what, election.ErrInvalidArgument, err)
 	case isCredentialError(err):
 		return fmt.Errorf("%s: %w: credentials rejected: %w", what, election.ErrInvalidArgument, err)
 	default:
@@ -36,7 +38,6 @@ func storeError(op, name string, err error) error {
 func isCredentialError(err error) bool {
 	for _, e := range []error{
 		rpctypes.ErrAuthFailed,
-		rpctypes.ErrPermissionDenied,
 		rpctypes.ErrUserEmpty,
 		rpctypes.ErrUserNotFound,
 		rpctypes.ErrRoleNotGranted,

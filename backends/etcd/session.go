@@ -172,7 +172,8 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 			continue
 		}
 		lost = append(lost, c)
-		if ok && h.token == c.Token && !attached[s.backend.key(c.Name)] {
+		if ok && h.token == c.Token && h.fence == c.Fence {
+			// The key is gone from the lease: the claim ended on the store.
 			delete(s.held, c.Name)
 		}
 	}
@@ -252,11 +253,13 @@ func (s *session) isClosed() bool {
 }
 
 // forget drops what the session remembers about name: all of it when c is
-// nil, else only if it is c's claim.
+// nil, else only if it is c's claim (same token, and same fence unless c's
+// is zero), so a forged claim cannot make the session forget the real one.
 func (s *session) forget(name string, c *election.Claim) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h, ok := s.held[name]; ok && (c == nil || h.token == c.Token) {
+	h, ok := s.held[name]
+	if ok && (c == nil || h.token == c.Token && (c.Fence == 0 || h.fence == c.Fence)) {
 		delete(s.held, name)
 	}
 }

@@ -52,20 +52,23 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 			}
 			return false
 		}
+		// fail delivers the final error event. Once the Backend is closed
+		// nobody may be reading, so it is then delivered only if the
+		// buffer has room: Close never waits for a reader.
 		fail := func(cause error) {
-			send(election.WatchEvent{Err: storeError("watch", name, cause)})
+			ev := election.WatchEvent{Err: storeError("watch", name, cause)}
+			select {
+			case out <- ev:
+			default:
+				send(ev)
+			}
 		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-b.closed:
-				// Nobody may be reading any more: deliver the error only if
-				// there is room, and never block the close.
-				select {
-				case out <- election.WatchEvent{Err: storeError("watch", name, errors.New("backend closed"))}:
-				default:
-				}
+				fail(errors.New("backend closed"))
 				return
 			case wr, ok := <-changes:
 				if ctx.Err() != nil {

@@ -1,0 +1,234 @@
+package etcd_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/electionkit/election"
+	"github.com/electionkit/election/backends/etcd"
+)
+
+// TestClaimExclusive: of two sessions on two clients, only the first claim
+// wins; the second gets a *TakenError naming the holder, without its token.
+func TestClaimExclusive(t *testing.T) {
+	srv := startEtcd(t, etcdOptions{})
+	ctx := testCtx(t)
+	a := newBackend(t, etcd.Config{Endpoints: []string{srv.addr}})
+	b := newBackend(t, etcd.Config{Endpoints: []string{srv.addr}})
+	sa, sb := openSession(t, a, time.Second), openSession(t, b, time.Second)
+
+	meta := map[string]string{"addr": "10.0.0.1:80"}
+	held, err := sa.Claim(ctx, election.ClaimRequest{Name: "exclusive", Token: "secret-token-a", ID: "a", Metadata: meta})
+	if err != nil {
+		t.Fatalf("first Claim: %v", err)
+	}
+	if held.Fence == 0 || held.Name != "exclusive" || held.Token != "secret-token-a" {
+		t.Fatalf("Claim = %+v", held)
+	}
+	_, err = sb.Claim(ctx, election.ClaimRequest{Name: "exclusive", Token: "secret-token-b", ID: "b"})
+	var taken *election.TakenError
+	if !errors.As(err, &taken) || !errors.Is(err, election.ErrTaken) {
+		t.Fatalf("second Claim = %v, want *TakenError", err)
+	}
+	if taken.Holder.ID != "a" || taken.Holder.Fence != held.Fence || taken.Holder.Metadata["addr"] != "10.0.0.1:80" {
+		t.Fatalf("TakenError holder = %+v, want a with fence %d and metadata", taken.Holder, held.Fence)
+	}
+	// The same session cannot claim twice either.
+	if _, err := sa.Claim(ctx, election.ClaimRequest{Name: "exclusive", Token: "other", ID: "a"}); !errors.Is(err, election.ErrTaken) {
+		t.Fatalf("re-Claim by the holder's session = %v, want ErrTaken", err)
+	}
+	l, err := b.Leader(ctx, "exclusive")
+	if err != nil || l.ID != "a" || l.Fence != held.Fence || l.Election != "exclusive" {
+		t.Fatalf("Leader = %+v, %v", l, err)
+	}
+	if s := fmt.Sprintf("%+v %v", l, err); strings.Contains(s, "secret-token") {
+		t.Fatalf("the owner token leaked into Leader or an error: %s", s)
+	}
+	if _, err := b.Leader(ctx, "vacant"); !errors.Is(err, election.ErrNoLeader) {
+		t.Fatalf("Leader of a vacant election = %v, want ErrNoLeader", err)
+	}
+}
+
+// TestRenewKeepsClaims: renewing well within the TTL keeps a claim for many
+// TTLs; the lease etcd reports keeps being extended.
+func TestRenewKeepsClaims(t *testing.T) {
+	srv := startEtcd(t, etcdOptions{})
+	ctx := testCtx(t)
+	b := newBackend(t, etcd.Config{Endpoints: []string{srv.addr}})
+	s := openSession(t, b, time.Second)
+	held := claim(t, s, "renewed", "a")
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := s.Renew(ctx, []election.Claim{held}); err != nil {
+			t.Fatalf("Renew: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	l, err := b.Leader(ctx, "renewed")
+	if err != nil || l.Fence != held.Fence {
+		t.Fatalf("after 4 TTLs of renewals, Leader = %+v, %v; want fence %d", l, err, held.Fence)
+	}
+}
+
+// TestWrongTokenNotOwner: renew and release with a token the store does not
+// hold fail with ErrNotOwner and change nothing, whichever session sends
+// them.
+func TestWrongTokenNotOwner(t *testing.T) {
+	srv := startEtcd(t, etcdOptions{})
+	ctx := testCtx(t)
+	b := newBackend(t, etcd.Config{Endpoints: []string{srv.addr}})
+	sa, sb := openSession(t, b, time.Second), openSession(t, b, time.Second)
+	held := claim(t, sa, "tokens", "a")
+	other := claim(t, sa, "other", "a")
+
+	forgeries := map[string]election.Claim{
+		"wrong token":           {Name: "tokens", Token: "forged", Fence: held.Fence},
+		"wrong fence":           {Name: "tokens", Token: held.Token, Fence: held.Fence + 1},
+		"token of another name": {Name: "tokens", Token: other.Token, Fence: other.Fence},
+	}
+	for what, forged := range forgeries {
+		for _, s := range []election.Session{sa, sb} {
+			var notOwner *election.NotOwnerError
+			err := s.Renew(ctx, []election.Claim{held, forged})
+			if s == sb {
+				// sb holds nothing: both claims are reported.
+				if !errors.As(err, &notOwner) || len(notOwner.Claims) != 2 {
+					t.Errorf("%s: Renew on another session = %v, want NotOwnerError for both claims", what, err)
+				}
+			} else if !errors.As(err, &notOwner) || len(notOwner.Claims) != 1 || notOwner.Claims[0] != forged {
+				t.Errorf("%s: Renew = %v, want NotOwnerError for the forged claim only", what, err)
+			}
+			if err := s.Release(ctx, forged); !errors.Is(err, election.ErrNotOwner) {
+				t.Errorf("%s: Release = %v, want ErrNotOwner", what, err)
+			}
+		}
+	}
+	l, err := b.Leader(ctx, "tokens")
+	if err != nil || l.ID != "a" || l.Fence != held.Fence {
+		t.Fatalf("forged renew/release changed the election: %+v, %v", l, err)
+	}
+	if err := sa.Renew(ctx, []election.Claim{held, other}); err != nil {
+		t.Fatalf("owner's Renew after forgeries: %v", err)
+	}
+	if err := sa.Release(ctx, held); err != nil {
+		t.Fatalf("owner's Release: %v", err)
+	}
+	if err := sa.Release(ctx, held); !errors.Is(err, election.ErrNotOwner) {
+		t.Fatalf("second Release = %v, want ErrNotOwner", err)
+	}
+	var notOwner *election.NotOwnerError
+	if err := sa.Renew(ctx, []election.Claim{held, other}); !errors.As(err, &notOwner) || len(notOwner.Claims) != 1 || notOwner.Claims[0] != held {
+		t.Fatalf("Renew of a released claim = %v, want NotOwnerError for it alone", err)
+	}
+	// A claim of unknown outcome is released by token alone (fence 0).
+	if err := sa.Release(ctx, election.Claim{Name: other.Name, Token: other.Token}); err != nil {
+		t.Fatalf("Release by token only: %v", err)
+	}
+}
+
+// TestSessionLifecycle: Close revokes the lease (its claims vanish at once)
+// and is idempotent; a closed or expired session reports ErrSessionExpired.
+func TestSessionLifecycle(t *testing.T) {
+	srv := startEtcd(t, etcdOptions{})
+	ctx := testCtx(t)
+	b := newBackend(t, etcd.Config{Endpoints: []string{srv.addr}})
+	s := openSession(t, b, time.Second)
+	held := claim(t, s, "life", "a")
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := b.Leader(ctx, "life"); !errors.Is(err, election.ErrNoLeader) {
+		t.Fatalf("after Close, Leader = %v, want ErrNoLeader (lease revoked)", err)
+	}
+	if err := s.Renew(ctx, []election.Claim{held}); !errors.Is(err, election.ErrSessionExpired) {
+		t.Fatalf("Renew after Close = %v, want ErrSessionExpired", err)
+	}
+	if _, err := s.Claim(ctx, election.ClaimRequest{Name: "life", Token: "t", ID: "a"}); !errors.Is(err, election.ErrSessionExpired) {
+		t.Fatalf("Claim after Close = %v, want ErrSessionExpired", err)
+	}
+
+	// A lease that expired on the server.
+	expiring := openSession(t, b, time.Second)
+	claim(t, expiring, "expiring", "b")
+	waitVacant(t, b, "expiring", 30*time.Second)
+	if err := expiring.Renew(ctx, nil); !errors.Is(err, election.ErrSessionExpired) || !errors.Is(err, election.ErrLost) {
+		t.Fatalf("Renew of an expired lease = %v, want ErrSessionExpired", err)
+	}
+	_, err := expiring.Claim(ctx, election.ClaimRequest{Name: "expiring", Token: "t", ID: "b"})
+	if !errors.Is(err, election.ErrSessionExpired) {
+		t.Fatalf("Claim on an expired lease = %v, want ErrSessionExpired", err)
+	}
+}
+
+// TestRenewRoundTrips: Renew costs the same two RPCs (one keep-alive, one
+// lease read) for 1 claim and for 200, beyond etcd's 128-operation
+// transaction limit.
+func TestRenewRoundTrips(t *testing.T) {
+	srv := startEtcd(t, etcdOptions{})
+	ctx := testCtx(t)
+	var calls atomic.Int64
+	count := []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			calls.Add(1)
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}),
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			calls.Add(1)
+			return streamer(ctx, desc, cc, method, opts...)
+		}),
+	}
+	client, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.addr}, DialOptions: count, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	b := newBackend(t, etcd.Config{Client: client})
+	s := openSession(t, b, 2*time.Second)
+	var claims []election.Claim
+	for i := range 200 {
+		claims = append(claims, claim(t, s, fmt.Sprintf("batch-%03d", i), "a"))
+	}
+	for _, n := range []int{1, 200} {
+		before := calls.Load()
+		if err := s.Renew(ctx, claims[:n]); err != nil {
+			t.Fatalf("Renew of %d claims: %v", n, err)
+		}
+		if got := calls.Load() - before; got != 2 {
+			t.Errorf("Renew of %d claims made %d RPCs, want 2", n, got)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Get(ctx, "still-open"); err != nil {
+		t.Fatalf("Backend.Close closed the caller's client: %v", err)
+	}
+}
+
+// waitVacant waits until the election has no leader.
+func waitVacant(t *testing.T, b election.Backend, name string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		_, err := b.Leader(testCtx(t), name)
+		if errors.Is(err, election.ErrNoLeader) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q still held after %v: %v", name, within, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
