@@ -75,12 +75,27 @@ func (e *Elector) Close(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 
-	var errs []error
+	// Stop candidates in parallel, bounded: each release is a round trip,
+	// and a process may hold thousands of elections.
+	var (
+		errs  []error
+		errMu sync.Mutex
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, 64)
+	)
 	for _, c := range cands {
-		if err := c.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop candidate %q in %q: %w", c.ID(), c.Election(), err))
-		}
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if err := c.Stop(ctx); err != nil {
+				errMu.Lock()
+				errs = append(errs, fmt.Errorf("stop candidate %q in %q: %w", c.ID(), c.Election(), err))
+				errMu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	e.loopCancel()
 	e.loopWG.Wait()
 
