@@ -84,6 +84,15 @@ func (c Config) validate(client goredis.UniversalClient) error {
 		errs = append(errs, invalid("client",
 			"*redis.Ring is not supported: its shards share no pub/sub channel (use a Cluster)"))
 	}
+	if c.WaitReplicas > 0 && client != nil && !isSinglePrimary(client) {
+		errs = append(errs, invalid("WaitReplicas", "needs a single-primary *redis.Client, got %T", client))
+	}
+	return errors.Join(append(errs, c.validateFields())...)
+}
+
+// validateFields reports every problem of c's own fields at once.
+func (c Config) validateFields() error {
+	var errs []error
 	if c.Quarantine < 0 {
 		errs = append(errs, invalid("Quarantine", "%v is negative", c.Quarantine))
 	}
@@ -98,9 +107,6 @@ func (c Config) validate(client goredis.UniversalClient) error {
 		errs = append(errs, invalid("WaitTimeout", "%v must be positive when WaitReplicas is set", c.WaitTimeout))
 	case c.WaitReplicas <= 0 && c.WaitTimeout != 0:
 		errs = append(errs, invalid("WaitTimeout", "%v is set without WaitReplicas", c.WaitTimeout))
-	}
-	if c.WaitReplicas > 0 && client != nil && !isSinglePrimary(client) {
-		errs = append(errs, invalid("WaitReplicas", "needs a single-primary *redis.Client, got %T", client))
 	}
 	if c.SubscriptionCheck < 0 {
 		errs = append(errs, invalid("SubscriptionCheck", "%v is negative", c.SubscriptionCheck))

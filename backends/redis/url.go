@@ -55,13 +55,13 @@ func OpenURL(ctx context.Context, u *url.URL) (*Backend, error) {
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return nil, invalid("url", "scheme %q is not redis or rediss", u.Scheme)
 	}
-	cfg, rest, err := splitParams(u)
-	if err != nil {
-		return nil, err
-	}
+	cfg, rest, paramErr := splitParams(u)
 	opts, err := goredis.ParseURL(rest.String())
 	if err != nil {
-		return nil, fmt.Errorf("redis: %w: url: %w", election.ErrInvalidArgument, err)
+		err = fmt.Errorf("redis: %w: url: %w", election.ErrInvalidArgument, err)
+	}
+	if err := errors.Join(paramErr, err, cfg.withDefaults().validateFields()); err != nil {
+		return nil, err
 	}
 	// The core bounds every store call with a context deadline; go-redis
 	// honours it only with ContextTimeoutEnabled (its own read timeout of
