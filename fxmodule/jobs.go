@@ -33,6 +33,7 @@ type Job struct {
 type JobResult struct {
 	fx.Out
 
+	// Job joins the JobGroup value group.
 	Job Job `group:"election.jobs"`
 }
 

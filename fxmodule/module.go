@@ -70,7 +70,11 @@ type Params struct {
 type Result struct {
 	fx.Out
 
-	Elector    *election.Elector
+	// Elector runs the module's candidates; use it for Observe, TryLease
+	// (through its Backend) or candidates of your own, which it stops on
+	// application stop.
+	Elector *election.Elector
+	// Leadership answers for the elections of the jobs.
 	Leadership *Leadership
 }
 

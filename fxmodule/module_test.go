@@ -75,6 +75,7 @@ func TestHandoverBetweenApps(t *testing.T) {
 	appA.RequireStop()
 	tl.waitStarts(t, "b", 3)
 	handover := time.Since(stopped)
+	t.Logf("handover took %v (TTL %v)", handover, ttl)
 	if handover >= ttl/2 {
 		t.Errorf("handover took %v, want well under the TTL %v (release, not expiry)", handover, ttl)
 	}
