@@ -26,18 +26,18 @@ type Config struct {
 	// pattern should allow (for example ~{myapp:* and &{myapp:*).
 	Prefix string
 
-	// Quarantine is how long after Redis lost an election's state (restart
-	// without persistence, FLUSHALL) its claims are refused, so that the
-	// leader Redis forgot has passed its own deadline before anyone else
-	// is elected. Zero (the default) uses the TTL of the claiming session;
-	// set it to the largest TTL any candidate of this prefix uses when
-	// candidates differ. Must not be negative.
+	// Quarantine is how long after redis-server started claims are
+	// refused, so that a leader a restarted (empty, or reloaded from a stale
+	// snapshot) server forgot has passed its own deadline before anyone
+	// else is elected. Zero (the default) uses the TTL of the claiming
+	// session; set it to the largest TTL any candidate of this prefix uses
+	// when candidates differ. Must not be negative.
 	Quarantine time.Duration
 
 	// NoQuarantine disables the quarantine: after Redis restarts empty, a
 	// new leader may be elected while the old one still acts, for up to one
-	// TTL. It makes the first election on an empty Redis immediate; use it
-	// only where overlapping leaders are harmless. Conflicts with a non-zero
+	// TTL. It makes claims on a just-started server immediate; use it only
+	// where overlapping leaders are harmless. Conflicts with a non-zero
 	// Quarantine.
 	NoQuarantine bool
 

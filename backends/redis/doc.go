@@ -27,28 +27,34 @@
 //
 // Fencing tokens come from the server clock: a claim's fence is
 // max(previous fence + 1, TIME in microseconds). They strictly increase
-// even when Redis restarts empty (no persistence, FLUSHALL), as long as the
-// server's clock does not step back by more than the quarantine plus the
-// downtime.
+// even when Redis restarts empty (no persistence) and the counter is lost,
+// as long as the server's clock does not step back by more than the
+// quarantine plus the downtime.
 //
 // A Redis that restarts empty has forgotten the leader, while the old leader
-// still acts until its local deadline (at most its last renewal plus TTL).
-// Each election therefore keeps a small marker hash that records when the
-// store first saw it; while the server's TIME is less than that marker plus
-// the quarantine (by default the claiming session's TTL), claims are refused
-// with a *[election.TakenError] whose Holder has an empty ID and fence 0 and
-// whose ExpiresIn is the remaining quarantine. The old leader's deadline is
-// before restart + TTL ≤ marker + TTL, so two leaders never overlap. The
-// price: the first claim of an election on an empty Redis waits one TTL.
+// still acts until its local deadline (at most its last renewal plus TTL,
+// and that renewal happened before the restart). So every claim is refused
+// while the server's TIME is less than its start time (TIME minus INFO
+// uptime_in_seconds) plus the quarantine, by default the claiming session's
+// TTL. A refused claim gets a *[election.TakenError] whose Holder has an
+// empty ID and fence 0 and whose ExpiresIn is the rest of the quarantine;
+// [Backend.Leader] and [Backend.Watch] show the election vacant meanwhile.
+// Since the old leader's deadline is before restart + TTL ≤ start + TTL,
+// two leaders never overlap. The price: for one TTL after redis-server
+// starts (up to two seconds more: Redis reports uptime in whole seconds, so
+// the start is estimated conservatively), nobody is elected. A server that has been up longer elects at once, also for
+// elections it never saw.
 //
 // What Redis cannot promise:
 //
 //   - Replication is asynchronous. If a primary fails after a claim or a
-//     renewal but before its replica got it, the promoted replica may have
-//     no leader key, or an older expiry, while the marker survives: no
-//     quarantine applies and two leaders can overlap for up to one TTL.
-//     [Config.WaitReplicas] (WAIT after each claim and renewal) narrows this
-//     window on a single primary with replicas; it does not close it.
+//     renewal but before its replica got it, the promoted replica (long up,
+//     so out of quarantine) may have no leader key, or an older expiry: two
+//     leaders can overlap for up to one TTL. [Config.WaitReplicas] (WAIT
+//     after each claim and renewal) narrows this window on a single primary
+//     with replicas; it does not close it.
+//   - FLUSHALL, FLUSHDB or deleting keys under the prefix while leaders run
+//     is a lost leader no quarantine covers (the server did not restart).
 //   - Expiry is measured by the wall clock of the primary. A forward step of
 //     that clock shortens every TTL (and the quarantine).
 //   - Redis does not announce expiries and keyspace notifications are not

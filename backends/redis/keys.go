@@ -12,9 +12,8 @@ var keyEscaper = strings.NewReplacer("%", "%25", ":", "%3A", "{", "%7B", "}", "%
 type keys struct {
 	// leader holds the current term (JSON, see record) with a PX expiry.
 	leader string
-	// meta is a hash without expiry: "boot" (TIME in µs when the server
-	// first saw the election: the quarantine marker) and "fence" (the last
-	// fencing token issued).
+	// meta is a hash without expiry; its field "fence" is the last fencing
+	// token issued for the election.
 	meta string
 	// channel carries one announcement per claim and release.
 	channel string

@@ -6,24 +6,34 @@ import goredis "github.com/redis/go-redis/v9"
 // 1.8e15) and fences stay exact below 2^53 (9.0e15), and are formatted with
 // %.0f, never tostring, which would switch to exponent form.
 
-// claimScript takes an election if it is vacant and the quarantine is over.
+// claimScript takes an election if it is vacant and the server is out of
+// its quarantine.
 //
 //	KEYS[1] leader key, KEYS[2] meta hash
 //	ARGV[1] record JSON without fence, ARGV[2] announcement JSON without
 //	fence, ARGV[3] TTL in ms, ARGV[4] quarantine in µs, ARGV[5] channel
 //
 // Returns {"ok", fence} | {"taken", value, pttl} | {"quarantine", µs left}.
+//
+// The quarantine runs from the server's start, estimated as TIME minus
+// INFO's uptime_in_seconds plus one second. Redis computes uptime as whole
+// seconds now minus whole seconds at start, which overstates the real
+// uptime by up to a second (it reports 1 a few ms after a start at x.9s);
+// the added second makes the estimate never earlier than the real start, so
+// the quarantine is never shorter than asked (and up to two seconds longer).
 var claimScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local boot = tonumber(redis.call('HGET', KEYS[2], 'boot'))
-if boot == nil then
-  boot = now
-  redis.call('HSET', KEYS[2], 'boot', string.format('%.0f', now))
-end
 local quarantine = tonumber(ARGV[4])
-if now < boot + quarantine then
-  return {'quarantine', string.format('%.0f', boot + quarantine - now)}
+if quarantine > 0 then
+  local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
+  if uptime == nil then
+    return redis.error_reply('ERR election: INFO server reports no uptime_in_seconds')
+  end
+  local started = now - (uptime - 1) * 1000000
+  if now < started + quarantine then
+    return {'quarantine', string.format('%.0f', started + quarantine - now)}
+  end
 end
 local last = tonumber(redis.call('HGET', KEYS[2], 'fence')) or 0
 local fence = string.format('%.0f', math.max(last + 1, now))
