@@ -1,0 +1,98 @@
+package etcd_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/electionkit/election"
+	"github.com/electionkit/election/backends/etcd"
+	"github.com/electionkit/election/conformance"
+	"github.com/electionkit/election/internal/faultproxy"
+)
+
+// conformanceTiming is what the suite may expect of the test servers.
+//
+// TTL 1s is the granted TTL with their 500ms election timeout (etcd's
+// minimum is 1.5 × election timeout, rounded up to a second).
+//
+// ExpiryLag: etcd's lessor looks for expired leases every 500ms, then
+// revokes through a raft round and the watch pushes the delete; TestExpiry
+// measures 0–0.5s beyond the TTL on an idle machine. 1s leaves room for two
+// loaded cores.
+var conformanceTiming = conformance.Timing{TTL: time.Second, ExpiryLag: time.Second}
+
+// TestConformance runs the shared suite against a real etcd process per
+// subtest, each client behind its own fault proxy.
+func TestConformance(t *testing.T) {
+	conformance.Run(t, func(ctx context.Context) (conformance.Harness, error) {
+		// The suite gives the factory no *testing.T: the process belongs to
+		// this test and the harness's Close kills it. A failure to start
+		// fails the test from the subtest's goroutine, which the testing
+		// package reports as such.
+		return &harness{server: startEtcd(t, etcdOptions{}), links: map[election.Backend]*faultproxy.Proxy{}}, nil
+	})
+}
+
+type harness struct {
+	server *etcdServer
+
+	mu    sync.Mutex
+	links map[election.Backend]*faultproxy.Proxy
+}
+
+var _ conformance.Harness = (*harness)(nil)
+
+// NewBackend dials etcd through a fresh fault proxy, so that cutting one
+// client's link leaves the others connected.
+func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
+	p, err := faultproxy.New(h.server.addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := etcd.New(etcd.Config{Endpoints: []string{p.Addr()}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		p.Close()
+		return nil, nil, err
+	}
+	h.mu.Lock()
+	h.links[b] = p
+	h.mu.Unlock()
+	return b, p, nil
+}
+
+func (h *harness) CloseBackend(b election.Backend) error {
+	h.mu.Lock()
+	p, ok := h.links[b]
+	delete(h.links, b)
+	h.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("harness: backend %p was not made by NewBackend or is already closed", b)
+	}
+	return errors.Join(election.CloseBackend(b), p.Close())
+}
+
+func (h *harness) Store() conformance.Store { return h.server.Process }
+
+func (h *harness) Timing() conformance.Timing { return conformanceTiming }
+
+// InvalidNames is empty: names are escaped into keys, so every name the
+// core accepts can be stored.
+func (h *harness) InvalidNames() []string { return nil }
+
+func (h *harness) Close() error {
+	h.mu.Lock()
+	var errs []error
+	for b, p := range h.links {
+		errs = append(errs, election.CloseBackend(b), p.Close())
+	}
+	h.links = map[election.Backend]*faultproxy.Proxy{}
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs = append(errs, h.server.Stop(ctx)) // SIGKILL, paused or not
+	return errors.Join(errs...)
+}
