@@ -23,7 +23,7 @@ func TestPrefixIsolation(t *testing.T) {
 	}
 	pairs := []struct{ prefix, name string }{
 		{"a", "b/x"}, {"a/b", "x"}, // both would be "a/b/x" unescaped
-		{"a", "b%2Fx"},             // the escaped form of the first, as a name
+		{"a", "b%2Fx"}, // the escaped form of the first, as a name
 		{"p", "100%"}, {"p", "100%25"},
 		{"p", "wahl-ü-選挙"}, {"q", "wahl-ü-選挙"},
 	}
