@@ -184,6 +184,10 @@ func (cp *campaign) onWake(life context.Context) {
 	c.mu.Lock()
 	c.cur = nil
 	c.mu.Unlock()
+	// Reported at once: the handlers' context is already cancelled.
+	ev := c.event(EventLost)
+	ev.Reason, ev.Err, ev.Fence, ev.TokenPrefix = reason, err, t.claim.Fence, t.info.TokenPrefix
+	c.deliver(ev)
 	// Leader-only work must be over before this candidate campaigns again.
 	t.waitWork(life)
 	t.sess.remove(t)
@@ -192,9 +196,6 @@ func (cp *campaign) onWake(life context.Context) {
 		// session may live on): release it by token when the store answers.
 		cp.el.addOrphan(t.sess, t.claim)
 	}
-	ev := c.event(EventLost)
-	ev.Reason, ev.Err, ev.Fence, ev.TokenPrefix = reason, err, t.claim.Fence, t.info.TokenPrefix
-	c.deliver(ev)
 	cp.retry.set(0)
 }
 
@@ -214,7 +215,11 @@ func (cp *campaign) stepDown(waitCtx context.Context) error {
 		// renewing it) until they return, then release.
 		go func() {
 			t.work.Wait()
-			cp.release(t)
+			err := cp.release(t)
+			ev := c.event(EventReleased)
+			ev.Fence, ev.TokenPrefix, ev.Err = t.claim.Fence, t.info.TokenPrefix, err
+			c.deliver(ev) // reaches OnEvent even after the candidate stopped
+
 		}()
 		c.mu.Lock()
 		c.cur = nil
@@ -370,6 +375,11 @@ func newToken() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b[:])
 }
+
+// DefaultID returns a new candidate ID made of the host name, the process
+// ID and a random suffix, the default for [CandidateConfig.ID]. Call it
+// once to give every candidate of a process the same ID.
+func DefaultID() string { return defaultID() }
 
 func defaultID() string {
 	host, err := os.Hostname()

@@ -107,7 +107,8 @@ func TestLeaderContextEndsAtLastRenewalSendPlusTTLMinusDrift(t *testing.T) {
 // leader would overlap with it. The release happens once it returns.
 func TestStopDefersReleaseUntilHandlersReturn(t *testing.T) {
 	store := memory.NewStore()
-	elA := mustElector(t, store.NewClient(), election.Config{TTL: 2 * time.Second})
+	eventsA := make(eventLog, 1024)
+	elA := mustElector(t, store.NewClient(), election.Config{TTL: 2 * time.Second, OnEvent: eventsA.hook})
 	elB := mustElector(t, store.NewClient(), election.Config{TTL: 2 * time.Second})
 	unblock := make(chan struct{})
 	returned := make(chan time.Time, 1)
@@ -147,6 +148,9 @@ func TestStopDefersReleaseUntilHandlersReturn(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("b not elected after a's handler returned and the release went through")
+	}
+	if ev := eventsA.next(t, election.EventReleased, func() {}); ev.Err != nil || ev.Candidate != "a" {
+		t.Fatalf("deferred release reported %+v, want a successful EventReleased for a", ev)
 	}
 	closeAll(t, elA, elB)
 }
