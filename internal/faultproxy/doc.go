@@ -5,10 +5,9 @@
 // API). [Proxy.Cut] makes a partition, not a reset: connections stay open
 // but no byte passes in either direction, on existing connections and on
 // ones opened during the cut, so requests hang until their deadlines.
-// [Proxy.Heal] lets bytes through again. Bytes sent during a cut are
-// dropped, not delivered late, so connections that lived through a cut are
-// closed when it heals (their byte streams have a gap) and clients
-// reconnect: like a partition that outlasted TCP's retransmissions.
+// [Proxy.Heal] lets bytes through again, the ones that waited first, so
+// connections survive a cut as they survive a partition shorter than TCP's
+// retransmission timeout.
 //
 // A Proxy is a [conformance.Link]. It forwards only to loopback addresses.
 package faultproxy

@@ -20,9 +20,8 @@ var _ conformance.Link = (*Proxy)(nil)
 // ErrClosed is returned by [Proxy.Cut] and [Proxy.Heal] after [Proxy.Close].
 var ErrClosed = errors.New("faultproxy: proxy closed")
 
-// cutToxics are the toxics that make a cut: Toxiproxy's timeout toxic with
-// timeout 0 drops every byte and never closes the connection. One per
-// direction: upstream is client to server, downstream server to client.
+// cutToxics name the partition toxics of a cut, one per direction:
+// upstream is client to server, downstream server to client.
 var cutToxics = []struct{ name, stream string }{
 	{"partition_upstream", "upstream"},
 	{"partition_downstream", "downstream"},
@@ -87,9 +86,11 @@ func (p *Proxy) Upstream() string { return p.proxy.Upstream }
 
 // Cut partitions the proxy's clients from the upstream: from its return
 // until Heal, no byte passes in either direction on any connection, old or
-// new. Connections are not closed, so reads and writes hang until their
-// deadlines; new connections are accepted but get no bytes. Bytes sent
-// meanwhile are dropped. Cutting a cut proxy does nothing.
+// new, and no close passes either. Connections are not closed, so reads
+// hang until their deadlines, and writes too once the socket buffers are
+// full; new connections are accepted but get no bytes. Bytes sent meanwhile
+// wait in the proxy and are delivered, in order, after Heal. Cutting a cut
+// proxy does nothing.
 //
 // It fails with ctx's error if ctx has ended before it starts (the change
 // itself takes no network round trip), and with [ErrClosed] after Close.
@@ -106,7 +107,7 @@ func (p *Proxy) Cut(ctx context.Context) error {
 		return fmt.Errorf("faultproxy: cut: %w", err)
 	}
 	for i, toxic := range cutToxics {
-		body := fmt.Sprintf(`{"name":%q,"type":"timeout","stream":%q,"toxicity":1,"attributes":{"timeout":0}}`, toxic.name, toxic.stream)
+		body := fmt.Sprintf(`{"name":%q,"type":%q,"stream":%q,"toxicity":1,"attributes":{}}`, toxic.name, partitionType, toxic.stream)
 		if _, err := p.proxy.Toxics.AddToxicJson(strings.NewReader(body)); err != nil {
 			// Leave no half cut behind.
 			for _, added := range cutToxics[:i] {
@@ -119,10 +120,11 @@ func (p *Proxy) Cut(ctx context.Context) error {
 	return nil
 }
 
-// Heal ends a cut: bytes flow again on connections opened after it returns.
-// Connections that were open during the cut are closed by it, since the
-// bytes dropped during the cut left gaps in their streams; clients must
-// reconnect. Healing a proxy that is not cut does nothing.
+// Heal ends a cut: when it returns, bytes flow again on every connection,
+// those opened before or during the cut included, starting with the bytes
+// that waited during the cut (a write that waited longer than 5s for its
+// reader after the heal is dropped). Closes made during the cut pass
+// through now. Healing a proxy that is not cut does nothing.
 //
 // It fails with ctx's error if ctx has ended before it starts, and with
 // [ErrClosed] after Close.
@@ -151,9 +153,10 @@ func (p *Proxy) Heal(ctx context.Context) error {
 	return nil
 }
 
-// Close stops listening and closes every proxied connection on both sides.
-// The goroutines that copied them end as those connections' reads return,
-// shortly after. Closing a closed proxy does nothing. It returns nil.
+// Close stops listening and closes every proxied connection on both sides;
+// a cut is healed first, because the goroutines of a cut connection wait
+// for the heal. Those goroutines end as the connections' reads return,
+// shortly after Close. Closing a closed proxy does nothing. It returns nil.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -161,6 +164,14 @@ func (p *Proxy) Close() error {
 		return nil
 	}
 	p.closed = true
+	if p.cut {
+		for _, toxic := range cutToxics {
+			// Only ErrToxicNotFound is possible, and then there is nothing
+			// to undo.
+			_ = p.proxy.Toxics.RemoveToxic(context.Background(), toxic.name)
+		}
+		p.cut = false
+	}
 	p.proxy.Stop()
 	return nil
 }
