@@ -24,9 +24,9 @@ func TestACL(t *testing.T) {
 		clearConsulEnv(t)
 		for _, token := range []string{"00000000-0000-4000-8000-000000000000", ""} { // unknown; anonymous
 			b := a.backend(t, func(c *Config) { c.Token = token })
-			_, err := b.OpenSession(t.Context(), ttl)
-			if !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "ACL token rejected") {
-				t.Fatalf("token %q: OpenSession = %v, want ErrInvalidArgument saying the token was rejected", token, err)
+			_, openErr := b.OpenSession(t.Context(), ttl)
+			if !errors.Is(openErr, election.ErrInvalidArgument) || !strings.Contains(openErr.Error(), "ACL token rejected") {
+				t.Fatalf("token %q: OpenSession = %v, want ErrInvalidArgument saying the token was rejected", token, openErr)
 			}
 			if _, err := b.Leader(t.Context(), "acl"); !errors.Is(err, election.ErrInvalidArgument) {
 				t.Fatalf("token %q: Leader = %v, want ErrInvalidArgument", token, err)
@@ -42,7 +42,7 @@ func TestACL(t *testing.T) {
 			if _, ok := <-ch; ok {
 				t.Fatalf("watch not closed after its error event")
 			}
-			t.Logf("token %q: %v", token, err)
+			t.Logf("token %q: %v", token, openErr)
 		}
 	})
 

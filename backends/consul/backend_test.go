@@ -348,7 +348,7 @@ func TestBackend(t *testing.T) {
 			t.Fatal(err)
 		}
 		destroyed := time.Now()
-		s2 := openSession(t, b, ttl)
+		s2 := openSession(t, b, 10*time.Second) // not renewed while it retries
 		_, err = s2.Claim(t.Context(), election.ClaimRequest{Name: "delayed", Token: "t2", ID: "second"})
 		if !errors.Is(err, election.ErrUnavailable) || !strings.Contains(err.Error(), "lock-delay") {
 			t.Fatalf("Claim during lock-delay = %v, want ErrUnavailable naming lock-delay", err)
