@@ -12,6 +12,23 @@
 // [Binary] finds server binaries. A missing server is a test failure, never a
 // skip: `./scripts/test` installs all of them.
 //
+// A typical start, here of redis-server without persistence:
+//
+//	port := testserver.FreePort(t)
+//	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+//	proc := testserver.Start(t, testserver.Config{
+//		Binary: testserver.Binary(t, "redis-server"),
+//		Args:   []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", ""},
+//		Ready: func(ctx context.Context) error {
+//			var d net.Dialer
+//			conn, err := d.DialContext(ctx, "tcp", addr)
+//			if err == nil {
+//				conn.Close()
+//			}
+//			return err
+//		},
+//	})
+//
 // Only loopback addresses are used: ports come from 127.0.0.1, and callers
 // must configure their servers to listen there.
 package testserver
