@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -97,8 +98,10 @@ func where(s settings) string {
 }
 
 // Close closes the etcd client if the Backend created it, and stops every
-// watch started through it. Sessions are not revoked: their leases expire
-// after their TTL. Close is idempotent; it returns the client's close error.
+// watch started through it. Sessions are not revoked (close them first):
+// their leases expire after their TTL. Every operation after Close, on the
+// Backend or its sessions, fails at once with election.ErrUnavailable.
+// Close is idempotent; it returns the client's close error.
 func (b *Backend) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closed)
@@ -126,6 +129,9 @@ const maxLeaseTTL = 9_000_000_000 * time.Second
 // read. It returns an error wrapping election.ErrNoLeader when the election
 // is vacant and election.ErrUnavailable when the cluster does not answer.
 func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, error) {
+	if err := b.errIfClosed("leader", name); err != nil {
+		return election.Leader{}, err
+	}
 	resp, err := b.client.Get(ctx, b.key(name))
 	if err != nil {
 		return election.Leader{}, storeError("leader", name, err)
@@ -137,3 +143,17 @@ func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, err
 }
 
 func (b *Backend) key(name string) string { return electionKey(b.prefix, name) }
+
+// errIfClosed fails an operation on a closed Backend at once: the etcd
+// client would otherwise retry on its closed connection until the
+// operation's deadline.
+func (b *Backend) errIfClosed(op, name string) error {
+	select {
+	case <-b.closed:
+		return storeError(op, name, errBackendClosed)
+	default:
+		return nil
+	}
+}
+
+var errBackendClosed = errors.New("backend closed")

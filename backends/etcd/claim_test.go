@@ -172,6 +172,44 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 }
 
+// TestClosedBackend: after Backend.Close every operation fails at once
+// with ErrUnavailable instead of retrying on the closed client.
+func TestClosedBackend(t *testing.T) {
+	srv := startEtcd(t, etcdOptions{})
+	ctx := testCtx(t)
+	b, err := etcd.New(etcd.Config{Endpoints: []string{srv.addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.OpenSession(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := claim(t, s, "closed", "a")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	start := time.Now()
+	_, openErr := b.OpenSession(ctx, time.Second)
+	_, leaderErr := b.Leader(ctx, "closed")
+	_, watchErr := b.Watch(ctx, "closed")
+	_, claimErr := s.Claim(ctx, election.ClaimRequest{Name: "other", Token: "t", ID: "a"})
+	for what, err := range map[string]error{
+		"OpenSession": openErr, "Leader": leaderErr, "Watch": watchErr, "Claim": claimErr,
+		"Renew": s.Renew(ctx, []election.Claim{held}), "Release": s.Release(ctx, held), "Close": s.Close(ctx),
+	} {
+		if !errors.Is(err, election.ErrUnavailable) {
+			t.Errorf("%s after Backend.Close = %v, want ErrUnavailable", what, err)
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("operations on a closed Backend took %v", took)
+	}
+}
+
 // TestRenewRoundTrips: Renew costs the same two RPCs (one keep-alive, one
 // lease read) for 1 claim and for 200, beyond etcd's 128-operation
 // transaction limit.

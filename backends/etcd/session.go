@@ -27,6 +27,9 @@ func (b *Backend) OpenSession(ctx context.Context, ttl time.Duration) (election.
 	if err := checkTTL(ttl); err != nil {
 		return nil, err
 	}
+	if err := b.errIfClosed("open session", ""); err != nil {
+		return nil, err
+	}
 	asked := int64(ttl / time.Second)
 	resp, err := b.client.Grant(ctx, asked)
 	if err != nil {
@@ -106,6 +109,9 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 	if s.isClosed() {
 		return election.Claim{}, fmt.Errorf("etcd: claim %q: %w: session closed", req.Name, election.ErrSessionExpired)
 	}
+	if err := s.backend.errIfClosed("claim", req.Name); err != nil {
+		return election.Claim{}, err
+	}
 	value, err := encodeRecord(req)
 	if err != nil {
 		return election.Claim{}, invalid("metadata", "%v", err)
@@ -145,6 +151,9 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	if s.isClosed() {
 		return fmt.Errorf("etcd: renew: %w: session closed", election.ErrSessionExpired)
+	}
+	if err := s.backend.errIfClosed("renew", ""); err != nil {
+		return err
 	}
 	if _, err := s.backend.client.KeepAliveOnce(ctx, s.lease); err != nil {
 		return storeError("renew", "", err)
@@ -191,6 +200,9 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 // outcome was unknown. It returns an error wrapping election.ErrNotOwner,
 // having changed nothing, when the key is absent or holds another claim.
 func (s *session) Release(ctx context.Context, c election.Claim) error {
+	if err := s.backend.errIfClosed("release", c.Name); err != nil {
+		return err
+	}
 	key := s.backend.key(c.Name)
 	for {
 		resp, err := s.backend.client.Get(ctx, key)
@@ -227,7 +239,8 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 // notifies watchers. It is idempotent: after one successful Close (or when
 // the lease is already gone) it returns nil. If the cluster does not answer,
 // it returns an error wrapping election.ErrUnavailable and a later Close
-// tries again; the lease expires after its TTL anyway.
+// tries again; the lease expires after its TTL anyway (also when the
+// Backend was closed first).
 func (s *session) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -235,6 +248,9 @@ func (s *session) Close(ctx context.Context) error {
 		return nil
 	}
 	s.mu.Unlock()
+	if err := s.backend.errIfClosed("close session", ""); err != nil {
+		return err
+	}
 	_, err := s.backend.client.Revoke(ctx, s.lease)
 	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return storeError("close session", "", err)

@@ -24,6 +24,9 @@ import (
 //
 // Errors: election.ErrUnavailable when the initial read fails.
 func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.WatchEvent, error) {
+	if err := b.errIfClosed("watch", name); err != nil {
+		return nil, err
+	}
 	key := b.key(name)
 	resp, err := b.client.Get(ctx, key)
 	if err != nil {
@@ -68,7 +71,7 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 			case <-ctx.Done():
 				return
 			case <-b.closed:
-				fail(errors.New("backend closed"))
+				fail(errBackendClosed)
 				return
 			case wr, ok := <-changes:
 				if ctx.Err() != nil {

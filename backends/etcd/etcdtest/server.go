@@ -50,6 +50,9 @@ const startAttempts = 5
 // ready in time; nothing is left running or on disk (except a Dir given in
 // opts) after an error.
 func Start(ctx context.Context, opts Options) (*Server, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("etcdtest: %w", err)
+	}
 	s := &Server{dir: opts.Dir}
 	if s.dir == "" {
 		dir, err := os.MkdirTemp("", "etcdtest-")
