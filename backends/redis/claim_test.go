@@ -182,3 +182,30 @@ func TestSessionClosed(t *testing.T) {
 		t.Errorf("Release after Close: %v", err)
 	}
 }
+
+func TestOwnerCheckIsExact(t *testing.T) {
+	srv := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	b := newBackend(t, srv.client(t), Config{})
+	s := openSession(t, ctx, b, 5*time.Second)
+
+	// Metadata that spells out another token must not pass for it.
+	req := election.ClaimRequest{Name: "exact", ID: "a", Token: `tok"en<&>é\`,
+		Metadata: map[string]string{"token": "forged", `","token":"forged",`: "x"}}
+	held := claim(t, ctx, s, req)
+	for _, forged := range []string{"forged", `tok"en<&>é`, `tok"en<&>é\\`, ""} {
+		c := election.Claim{Name: "exact", Token: forged, Fence: held.Fence}
+		if err := s.Renew(ctx, []election.Claim{c}); !errors.Is(err, election.ErrNotOwner) {
+			t.Errorf("Renew with token %q = %v, want ErrNotOwner", forged, err)
+		}
+		if err := s.Release(ctx, c); !errors.Is(err, election.ErrNotOwner) {
+			t.Errorf("Release with token %q = %v, want ErrNotOwner", forged, err)
+		}
+	}
+	if err := s.Renew(ctx, []election.Claim{held}); err != nil {
+		t.Errorf("Renew with the owner's token: %v", err)
+	}
+	if err := s.Release(ctx, held); err != nil {
+		t.Errorf("Release with the owner's token: %v", err)
+	}
+}

@@ -31,7 +31,7 @@ type server struct {
 
 // startServer starts a redis-server with the given extra arguments (config
 // directives, e.g. "--requirepass", "secret"). The test's cleanup kills it.
-func startServer(t *testing.T, extra ...string) *server {
+func startServer(t testing.TB, extra ...string) *server {
 	t.Helper()
 	port := strconv.Itoa(testserver.FreePort(t))
 	addr := net.JoinHostPort("127.0.0.1", port)
@@ -75,12 +75,12 @@ func rawPing(ctx context.Context, addr string) error {
 }
 
 // client returns a go-redis client of s, closed by the test's cleanup.
-func (s *server) client(t *testing.T) *goredis.Client {
+func (s *server) client(t testing.TB) *goredis.Client {
 	t.Helper()
 	return s.clientAt(t, s.addr)
 }
 
-func (s *server) clientAt(t *testing.T, addr string) *goredis.Client {
+func (s *server) clientAt(t testing.TB, addr string) *goredis.Client {
 	t.Helper()
 	c := goredis.NewClient(&goredis.Options{Addr: addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })

@@ -32,6 +32,14 @@ type ownerFields struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
+// tokenNeedle is how the owner token appears in a stored record, right
+// after the fence: `"token":"…",`. The scripts compare it byte for byte;
+// ownerFields must keep Token first and another field after it.
+func tokenNeedle(token string) string {
+	encoded, _ := json.Marshal(token) // a string always encodes
+	return `"token":` + string(encoded) + ","
+}
+
 // Announcement kinds on an election's channel.
 const (
 	kindClaim   = "claim"

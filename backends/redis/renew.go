@@ -55,7 +55,7 @@ func (b *Backend) renewPipelined(ctx context.Context, batches [][]election.Claim
 		args = append(args, ttl.Milliseconds())
 		for j, c := range batch {
 			keys[j] = keysFor(b.cfg.Prefix, c.Name).leader
-			args = append(args, c.Token)
+			args = append(args, tokenNeedle(c.Token))
 		}
 		if useSHA {
 			cmds[i] = renewScript.EvalSha(ctx, pipe, keys, args...)

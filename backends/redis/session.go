@@ -115,7 +115,7 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 // Release runs the release script: compare the owner token, DEL, publish.
 func (s *session) Release(ctx context.Context, c election.Claim) error {
 	k := keysFor(s.backend.cfg.Prefix, c.Name)
-	released, err := releaseScript.Run(ctx, s.backend.client, []string{k.leader}, c.Token, k.channel).Int64()
+	released, err := releaseScript.Run(ctx, s.backend.client, []string{k.leader}, tokenNeedle(c.Token), k.channel).Int64()
 	if err != nil {
 		return storeError("release", c.Name, err)
 	}
