@@ -123,10 +123,12 @@ func TestRequirePass(t *testing.T) {
 	}
 }
 
+// TestACLUser runs as a user with exactly the permissions the README lists.
 func TestACLUser(t *testing.T) {
 	srv := startServer(t,
 		"--user", "default", "off",
-		"--user", "elector", "on", ">acl-pass", "~{app:*", "&{app:*", "+@all")
+		"--user", "elector", "on", ">acl-pass", "~{app:*", "&{app:*", "+@connection",
+		"+eval", "+evalsha", "+get", "+set", "+pttl", "+pexpire", "+del", "+hget", "+hset", "+time", "+info", "+publish", "+subscribe", "+unsubscribe")
 	ctx := testContext(t, 30*time.Second)
 	b, err := OpenURL(ctx, mustParse(t, "redis://elector:acl-pass@"+srv.addr+"/?prefix=app&quarantine=10ms"))
 	if err != nil {
@@ -145,6 +147,12 @@ func TestACLUser(t *testing.T) {
 	held := claim(t, ctx, s, request("acl", "a"))
 	if ev := next(t, watch); ev.Leader == nil || ev.Leader.Fence != held.Fence {
 		t.Errorf("watch event = %+v", ev)
+	}
+	if err := s.Renew(ctx, []election.Claim{held}); err != nil {
+		t.Errorf("Renew as the ACL user: %v", err)
+	}
+	if err := s.Release(ctx, held); err != nil {
+		t.Errorf("Release as the ACL user: %v", err)
 	}
 
 	if _, err := OpenURL(ctx, mustParse(t, "redis://elector:not-it@"+srv.addr)); !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "WRONGPASS") {
