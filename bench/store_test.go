@@ -1,0 +1,118 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	goredis "github.com/redis/go-redis/v9"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// store is one running server and the benchmark's own direct clients of it:
+// for the renewals a crash injects on a peer's behalf and for the observer.
+type store struct {
+	kind   string // "etcd", "redis" or "consul"
+	addr   string
+	etcd   *clientv3.Client
+	redis  *goredis.Client
+	consul *api.Client
+}
+
+// newStore starts a server of kind and opens the direct client. Everything
+// is closed when tb ends.
+func newStore(tb testing.TB, kind string) *store {
+	tb.Helper()
+	st := &store{kind: kind}
+	switch kind {
+	case "etcd":
+		st.addr = startEtcd(tb)
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{st.addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _ = c.Close() })
+		st.etcd = c
+	case "redis":
+		st.addr = startRedis(tb)
+		c := goredis.NewClient(&goredis.Options{Addr: st.addr, ContextTimeoutEnabled: true})
+		tb.Cleanup(func() { _ = c.Close() })
+		st.redis = c
+	case "consul":
+		st.addr = startConsul(tb)
+		c, transport, err := consulClient(st.addr)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(transport.CloseIdleConnections)
+		st.consul = c
+	default:
+		tb.Fatalf("unknown store %q", kind)
+	}
+	return st
+}
+
+// watchDrop starts an observer of election that reports when the store
+// drops its holder without a release: on etcd, the first deletion of any
+// key (the election is fresh, and the holder's key is the only one that
+// goes); on Consul, the holder's session leaving the election's key. It
+// returns once the observer is established, and a nil channel on Redis,
+// which announces no expiry.
+func (st *store) watchDrop(ctx context.Context, lib library, election string) (<-chan time.Time, error) {
+	out := make(chan time.Time, 1)
+	switch st.kind {
+	case "etcd":
+		wch := st.etcd.Watch(ctx, "", clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithCreatedNotify())
+		first, ok := <-wch
+		if !ok || !first.Created {
+			return nil, fmt.Errorf("etcd watch not created: %v", first.Err())
+		}
+		go func() {
+			for wr := range wch {
+				for _, ev := range wr.Events {
+					if ev.Type == mvccpb.DELETE {
+						out <- time.Now()
+						return
+					}
+				}
+			}
+		}()
+		return out, nil
+	case "consul":
+		if lib.key == nil {
+			return nil, fmt.Errorf("%s: no key function for the Consul observer", lib.name)
+		}
+		key := lib.key(election)
+		kv := st.consul.KV()
+		pair, meta, err := kv.Get(key, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return nil, err
+		}
+		if pair == nil || pair.Session == "" {
+			return nil, fmt.Errorf("consul key %q is not held", key)
+		}
+		go func() {
+			index := meta.LastIndex
+			for ctx.Err() == nil {
+				q := (&api.QueryOptions{WaitIndex: index, WaitTime: 30 * time.Second}).WithContext(ctx)
+				pair, meta, err := kv.Get(key, q)
+				if err != nil {
+					_ = sleepCtx(ctx, 10*time.Millisecond)
+					continue
+				}
+				if pair == nil || pair.Session == "" {
+					out <- time.Now()
+					return
+				}
+				index = meta.LastIndex
+			}
+		}()
+		return out, nil
+	default:
+		return nil, nil
+	}
+}
