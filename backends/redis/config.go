@@ -7,7 +7,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// Defaults applied by [Config.withDefaults] to zero fields.
+// Defaults that replace zero fields of [Config].
 const (
 	// DefaultPrefix is the key prefix when Config.Prefix is empty.
 	DefaultPrefix = "election"

@@ -35,7 +35,7 @@
 // still acts until its local deadline (at most its last renewal plus TTL,
 // and that renewal happened before the restart). So every claim is refused
 // while the server's TIME is less than its start time (TIME minus INFO
-// uptime_in_seconds) plus the quarantine, by default the claiming session's
+// uptime_in_seconds, plus a second for rounding) plus the quarantine, by default the claiming session's
 // TTL. A refused claim gets a *[election.TakenError] whose Holder has an
 // empty ID and fence 0 and whose ExpiresIn is the rest of the quarantine;
 // [Backend.Leader] and [Backend.Watch] show the election vacant meanwhile.
