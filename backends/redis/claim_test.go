@@ -186,7 +186,7 @@ func TestSessionClosed(t *testing.T) {
 func TestOwnerCheckIsExact(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, 30*time.Second)
-	b := newBackend(t, srv.client(t), Config{})
+	b := newBackend(t, srv.client(t), Config{Quarantine: 100 * time.Millisecond})
 	s := openSession(t, ctx, b, 5*time.Second)
 
 	// Metadata that spells out another token must not pass for it.
