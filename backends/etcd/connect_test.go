@@ -139,11 +139,11 @@ func TestTLS(t *testing.T) {
 		},
 		"no client certificate": {
 			cfg:  etcd.Config{TLS: etcd.TLSConfig{CAFile: pki.CAFile}},
-			want: election.ErrUnavailable, says: "",
+			want: election.ErrUnavailable, says: "agree on TLS",
 		},
 		"plain text": {
 			cfg:  etcd.Config{},
-			want: election.ErrUnavailable, says: "",
+			want: election.ErrUnavailable, says: "agree on TLS",
 		},
 	} {
 		f.cfg.Endpoints = []string{srv.addr}
