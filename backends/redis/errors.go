@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 
@@ -16,9 +17,9 @@ var errClosed = errors.New("redis: backend closed")
 // when there is one) and wraps both the election sentinel and the native
 // error, so that errors.Is finds either:
 //
-//   - authentication and permission failures (NOAUTH, WRONGPASS, NOPERM):
-//     retrying cannot help, so [election.ErrInvalidArgument] (a credential
-//     is invalid);
+//   - authentication and permission failures (NOAUTH, WRONGPASS, NOPERM)
+//     and a server certificate that fails verification: retrying cannot
+//     help, so [election.ErrInvalidArgument] (a credential is invalid);
 //   - everything else, including timeouts, refused connections and closed
 //     clients: [election.ErrUnavailable], the outcome is unknown.
 func storeError(op, name string, err error) error {
@@ -28,6 +29,10 @@ func storeError(op, name string, err error) error {
 	}
 	if goredis.IsAuthError(err) || goredis.IsPermissionError(err) {
 		return fmt.Errorf("%s: %w: credentials rejected: %w", what, election.ErrInvalidArgument, err)
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return fmt.Errorf("%s: %w: server certificate rejected: %w", what, election.ErrInvalidArgument, err)
 	}
 	return fmt.Errorf("%s: %w: %w", what, election.ErrUnavailable, err)
 }
