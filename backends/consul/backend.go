@@ -168,6 +168,17 @@ func (b *Backend) query(ctx context.Context) *api.QueryOptions {
 	return q.WithContext(ctx)
 }
 
+// consistent is query with Consul's consistent mode: the Raft leader
+// confirms its leadership and has applied every committed write before it
+// answers. Decisions that drop state (release by token, "taken") use it, so
+// that a server whose state lags behind (just elected, or deposed without
+// knowing) cannot make them on stale data.
+func (b *Backend) consistent(ctx context.Context) *api.QueryOptions {
+	q := b.query(ctx)
+	q.RequireConsistent = true
+	return q
+}
+
 // write is query's counterpart for writes.
 func (b *Backend) write(ctx context.Context) *api.WriteOptions {
 	w := &api.WriteOptions{Token: b.s.token, Datacenter: b.s.datacenter, Namespace: b.s.namespace, Partition: b.s.partition}

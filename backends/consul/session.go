@@ -97,7 +97,7 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 			return election.Claim{}, storeErr(what, terr)
 		}
 		// The guard failed: the key exists, or changed since it was read.
-		p, _, err := s.b.client.KV().Get(s.b.Key(req.Name), s.b.query(ctx))
+		p, _, err := s.b.client.KV().Get(s.b.Key(req.Name), s.b.consistent(ctx))
 		if err != nil {
 			return election.Claim{}, storeErr(what, err)
 		}
@@ -131,12 +131,12 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	if _, err := s.b.client.Raw().Write("/v1/session/renew/"+s.id, nil, &entries, s.b.write(ctx)); err != nil {
 		var se api.StatusError
 		if errors.As(err, &se) && se.Code == http.StatusNotFound {
-			return s.expired("renew")
+			return s.confirmExpired(ctx)
 		}
 		return storeErr("renew session", err)
 	}
 	if len(entries) == 0 {
-		return s.expired("renew")
+		return s.confirmExpired(ctx)
 	}
 	if len(claims) == 0 {
 		return nil
@@ -157,6 +157,22 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 		return &election.NotOwnerError{Claims: lost}
 	}
 	return nil
+}
+
+// confirmExpired checks a "session not found" answer to a renewal with a
+// consistent read: the renewal is served from the Raft leader's state
+// without waiting for it to catch up, so a leader elected a moment ago may
+// not know the session yet. Reporting that as expired would make the core
+// drop a session that still holds its claims.
+func (s *session) confirmExpired(ctx context.Context) error {
+	e, _, err := s.b.client.Session().Info(s.id, s.b.consistent(ctx))
+	switch {
+	case err != nil:
+		return storeErr("renew: confirm session expiry", err)
+	case e != nil:
+		return fmt.Errorf("consul: renew: %w: the server answered \"session not found\" but a consistent read finds it", election.ErrUnavailable)
+	}
+	return s.expired("renew")
 }
 
 // maxTxnOps is the number of operations Consul accepts in one transaction.
@@ -208,7 +224,10 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 	}
 	key := s.b.Key(c.Name)
 	for range maxRounds {
-		p, _, err := s.b.client.KV().Get(key, s.b.query(ctx))
+		// A stale read must not report ErrNotOwner for a key that is held:
+		// the core would stop releasing it and the election would stay
+		// held by no one.
+		p, _, err := s.b.client.KV().Get(key, s.b.consistent(ctx))
 		if err != nil {
 			return storeErr(what, err)
 		}
