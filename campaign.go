@@ -109,9 +109,12 @@ func (cp *campaign) claim(life context.Context) {
 		cp.failures = 0
 		holder := taken.Holder
 		ev := c.event(EventClaimTaken)
-		ev.Leader, ev.Latency = &holder, latency
+		ev.Latency = latency
+		if holder.ID != "" || holder.Fence != 0 {
+			ev.Leader = &holder
+			cp.seeLeader(&holder)
+		} // else: the store refuses claims for now; no one leads
 		c.deliver(ev)
-		cp.seeLeader(&holder)
 		if taken.ExpiresIn > 0 {
 			// The store does not push expiry: claim when the holder's
 			// TTL runs out.

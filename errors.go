@@ -42,7 +42,10 @@ var (
 // TakenError is returned by a claim when the election is held. It wraps
 // [ErrTaken].
 type TakenError struct {
-	// Holder is the current holder.
+	// Holder is the current holder. A zero Holder (empty ID, fence 0) means
+	// the store refuses claims for a while although no one holds the
+	// election, such as Redis's quarantine after a restart that lost data;
+	// ExpiresIn then says when to try again, and no leader is reported.
 	Holder Leader
 	// ExpiresIn is the holder's remaining TTL if the store reported it
 	// (zero otherwise). The core uses it to schedule the next claim.
