@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/electionkit/election"
 )
@@ -66,7 +67,10 @@ func open(ctx context.Context, cfg Config) (*Backend, error) {
 			Username:             s.username,
 			Password:             s.password,
 			Logger:               zap.NewNop(),
-			DialOptions:          []grpc.DialOption{diag.interceptor()},
+			DialOptions: []grpc.DialOption{
+				diag.interceptor(),
+				grpc.WithConnectParams(reconnectParams(s.dialTimeout)),
+			},
 		})
 		if err != nil {
 			return nil, diag.explain(where(s), err)
@@ -80,6 +84,23 @@ func open(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, diag.explain(where(s), err)
 	}
 	return b, nil
+}
+
+// reconnectParams replaces gRPC's default reconnect backoff (1s growing to
+// 120s), which after a few failed attempts during a store restart or
+// partition would leave a client disconnected for longer than any
+// sensible TTL once the store is back. Attempts are retried within a
+// second instead; each one may take up to the dial timeout.
+func reconnectParams(dialTimeout time.Duration) grpc.ConnectParams {
+	return grpc.ConnectParams{
+		Backoff: backoff.Config{
+			BaseDelay:  100 * time.Millisecond,
+			Multiplier: 1.6,
+			Jitter:     0.2,
+			MaxDelay:   time.Second,
+		},
+		MinConnectTimeout: dialTimeout,
+	}
 }
 
 // probe reads the prefix's own key: it proves that a quorum answers and that

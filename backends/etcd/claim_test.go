@@ -64,9 +64,9 @@ func TestRenewKeepsClaims(t *testing.T) {
 	srv := startEtcd(t, etcdOptions{})
 	ctx := testCtx(t)
 	b := newBackend(t, etcd.Config{Endpoints: []string{srv.addr}})
-	s := openSession(t, b, time.Second)
+	s := openSession(t, b, 2*time.Second)
 	held := claim(t, s, "renewed", "a")
-	deadline := time.Now().Add(4 * time.Second)
+	deadline := time.Now().Add(3 * s.TTL())
 	for time.Now().Before(deadline) {
 		if err := s.Renew(ctx, []election.Claim{held}); err != nil {
 			t.Fatalf("Renew: %v", err)
@@ -75,7 +75,7 @@ func TestRenewKeepsClaims(t *testing.T) {
 	}
 	l, err := b.Leader(ctx, "renewed")
 	if err != nil || l.Fence != held.Fence {
-		t.Fatalf("after 4 TTLs of renewals, Leader = %+v, %v; want fence %d", l, err, held.Fence)
+		t.Fatalf("after 3 TTLs of renewals, Leader = %+v, %v; want fence %d", l, err, held.Fence)
 	}
 }
 
