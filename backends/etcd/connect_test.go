@@ -147,7 +147,7 @@ func TestTLS(t *testing.T) {
 		},
 	} {
 		f.cfg.Endpoints = []string{srv.addr}
-		f.cfg.DialTimeout = 2 * time.Second
+		f.cfg.DialTimeout = time.Second
 		b, err := etcd.New(f.cfg)
 		if err == nil {
 			b.Close()

@@ -46,61 +46,63 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 	go func() {
 		defer close(out)
 		defer cancel()
-		send := func(ev election.WatchEvent) bool {
-			select {
-			case out <- ev:
-				return true
-			case <-ctx.Done():
-			case <-b.closed:
-			}
-			return false
-		}
-		// fail delivers the final error event. Once the Backend is closed
-		// nobody may be reading, so it is then delivered only if the
-		// buffer has room: Close never waits for a reader.
-		fail := func(cause error) {
-			ev := election.WatchEvent{Err: storeError("watch", name, cause)}
-			select {
-			case out <- ev:
-			default:
-				send(ev)
-			}
-		}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-b.closed:
-				fail(errBackendClosed)
-				return
-			case wr, ok := <-changes:
-				if ctx.Err() != nil {
-					return
-				}
-				if !ok {
-					fail(errors.New("watch channel closed"))
-					return
-				}
-				if err := wr.Err(); err != nil {
-					fail(err)
-					return
-				}
-				for _, ev := range wr.Events {
-					e := election.WatchEvent{}
-					if ev.Type == mvccpb.PUT {
-						e = b.putEvent(name, ev.Kv)
-					}
-					if !send(e) {
-						return
-					}
-					if e.Err != nil {
-						return
-					}
-				}
-			}
-		}
+		b.forward(ctx, name, changes, out)
 	}()
 	return out, nil
+}
+
+// forward turns etcd watch responses into events on out until ctx ends, the
+// Backend is closed or the watch fails.
+func (b *Backend) forward(ctx context.Context, name string, changes clientv3.WatchChan, out chan<- election.WatchEvent) {
+	send := func(ev election.WatchEvent) bool {
+		select {
+		case out <- ev:
+			return true
+		case <-ctx.Done():
+		case <-b.closed:
+		}
+		return false
+	}
+	// fail delivers the final error event. Once the Backend is closed
+	// nobody may be reading, so it is then delivered only if the buffer has
+	// room: Close never waits for a reader.
+	fail := func(cause error) {
+		ev := election.WatchEvent{Err: storeError("watch", name, cause)}
+		select {
+		case out <- ev:
+		default:
+			send(ev)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.closed:
+			fail(errBackendClosed)
+			return
+		case wr, ok := <-changes:
+			switch {
+			case ctx.Err() != nil:
+				return
+			case !ok:
+				fail(errors.New("watch channel closed"))
+				return
+			case wr.Err() != nil:
+				fail(wr.Err())
+				return
+			}
+			for _, ev := range wr.Events {
+				e := election.WatchEvent{} // a delete: vacant
+				if ev.Type == mvccpb.PUT {
+					e = b.putEvent(name, ev.Kv)
+				}
+				if !send(e) || e.Err != nil {
+					return
+				}
+			}
+		}
+	}
 }
 
 // putEvent describes a key write; a value that is not an election record
