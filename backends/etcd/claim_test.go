@@ -42,7 +42,18 @@ func TestClaimExclusive(t *testing.T) {
 	if taken.Holder.ID != "a" || taken.Holder.Fence != held.Fence || taken.Holder.Metadata["addr"] != "10.0.0.1:80" {
 		t.Fatalf("TakenError holder = %+v, want a with fence %d and metadata", taken.Holder, held.Fence)
 	}
-	// The same session cannot claim twice either.
+	// A retry with the same token (its first answer lost) is the same claim.
+	again, err := sa.Claim(ctx, election.ClaimRequest{Name: "exclusive", Token: "secret-token-a", ID: "a", Metadata: meta})
+	if err != nil || again != held {
+		t.Fatalf("Claim retried with the same token = %+v, %v; want %+v", again, err, held)
+	}
+	if _, err := sb.Claim(ctx, election.ClaimRequest{Name: "exclusive", Token: "secret-token-a", ID: "b"}); !errors.Is(err, election.ErrTaken) {
+		t.Fatalf("the same token from another session = %v, want ErrTaken", err)
+	}
+	if err := sa.Renew(ctx, []election.Claim{held}); err != nil {
+		t.Fatalf("Renew after the retried claim: %v", err)
+	}
+	// The same session cannot claim twice with another token.
 	if _, err := sa.Claim(ctx, election.ClaimRequest{Name: "exclusive", Token: "other", ID: "a"}); !errors.Is(err, election.ErrTaken) {
 		t.Fatalf("re-Claim by the holder's session = %v, want ErrTaken", err)
 	}

@@ -103,8 +103,11 @@ func (s *session) TTL() time.Duration { return s.ttl }
 
 // Claim creates the election key attached to the session's lease in one
 // transaction, if the key does not exist; the fence is the key's create
-// revision. A Claim on a name forgets any earlier claim of this session on
-// that name (Renew then reports the earlier one as not owned).
+// revision. It is idempotent per token: if the key already holds this
+// token on this session's lease (an earlier attempt whose answer was lost
+// succeeded), that claim is returned. A Claim on a name forgets any earlier
+// claim of this session on that name (Renew then reports the earlier one as
+// not owned).
 func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
 	if s.isClosed() {
 		return election.Claim{}, fmt.Errorf("etcd: claim %q: %w: session closed", req.Name, election.ErrSessionExpired)
@@ -132,17 +135,27 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 			// The Get runs in the same transaction as the failed compare.
 			return election.Claim{}, fmt.Errorf("etcd: claim %q: taken but the holder could not be read", req.Name)
 		}
-		holder, err := leaderOf(req.Name, kvs[0])
+		kv := kvs[0]
+		if r, err := decodeRecord(kv); err == nil && r.Token == req.Token && clientv3.LeaseID(kv.Lease) == s.lease {
+			// An earlier attempt with this token, whose answer was lost,
+			// did create the key: that claim is this one.
+			return s.remember(election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(kv.CreateRevision)}), nil
+		}
+		holder, err := leaderOf(req.Name, kv)
 		if err != nil {
 			return election.Claim{}, err
 		}
 		return election.Claim{}, &election.TakenError{Holder: holder}
 	}
-	c := election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(resp.Header.Revision)}
+	return s.remember(election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(resp.Header.Revision)}), nil
+}
+
+// remember records c as the session's claim on its name and returns it.
+func (s *session) remember(c election.Claim) election.Claim {
 	s.mu.Lock()
 	s.held[c.Name] = heldClaim{token: c.Token, fence: c.Fence}
 	s.mu.Unlock()
-	return c, nil
+	return c
 }
 
 // Renew extends the lease with one KeepAliveOnce and checks ownership of
