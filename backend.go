@@ -152,6 +152,11 @@ type Limits struct {
 	MaxTTL time.Duration
 	// MaxNameLen is the longest election name in bytes. Zero means 256.
 	MaxNameLen int
+	// TTLGranularity, when set, is the unit TTLs must be a whole multiple
+	// of (etcd leases count in seconds). The core rejects other TTLs rather
+	// than round them: down would expire claims early, up would slow every
+	// takeover.
+	TTLGranularity time.Duration
 }
 
 // NameValidator is an optional interface for a [Backend] that stores fewer

@@ -101,6 +101,9 @@ func (c Config) validate(lim Limits) error {
 	case lim.MaxTTL > 0 && c.TTL > lim.MaxTTL:
 		errs = append(errs, invalid("TTL", "%v is above the backend's maximum %v", c.TTL, lim.MaxTTL))
 	}
+	if err := checkGranularity("TTL", c.TTL, lim); err != nil {
+		errs = append(errs, err)
+	}
 	if c.DriftMargin <= 0 || c.DriftMargin > c.TTL/2 {
 		errs = append(errs, invalid("DriftMargin", "%v is outside (0, TTL/2=%v]", c.DriftMargin, c.TTL/2))
 	}
@@ -120,6 +123,17 @@ func (c Config) validate(lim Limits) error {
 		errs = append(errs, invalid("RetryMax", "%v is below RetryMin %v", c.RetryMax, c.RetryMin))
 	}
 	return errors.Join(errs...)
+}
+
+// checkGranularity rejects a positive ttl that is not a whole multiple of
+// the backend's TTL unit.
+func checkGranularity(field string, ttl time.Duration, lim Limits) error {
+	g := lim.TTLGranularity
+	if g <= 0 || ttl <= 0 || ttl%g == 0 {
+		return nil
+	}
+	return invalid(field, "%v is not a whole multiple of the backend's TTL unit %v (use %v or %v)",
+		ttl, g, ttl.Truncate(g), ttl.Truncate(g)+g)
 }
 
 // ValidateName checks an election name against the core's rules and the

@@ -19,7 +19,7 @@ type limited struct {
 func (l limited) Limits() election.Limits { return l.lim }
 
 func TestNewRejectsBadConfigNamingEveryField(t *testing.T) {
-	b := limited{memory.New(), election.Limits{MinTTL: time.Second, MaxTTL: time.Hour}}
+	b := limited{memory.New(), election.Limits{MinTTL: time.Second, MaxTTL: time.Hour, TTLGranularity: time.Second}}
 	cases := []struct {
 		name   string
 		cfg    election.Config
@@ -28,6 +28,7 @@ func TestNewRejectsBadConfigNamingEveryField(t *testing.T) {
 		{"negative TTL", election.Config{TTL: -time.Second}, []string{"TTL"}},
 		{"TTL below store minimum", election.Config{TTL: 500 * time.Millisecond}, []string{"TTL", "minimum 1s"}},
 		{"TTL above store maximum", election.Config{TTL: 2 * time.Hour}, []string{"TTL", "maximum"}},
+		{"TTL not in whole seconds", election.Config{TTL: 1500 * time.Millisecond}, []string{"TTL", "whole multiple", "1s or 2s"}},
 		{"renew not below TTL", election.Config{TTL: 3 * time.Second, RenewInterval: 3 * time.Second}, []string{"RenewInterval"}},
 		{"renew eats the drift margin", election.Config{TTL: 10 * time.Second, RenewInterval: 9500 * time.Millisecond}, []string{"RenewInterval"}},
 		{"drift margin too big", election.Config{TTL: 10 * time.Second, DriftMargin: 6 * time.Second}, []string{"DriftMargin"}},

@@ -67,6 +67,9 @@ func TryLeaseWith(ctx context.Context, b Backend, key string, ttl time.Duration,
 	case lim.MaxTTL > 0 && ttl > lim.MaxTTL:
 		errs = append(errs, invalid("ttl", "%v is above the backend's maximum %v", ttl, lim.MaxTTL))
 	}
+	if err := checkGranularity("ttl", ttl, lim); err != nil {
+		errs = append(errs, err)
+	}
 	if opts.DriftMargin == 0 {
 		opts.DriftMargin = ttl / 10
 	}

@@ -147,6 +147,11 @@ func testInvalid(e *env) {
 			e.t.Errorf("New with TTL below the minimum %v = %v, want ErrInvalidArgument", lim.MinTTL, err)
 		}
 	}
+	if g := lim.TTLGranularity; g > 0 {
+		if _, err := election.New(n.b, election.Config{TTL: e.timing.TTL + g/2}); !errors.Is(err, election.ErrInvalidArgument) {
+			e.t.Errorf("New with a TTL off the backend's %v unit = %v, want ErrInvalidArgument", g, err)
+		}
+	}
 	if _, err := election.New(n.b, election.Config{TTL: -time.Second}); !errors.Is(err, election.ErrInvalidArgument) {
 		e.t.Errorf("New with a negative TTL = %v, want ErrInvalidArgument", err)
 	}

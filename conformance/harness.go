@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"errors"
+	"testing"
 	"time"
 
 	"github.com/electionkit/election"
@@ -78,5 +79,7 @@ type Store interface {
 	Start(ctx context.Context) error
 }
 
-// NewHarness makes a fresh Harness for one subtest.
-type NewHarness func(ctx context.Context) (Harness, error)
+// NewHarness makes a fresh Harness for one subtest. t is that subtest:
+// servers the harness starts may register their cleanup and report start-up
+// failures on it.
+type NewHarness func(ctx context.Context, t testing.TB) (Harness, error)

@@ -47,7 +47,7 @@ func Run(t *testing.T, newHarness NewHarness) {
 	for _, s := range suite {
 		t.Run(s.name, func(t *testing.T) {
 			ctx0, cancel0 := context.WithTimeout(context.Background(), time.Minute)
-			h, err := newHarness(ctx0)
+			h, err := newHarness(ctx0, t)
 			cancel0()
 			if err != nil {
 				t.Fatalf("harness: %v", err)

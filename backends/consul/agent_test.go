@@ -41,7 +41,7 @@ type agentOptions struct {
 
 // startAgent starts a Consul server and waits until it has a Raft leader
 // and its node is in the catalog, which is when sessions can be created.
-func startAgent(t *testing.T, opts agentOptions) *testAgent {
+func startAgent(t testing.TB, opts agentOptions) *testAgent {
 	t.Helper()
 	bin := testserver.Binary(t, "consul")
 	ports := testserver.FreePorts(t, 3)

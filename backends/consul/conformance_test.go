@@ -20,12 +20,9 @@ const conformanceTTL = testMinTTL
 // TestConformance runs the shared suite against real Consul servers, one
 // per subtest, each client behind its own fault proxy.
 func TestConformance(t *testing.T) {
-	conformance.Run(t, func(ctx context.Context) (conformance.Harness, error) {
-		// The suite gives the factory no *testing.T; the agent belongs to
-		// this test and is stopped by the harness's Close. A failure to
-		// start fails the test from the subtest's goroutine, which the
-		// testing package reports as such.
-		return &harness{agent: startAgent(t, agentOptions{}), links: map[election.Backend]*faultproxy.Proxy{}}, nil
+	conformance.Run(t, func(ctx context.Context, st testing.TB) (conformance.Harness, error) {
+		// The agent belongs to the subtest; the harness's Close stops it.
+		return &harness{agent: startAgent(st, agentOptions{}), links: map[election.Backend]*faultproxy.Proxy{}}, nil
 	})
 }
 

@@ -137,9 +137,10 @@ func (b *Backend) Close() error {
 // grant more, see [election.Session.TTL]) up to etcd's maximum lease TTL.
 func (b *Backend) Limits() election.Limits {
 	return election.Limits{
-		MinTTL:     time.Second,
-		MaxTTL:     maxLeaseTTL,
-		MaxNameLen: 1024,
+		MinTTL:         time.Second,
+		MaxTTL:         maxLeaseTTL,
+		MaxNameLen:     1024,
+		TTLGranularity: time.Second,
 	}
 }
 

@@ -30,12 +30,9 @@ var conformanceTiming = conformance.Timing{TTL: 2 * time.Second, ExpiryLag: time
 // TestConformance runs the shared suite against a real etcd process per
 // subtest, each client behind its own fault proxy.
 func TestConformance(t *testing.T) {
-	conformance.Run(t, func(ctx context.Context) (conformance.Harness, error) {
-		// The suite gives the factory no *testing.T: the process belongs to
-		// this test and the harness's Close kills it. A failure to start
-		// fails the test from the subtest's goroutine, which the testing
-		// package reports as such.
-		return &harness{server: startEtcd(t, etcdOptions{}), links: map[election.Backend]*faultproxy.Proxy{}}, nil
+	conformance.Run(t, func(ctx context.Context, st testing.TB) (conformance.Harness, error) {
+		// The process belongs to the subtest; the harness's Close kills it.
+		return &harness{server: startEtcd(st, etcdOptions{}), links: map[election.Backend]*faultproxy.Proxy{}}, nil
 	})
 }
 

@@ -47,7 +47,7 @@ type etcdServer struct {
 // startEtcd starts a single-member etcd process in a temporary directory.
 // The test fails if it is not ready within testserver's timeout; the
 // process is killed when the test ends.
-func startEtcd(t *testing.T, opts etcdOptions) *etcdServer {
+func startEtcd(t testing.TB, opts etcdOptions) *etcdServer {
 	t.Helper()
 	ports := testserver.FreePorts(t, 2)
 	return startMembers(t, opts, ports[:1], ports[1:])[0]
@@ -55,13 +55,13 @@ func startEtcd(t *testing.T, opts etcdOptions) *etcdServer {
 
 // startCluster starts an n-member etcd cluster, every member a process of
 // its own, and waits until it has a leader.
-func startCluster(t *testing.T, n int) []*etcdServer {
+func startCluster(t testing.TB, n int) []*etcdServer {
 	t.Helper()
 	ports := testserver.FreePorts(t, 2*n)
 	return startMembers(t, etcdOptions{}, ports[:n], ports[n:])
 }
 
-func startMembers(t *testing.T, opts etcdOptions, clientPorts, peerPorts []int) []*etcdServer {
+func startMembers(t testing.TB, opts etcdOptions, clientPorts, peerPorts []int) []*etcdServer {
 	t.Helper()
 	bin := testserver.Binary(t, "etcd")
 	scheme := "http"
@@ -123,7 +123,7 @@ func startMembers(t *testing.T, opts etcdOptions, clientPorts, peerPorts []int) 
 
 // healthCheck returns a Ready function that asks the member's /health
 // endpoint, which answers true once the member serves linearizable reads.
-func healthCheck(t *testing.T, clientURL string, opts etcdOptions) func(context.Context) error {
+func healthCheck(t testing.TB, clientURL string, opts etcdOptions) func(context.Context) error {
 	transport := &http.Transport{DisableKeepAlives: true}
 	if opts.pki != nil {
 		cfg := &tls.Config{RootCAs: certPool(t, opts.pki.CAFile)}
@@ -157,7 +157,7 @@ func healthCheck(t *testing.T, clientURL string, opts etcdOptions) func(context.
 }
 
 // waitHealthy waits until every member reports healthy.
-func waitHealthy(t *testing.T, servers []*etcdServer) {
+func waitHealthy(t testing.TB, servers []*etcdServer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testserver.DefaultReadyTimeout)
 	defer cancel()
@@ -177,7 +177,7 @@ func waitHealthy(t *testing.T, servers []*etcdServer) {
 	}
 }
 
-func certPool(t *testing.T, file string) *x509.CertPool {
+func certPool(t testing.TB, file string) *x509.CertPool {
 	t.Helper()
 	pem, err := os.ReadFile(filepath.Clean(file))
 	if err != nil {

@@ -26,7 +26,7 @@ func (h *harness) Timing() conformance.Timing {
 }
 
 func TestConformance(t *testing.T) {
-	conformance.Run(t, func(ctx context.Context) (conformance.Harness, error) {
+	conformance.Run(t, func(ctx context.Context, _ testing.TB) (conformance.Harness, error) {
 		return &harness{store: memory.NewStore()}, nil
 	})
 }

@@ -94,7 +94,7 @@ func (h *harness) Close() error {
 
 func TestConformance(t *testing.T) {
 	srv := startServer(t)
-	conformance.Run(t, func(ctx context.Context) (conformance.Harness, error) {
+	conformance.Run(t, func(ctx context.Context, _ testing.TB) (conformance.Harness, error) {
 		return &harness{
 			srv:     srv,
 			prefix:  fmt.Sprintf("conformance-%d", harnessCount.Add(1)),
