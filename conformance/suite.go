@@ -39,6 +39,7 @@ var suite = []spec{
 	{"StartWhileStoreDown", 20, testStartWhileDown},
 	{"TryLease", 15, testTryLease},
 	{"InvalidArguments", 5, testInvalid},
+	{"LinearizableHistory", 30, testLinearizable},
 }
 
 // Run runs the whole suite against the backend that newHarness gives
