@@ -105,9 +105,10 @@ func (s *session) TTL() time.Duration { return s.ttl }
 // transaction, if the key does not exist; the fence is the key's create
 // revision. It is idempotent per token: if the key already holds this
 // token on this session's lease (an earlier attempt whose answer was lost
-// succeeded), that claim is returned. A Claim on a name forgets any earlier
-// claim of this session on that name (Renew then reports the earlier one as
-// not owned).
+// succeeded), that claim is returned. While a Claim on a name is in flight,
+// Renew reports this session's earlier claim on that name as not owned (a
+// new key could otherwise pass for it); if the Claim finds that earlier
+// claim still in place, it is owned again afterwards.
 func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
 	if s.isClosed() {
 		return election.Claim{}, fmt.Errorf("etcd: claim %q: %w: session closed", req.Name, election.ErrSessionExpired)
@@ -120,7 +121,7 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 		return election.Claim{}, invalid("metadata", "%v", err)
 	}
 	key := s.backend.key(req.Name)
-	s.forget(req.Name, nil)
+	prev, hadPrev := s.take(req.Name)
 	resp, err := s.backend.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, value, clientv3.WithLease(s.lease))).
@@ -140,6 +141,11 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 			// An earlier attempt with this token, whose answer was lost,
 			// did create the key: that claim is this one.
 			return s.remember(election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(kv.CreateRevision)}), nil
+		}
+		if hadPrev && uint64(kv.CreateRevision) == prev.fence && clientv3.LeaseID(kv.Lease) == s.lease {
+			// The key is still the claim this session held before: it
+			// stays held (Renew must keep reporting it owned).
+			s.restore(req.Name, prev)
 		}
 		holder, err := leaderOf(req.Name, kv)
 		if err != nil {
@@ -284,6 +290,25 @@ func (s *session) isClosed() bool {
 // forget drops what the session remembers about name: all of it when c is
 // nil, else only if it is c's claim (same token, and same fence unless c's
 // is zero), so a forged claim cannot make the session forget the real one.
+// take removes and returns what the session remembers about name.
+func (s *session) take(name string) (heldClaim, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.held[name]
+	delete(s.held, name)
+	return h, ok
+}
+
+// restore puts back a claim removed by take, unless another claim of name
+// was remembered meanwhile.
+func (s *session) restore(name string, h heldClaim) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.held[name]; !ok {
+		s.held[name] = h
+	}
+}
+
 func (s *session) forget(name string, c *election.Claim) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
