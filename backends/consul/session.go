@@ -235,13 +235,22 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 		if err != nil || !held || token != c.Token {
 			return fmt.Errorf("consul: %s: %w", what, election.ErrNotOwner)
 		}
-		ok, _, err := s.b.client.KV().DeleteCAS(&api.KVPair{Key: key, ModifyIndex: p.ModifyIndex}, s.b.write(ctx))
+		// Not KV().DeleteCAS: Consul reports a CAS delete of a key that
+		// is already gone as a success, so two racing releases of one claim
+		// would both succeed. A check-index guard fails on a missing key.
+		guard := s.b.kvOp(api.KVCheckIndex, c.Name)
+		guard.KV.Index = p.ModifyIndex
+		ok, resp, _, err := s.b.client.Txn().Txn(api.TxnOps{guard, s.b.kvOp(api.KVDelete, c.Name)}, s.b.query(ctx))
 		if err != nil {
 			return storeErr(what, err)
 		}
 		if ok {
 			return nil
 		}
+		if terr := txnError(resp.Errors); !terr.failed(0, "") {
+			return storeErr(what, terr)
+		}
+		// The key changed or vanished since it was read: read it again.
 	}
 	return fmt.Errorf("consul: %s: %w: the key changed under %d attempts", what, election.ErrUnavailable, maxRounds)
 }
