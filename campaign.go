@@ -194,11 +194,11 @@ func (cp *campaign) onWake(life context.Context) {
 	// Leader-only work must be over before this candidate campaigns again.
 	t.waitWork(life)
 	t.sess.remove(t)
-	if reason == LossDeadline {
-		// The store may still hold the claim (renewals failed, but the
-		// session may live on): release it by token when the store answers.
-		cp.el.addOrphan(t.sess, t.claim)
-	}
+	// Whatever the reason, the store may still hold the claim: renewals
+	// failed but the session lives on, or a backend reported a claim lost
+	// that it still keeps on the session. Release it by token when the
+	// store answers; if it is gone, the release finds no owner and stops.
+	cp.el.addOrphan(t.sess, t.claim)
 	cp.retry.set(0)
 }
 

@@ -95,6 +95,16 @@ func testManyElections(e *env) {
 		}
 		return true
 	})
+	// Handlers record their terms in their own goroutines, just after
+	// IsLeader turns true.
+	e.waitFor(e.settle(), "a recorded term in each of 50 elections", func() bool {
+		for name := range byElection {
+			if e.termCount(name) == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	if n := e.checkIntervals(); n < 50 {
 		e.t.Fatalf("saw %d terms over 50 elections", n)
 	}

@@ -100,6 +100,7 @@ func testStoreRestart(e *env) {
 		}
 	}
 	e.waitFor(e.settle(), "a leader", func() bool { return ca.IsLeader() || cb.IsLeader() })
+	e.waitFor(e.settle(), "the new term recorded", func() bool { return e.termCount("restart") >= 2 })
 	if n := e.checkIntervals(); n < 2 {
 		e.t.Fatalf("saw %d terms across a restart, want at least 2", n)
 	}
