@@ -1,6 +1,7 @@
 package election_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/backends/memory"
+	"sigs.k8s.io/yaml"
 )
 
 // limited is a memory backend with the limits of a stricter store.
@@ -124,5 +126,35 @@ func TestSettingsFromEnv(t *testing.T) {
 	}
 	if _, _, err := (election.Settings{}).Open(t.Context()); !errors.Is(err, election.ErrInvalidArgument) {
 		t.Fatalf("Settings without URL = %v, want ErrInvalidArgument", err)
+	}
+}
+
+// Settings load from a service's own JSON or YAML config file.
+func TestSettingsDecode(t *testing.T) {
+	want := election.Settings{
+		URL: "etcd://h1:2379,h2:2379/shop", TTL: election.Duration(15 * time.Second),
+		RenewInterval: election.Duration(4 * time.Second), ID: "pod-1", Metadata: map[string]string{"zone": "a"},
+	}
+	jsonDoc := `{"url":"etcd://h1:2379,h2:2379/shop","ttl":"15s","renew_interval":"4s","id":"pod-1","metadata":{"zone":"a"}}`
+	yamlDoc := "url: etcd://h1:2379,h2:2379/shop\nttl: 15s\nrenew_interval: 4s\nid: pod-1\nmetadata:\n  zone: a\n"
+	for name, decode := range map[string]func(*election.Settings) error{
+		"json": func(s *election.Settings) error { return json.Unmarshal([]byte(jsonDoc), s) },
+		"yaml": func(s *election.Settings) error { return yaml.UnmarshalStrict([]byte(yamlDoc), s) },
+	} {
+		var got election.Settings
+		if err := decode(&got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got.URL != want.URL || got.TTL != want.TTL || got.RenewInterval != want.RenewInterval || got.ID != want.ID || got.Metadata["zone"] != "a" {
+			t.Fatalf("%s decoded %+v, want %+v", name, got, want)
+		}
+	}
+	var bad election.Settings
+	if err := json.Unmarshal([]byte(`{"ttl":"soon"}`), &bad); !errors.Is(err, election.ErrInvalidArgument) {
+		t.Fatalf("bad duration in JSON = %v, want ErrInvalidArgument", err)
+	}
+	out, err := json.Marshal(want)
+	if err != nil || !strings.Contains(string(out), `"ttl":"15s"`) {
+		t.Fatalf("Marshal = %s, %v; want ttl as \"15s\"", out, err)
 	}
 }
