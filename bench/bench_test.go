@@ -76,21 +76,28 @@ func BenchmarkConsulCrash(b *testing.B) { benchCrashes(b, "consul", *consulCrash
 
 // benchHandoffs runs every handoff library of kind against one server.
 // Metrics: p50-ms, p99-ms, max-ms of (waiter holds) − (release call
-// began).
+// began); for ours also the medians of its phases (handoffSamples):
+// release-p50-ms, notice-p50-ms, claim-p50-ms.
 func benchHandoffs(b *testing.B, kind string) {
 	st := newStore(b, kind)
 	for _, lib := range handoffLibraries(kind) {
 		b.Run(lib.name, func(b *testing.B) {
-			var all []time.Duration
+			var all handoffSamples
 			for range b.N {
-				samples, err := runHandoffs(context.Background(), st, lib, *handoffCount)
+				s, err := runHandoffs(context.Background(), st, lib, *handoffCount)
 				if err != nil {
 					b.Fatal(err)
 				}
-				all = append(all, samples...)
+				all.total = append(all.total, s.total...)
+				all.release = append(all.release, s.release...)
+				all.notice = append(all.notice, s.notice...)
+				all.claim = append(all.claim, s.claim...)
 			}
 			b.ReportMetric(0, "ns/op") // an operation is a whole series
-			reportLatencies(b, "", all)
+			reportLatencies(b, "", all.total)
+			reportMedian(b, "release-", all.release)
+			reportMedian(b, "notice-", all.notice)
+			reportMedian(b, "claim-", all.claim)
 		})
 	}
 }

@@ -23,14 +23,22 @@ func TestScenarios(t *testing.T) {
 				t.Run("handoff/"+lib.name, func(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 					defer cancel()
-					samples, err := runHandoffs(ctx, st, lib, 2)
+					s, err := runHandoffs(ctx, st, lib, 2)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if len(samples) != 2 {
-						t.Fatalf("%d samples, want 2", len(samples))
+					if len(s.total) != 2 {
+						t.Fatalf("%d samples, want 2", len(s.total))
 					}
-					t.Logf("handoffs: %v", samples)
+					if wantPhases := lib.name == "election"; wantPhases != (len(s.release) == 2) {
+						t.Fatalf("%d phase samples for %s", len(s.release), lib.name)
+					}
+					for i := range s.release {
+						if sum := s.release[i] + s.notice[i] + s.claim[i]; sum != s.total[i] {
+							t.Errorf("handoff %d: phases %v + %v + %v = %v, want the total %v", i, s.release[i], s.notice[i], s.claim[i], sum, s.total[i])
+						}
+					}
+					t.Logf("handoffs: %v; ours' phases: release %v, notice %v, claim %v", s.total, s.release, s.notice, s.claim)
 				})
 			}
 			for _, lib := range crashLibraries(kind) {

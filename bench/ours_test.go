@@ -46,22 +46,24 @@ type ours struct {
 	// renewed receives the elector's successful renewals (latest only).
 	renewed chan election.Event
 
-	mu      sync.Mutex
-	cand    *election.Candidate
-	term    *termTimes
-	crashed bool
+	mu       sync.Mutex
+	cand     *election.Candidate
+	term     *termTimes
+	crashed  bool
+	released time.Time // Time of the last EventReleased
 }
 
-// termTimes records when a handler's term began and when its context
-// ended.
+// termTimes records a handler's term: its claim's send time (Term.Since),
+// when the handler started and when its context ended.
 type termTimes struct {
-	mu         sync.Mutex
-	start, end time.Time
+	mu                sync.Mutex
+	since, start, end time.Time
 }
 
 var (
-	_ crasher    = (*ours)(nil)
-	_ stepDowner = (*ours)(nil)
+	_ crasher       = (*ours)(nil)
+	_ stepDowner    = (*ours)(nil)
+	_ handoffPhaser = (*ours)(nil)
 )
 
 func joinOurs(st *store, name, id string, link *faultproxy.Proxy, ttl time.Duration) (*ours, error) {
@@ -106,8 +108,15 @@ func joinOurs(st *store, name, id string, link *faultproxy.Proxy, ttl time.Durat
 	return o, nil
 }
 
-// onEvent keeps the latest successful renewal. It never blocks.
+// onEvent keeps the latest successful renewal and release time. It never
+// blocks.
 func (o *ours) onEvent(ev election.Event) {
+	if ev.Kind == election.EventReleased {
+		o.mu.Lock()
+		o.released = ev.Time
+		o.mu.Unlock()
+		return
+	}
 	if ev.Kind != election.EventRenewed || ev.Err != nil {
 		return
 	}
@@ -128,11 +137,11 @@ func (o *ours) onEvent(ev election.Event) {
 func (o *ours) acquire(ctx context.Context) (time.Time, error) {
 	tt := &termTimes{}
 	started := make(chan time.Time, 1)
-	handler := func(ctx context.Context, _ election.Term) {
+	handler := func(ctx context.Context, t election.Term) {
 		at := time.Now()
 		tt.mu.Lock()
 		if tt.start.IsZero() {
-			tt.start = at
+			tt.since, tt.start = t.Since, at
 		}
 		tt.mu.Unlock()
 		select {
@@ -185,6 +194,24 @@ func (o *ours) steppedDown() (time.Time, bool) {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	return tt.end, !tt.end.IsZero()
+}
+
+func (o *ours) lastReleased() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.released
+}
+
+func (o *ours) lastClaimSent() time.Time {
+	o.mu.Lock()
+	tt := o.term
+	o.mu.Unlock()
+	if tt == nil {
+		return time.Time{}
+	}
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.since
 }
 
 // crash waits for the elector's next successful renewal and cuts the link

@@ -11,6 +11,7 @@ import (
 	"github.com/go-redsync/redsync/v4"
 	redsyncgoredis "github.com/go-redsync/redsync/v4/redis/goredis/v9"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 
 	"github.com/electionkit/election/internal/faultproxy"
 )
@@ -32,6 +33,13 @@ const (
 	// until the holder goes, bounded by the context's deadline.
 	redislockRetry = 100 * time.Millisecond
 )
+
+func init() {
+	// A crashed holder's client keeps dialing its closed fault proxy and
+	// go-redis logs every failed dial; the scenarios see every error that
+	// matters through the calls' results.
+	logging.Disable()
+}
 
 // redisRefresher is the refresh loop a leader runs around a Redis lock
 // library: refresh every ttl/3 until stopped.

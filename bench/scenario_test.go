@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,17 @@ type stepDowner interface {
 	// steppedDown returns when the leader context of the participant's last
 	// term ended, and false if it has not.
 	steppedDown() (time.Time, bool)
+}
+
+// handoffPhaser is a participant that can split a handoff in phases: ours,
+// from its events and Term.Since.
+type handoffPhaser interface {
+	// lastReleased returns when the participant's last release returned
+	// (EventReleased's Time).
+	lastReleased() time.Time
+	// lastClaimSent returns the send time of the claim of the
+	// participant's current term (Term.Since).
+	lastClaimSent() time.Time
 }
 
 // library is one leader-election library in one configuration.
@@ -99,10 +111,14 @@ type acquired struct {
 }
 
 // goAcquire starts p.acquire and delivers its result on the returned
-// channel; the call ends at the latest when ctx does.
+// channel. The call's context has a deadline acquireTimeout away: the
+// retry loops of the Redis lock libraries are bounded by it (redislock
+// without a deadline gives up after one TTL).
 func goAcquire(ctx context.Context, p participant) <-chan acquired {
 	out := make(chan acquired, 1)
 	go func() {
+		ctx, cancel := context.WithTimeout(ctx, acquireTimeout)
+		defer cancel()
 		at, err := p.acquire(ctx)
 		out <- acquired{at, err}
 	}()
@@ -137,13 +153,26 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // errTwoHolders marks a safety violation seen by a scenario.
 var errTwoHolders = errors.New("two holders at once")
 
+// handoffSamples are the measurements of a series of graceful handoffs.
+type handoffSamples struct {
+	// total: the waiter's hold minus the start of the release call.
+	total []time.Duration
+	// Ours only, splitting total: release, from the release call to the
+	// return of the store's release (the old leader's step-down and the
+	// release round trips); notice, from there to the new leader's claim
+	// being sent (the store's notification reaching its loop); claim, from
+	// there to its handler starting (the claim round trip).
+	release, notice, claim []time.Duration
+}
+
 // runHandoffs measures n graceful handoffs between two participants of lib
 // that swap roles every time: the holder releases while the other waits.
 // Each sample is the time from the start of the release call to the
 // waiter's hold. It fails on any error and on any overlap: the waiter
 // holding before the release began, or (ours) the old leader's context
 // still live when the new leader's handler started.
-func runHandoffs(ctx context.Context, st *store, lib library, n int) ([]time.Duration, error) {
+func runHandoffs(ctx context.Context, st *store, lib library, n int) (handoffSamples, error) {
+	var s handoffSamples
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	election := newElection(lib.name)
@@ -151,13 +180,13 @@ func runHandoffs(ctx context.Context, st *store, lib library, n int) ([]time.Dur
 	for i := range ps {
 		p, err := lib.join(ctx, st, election, fmt.Sprintf("p%d", i), nil)
 		if err != nil {
-			return nil, fmt.Errorf("join: %w", err)
+			return s, fmt.Errorf("join: %w", err)
 		}
 		defer p.close()
 		ps[i] = p
 	}
 	if _, err := await(ctx, goAcquire(ctx, ps[0])); err != nil {
-		return nil, fmt.Errorf("first acquire: %w", err)
+		return s, fmt.Errorf("first acquire: %w", err)
 	}
 	holder := 0
 	defer func() {
@@ -166,39 +195,46 @@ func runHandoffs(ctx context.Context, st *store, lib library, n int) ([]time.Dur
 		_ = ps[holder].release(ctx)
 	}()
 
-	samples := make([]time.Duration, 0, n)
 	for i := range n {
 		leader, waiter := ps[holder], ps[1-holder]
 		got := goAcquire(ctx, waiter)
 		if err := sleepCtx(ctx, settle); err != nil {
-			return nil, err
+			return s, err
 		}
 		select {
 		case r := <-got:
-			return nil, fmt.Errorf("handoff %d: %w: the waiter acquired (err %v) while the leader held", i, errTwoHolders, r.err)
+			return s, fmt.Errorf("handoff %d: %w: the waiter acquired (err %v) while the leader held", i, errTwoHolders, r.err)
 		default:
 		}
 		released := time.Now()
 		if err := leader.release(ctx); err != nil {
-			return nil, fmt.Errorf("handoff %d: release: %w", i, err)
+			return s, fmt.Errorf("handoff %d: release: %w", i, err)
 		}
 		at, err := await(ctx, got)
 		if err != nil {
-			return nil, fmt.Errorf("handoff %d: waiter: %w", i, err)
+			return s, fmt.Errorf("handoff %d: waiter: %w", i, err)
 		}
 		if at.Before(released) {
-			return nil, fmt.Errorf("handoff %d: %w: the waiter held %v before the release began", i, errTwoHolders, released.Sub(at))
+			return s, fmt.Errorf("handoff %d: %w: the waiter held %v before the release began", i, errTwoHolders, released.Sub(at))
 		}
 		if sd, ok := leader.(stepDowner); ok {
 			end, ended := sd.steppedDown()
 			if !ended || end.After(at) {
-				return nil, fmt.Errorf("handoff %d: %w: the old leader's context was live when the new leader started", i, errTwoHolders)
+				return s, fmt.Errorf("handoff %d: %w: the old leader's context was live when the new leader started", i, errTwoHolders)
 			}
 		}
-		samples = append(samples, at.Sub(released))
+		s.total = append(s.total, at.Sub(released))
+		lp, ok1 := leader.(handoffPhaser)
+		wp, ok2 := waiter.(handoffPhaser)
+		if ok1 && ok2 {
+			done, sent := lp.lastReleased(), wp.lastClaimSent()
+			s.release = append(s.release, done.Sub(released))
+			s.notice = append(s.notice, sent.Sub(done))
+			s.claim = append(s.claim, at.Sub(sent))
+		}
 		holder = 1 - holder
 	}
-	return samples, nil
+	return s, nil
 }
 
 // crashSamples are the measurements of a series of crash takeovers.
@@ -261,8 +297,10 @@ func crashOnce(ctx context.Context, st *store, lib library, s *crashSamples) err
 	}
 	defer b.close()
 	got := goAcquire(ctx, b)
-	// Long enough for A to renew and B to settle into waiting.
-	if err := sleepCtx(ctx, time.Second); err != nil {
+	// Long enough for A to renew and B to settle into waiting, plus a
+	// random part so that crashes do not keep one phase against the store's
+	// periodic work (etcd checks lease expiry every 500ms).
+	if err := sleepCtx(ctx, time.Second+rand.N(500*time.Millisecond)); err != nil {
 		return err
 	}
 	select {

@@ -33,6 +33,14 @@ func reportLatencies(b *testing.B, prefix string, samples []time.Duration) {
 	b.ReportMetric(ms(percentile(samples, 1)), prefix+"max-ms")
 }
 
+// reportMedian reports the p50 of samples in milliseconds under unit
+// prefix+"p50-ms".
+func reportMedian(b *testing.B, prefix string, samples []time.Duration) {
+	if len(samples) > 0 {
+		b.ReportMetric(ms(percentile(samples, 0.5)), prefix+"p50-ms")
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	var samples []time.Duration
 	for i := 10; i >= 1; i-- {
