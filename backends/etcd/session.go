@@ -213,9 +213,11 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 }
 
 // Release deletes the election key if it holds c's token (and, when c.Fence
-// is not zero, was created at c.Fence): a read, then a delete conditional on
-// the key's mod revision being the one read, so nothing else can have
-// changed in between. c.Fence zero releases by token alone, for a claim whose
+// is not zero, was created at c.Fence). For a claim this session made, one
+// delete conditional on the key's create revision being c.Fence (a revision
+// names exactly one put); otherwise a read, then a delete conditional on the
+// key's mod revision being the one read, so nothing else can have changed in
+// between. c.Fence zero releases by token alone, for a claim whose
 // outcome was unknown. It returns an error wrapping election.ErrNotOwner,
 // having changed nothing, when the key is absent or holds another claim.
 func (s *session) Release(ctx context.Context, c election.Claim) error {
@@ -223,6 +225,23 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 		return err
 	}
 	key := s.backend.key(c.Name)
+	if s.made(c) {
+		// This session made c: the key created at revision c.Fence is
+		// that claim, so one compare-and-delete on the create revision
+		// releases it in one round trip (the handoff's critical path).
+		txn, err := s.backend.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", int64(c.Fence))).
+			Then(clientv3.OpDelete(key)).
+			Commit()
+		if err != nil {
+			return storeError("release", c.Name, err)
+		}
+		s.forget(c.Name, &c)
+		if !txn.Succeeded {
+			return fmt.Errorf("etcd: release %q: %w: the claim is gone", c.Name, election.ErrNotOwner)
+		}
+		return nil
+	}
 	for {
 		resp, err := s.backend.client.Get(ctx, key)
 		if err != nil {
@@ -290,6 +309,14 @@ func (s *session) isClosed() bool {
 // forget drops what the session remembers about name: all of it when c is
 // nil, else only if it is c's claim (same token, and same fence unless c's
 // is zero), so a forged claim cannot make the session forget the real one.
+// made reports whether this session made c and still remembers it.
+func (s *session) made(c election.Claim) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.held[c.Name]
+	return ok && c.Fence != 0 && h.token == c.Token && h.fence == c.Fence
+}
+
 // take removes and returns what the session remembers about name.
 func (s *session) take(name string) (heldClaim, bool) {
 	s.mu.Lock()
