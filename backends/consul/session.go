@@ -27,6 +27,37 @@ type session struct {
 
 	mu     sync.Mutex
 	closed bool
+	// made remembers, per name, the fence and token of the claim this
+	// session made, so Release can prove ownership without a read.
+	made map[string]madeClaim
+}
+
+type madeClaim struct {
+	token string
+	fence uint64
+}
+
+// remember records a claim this session made.
+func (s *session) remember(c election.Claim) election.Claim {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.made == nil {
+		s.made = map[string]madeClaim{}
+	}
+	s.made[c.Name] = madeClaim{token: c.Token, fence: c.Fence}
+	return c
+}
+
+// takeMade removes and reports whether this session made c.
+func (s *session) takeMade(c election.Claim) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.made[c.Name]
+	if !ok || c.Fence == 0 || m.token != c.Token || m.fence != c.Fence {
+		return false
+	}
+	delete(s.made, c.Name)
+	return true
 }
 
 // TTL returns the TTL the session was created with. Consul grants TTLs as
@@ -82,7 +113,7 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 			// The lock is the last operation; its result carries the
 			// indexes the transaction gave the key.
 			if n := len(resp.Results); n > 0 && resp.Results[n-1].KV != nil && resp.Results[n-1].KV.Session == s.id {
-				return election.Claim{Name: req.Name, Token: req.Token, Fence: resp.Results[n-1].KV.ModifyIndex}, nil
+				return s.remember(election.Claim{Name: req.Name, Token: req.Token, Fence: resp.Results[n-1].KV.ModifyIndex}), nil
 			}
 			return election.Claim{}, storeErr(what, errors.New("transaction succeeded without the lock's result"))
 		}
@@ -223,6 +254,26 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 		return err
 	}
 	key := s.b.Key(c.Name)
+	if s.takeMade(c) {
+		// This session made c, and nothing rewrites a held key: if its
+		// ModifyIndex is still c.Fence (the lock's index), it is that claim.
+		// One transaction releases it (the handoff's critical path).
+		guard := s.b.kvOp(api.KVCheckIndex, c.Name)
+		guard.KV.Index = c.Fence
+		ok, resp, _, err := s.b.client.Txn().Txn(api.TxnOps{guard, s.b.kvOp(api.KVDelete, c.Name)}, s.b.query(ctx))
+		switch {
+		case err != nil:
+			s.remember(c) // outcome unknown: a retry may take this path again
+			return storeErr(what, err)
+		case ok:
+			return nil
+		}
+		if terr := txnError(resp.Errors); !terr.failed(0, "") {
+			s.remember(c)
+			return storeErr(what, terr)
+		}
+		return fmt.Errorf("consul: %s: %w: the claim is gone", what, election.ErrNotOwner)
+	}
 	for range maxRounds {
 		// A stale read must not report ErrNotOwner for a key that is held:
 		// the core would stop releasing it and the election would stay
