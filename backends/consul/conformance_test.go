@@ -3,8 +3,6 @@ package consul
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,45 +20,24 @@ const conformanceTTL = testMinTTL
 func TestConformance(t *testing.T) {
 	conformance.Run(t, func(ctx context.Context, st testing.TB) (conformance.Harness, error) {
 		// The agent belongs to the subtest; the harness's Close stops it.
-		return &harness{agent: startAgent(st, agentOptions{}), links: map[election.Backend]*faultproxy.Proxy{}}, nil
+		return &harness{agent: startAgent(st, agentOptions{})}, nil
 	})
 }
 
 type harness struct {
-	agent *testAgent
-
-	mu    sync.Mutex
-	links map[election.Backend]*faultproxy.Proxy
+	agent   *testAgent
+	clients faultproxy.Clients
 }
 
 var _ conformance.Harness = (*harness)(nil)
 
 func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
-	p, err := faultproxy.New(h.agent.addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := New(Config{Address: p.Addr(), MinTTL: testMinTTL, WatchWait: 5 * time.Second})
-	if err != nil {
-		p.Close()
-		return nil, nil, err
-	}
-	h.mu.Lock()
-	h.links[b] = p
-	h.mu.Unlock()
-	return b, p, nil
+	return h.clients.Dial(h.agent.addr, func(addr string) (election.Backend, error) {
+		return New(Config{Address: addr, MinTTL: testMinTTL, WatchWait: 5 * time.Second})
+	})
 }
 
-func (h *harness) CloseBackend(b election.Backend) error {
-	h.mu.Lock()
-	p, ok := h.links[b]
-	delete(h.links, b)
-	h.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("harness: backend %p was not made by NewBackend or is already closed", b)
-	}
-	return errors.Join(election.CloseBackend(b), p.Close())
-}
+func (h *harness) CloseBackend(b election.Backend) error { return h.clients.Close(b) }
 
 func (h *harness) Store() conformance.Store { return h.agent.Process }
 
@@ -77,13 +54,7 @@ func (h *harness) Timing() conformance.Timing {
 func (h *harness) InvalidNames() []string { return nil }
 
 func (h *harness) Close() error {
-	h.mu.Lock()
-	var errs []error
-	for b, p := range h.links {
-		errs = append(errs, election.CloseBackend(b), p.Close())
-	}
-	h.links = map[election.Backend]*faultproxy.Proxy{}
-	h.mu.Unlock()
+	errs := []error{h.clients.CloseAll()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	errs = append(errs, h.agent.Stop(ctx)) // SIGKILL, paused or not

@@ -3,8 +3,6 @@ package etcd_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,15 +30,13 @@ var conformanceTiming = conformance.Timing{TTL: 2 * time.Second, ExpiryLag: time
 func TestConformance(t *testing.T) {
 	conformance.Run(t, func(ctx context.Context, st testing.TB) (conformance.Harness, error) {
 		// The process belongs to the subtest; the harness's Close kills it.
-		return &harness{server: startEtcd(st, etcdOptions{}), links: map[election.Backend]*faultproxy.Proxy{}}, nil
+		return &harness{server: startEtcd(st, etcdOptions{})}, nil
 	})
 }
 
 type harness struct {
-	server *etcdServer
-
-	mu    sync.Mutex
-	links map[election.Backend]*faultproxy.Proxy
+	server  *etcdServer
+	clients faultproxy.Clients
 }
 
 var _ conformance.Harness = (*harness)(nil)
@@ -48,31 +44,12 @@ var _ conformance.Harness = (*harness)(nil)
 // NewBackend dials etcd through a fresh fault proxy, so that cutting one
 // client's link leaves the others connected.
 func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
-	p, err := faultproxy.New(h.server.addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := etcd.New(etcd.Config{Endpoints: []string{p.Addr()}, DialTimeout: 10 * time.Second})
-	if err != nil {
-		p.Close()
-		return nil, nil, err
-	}
-	h.mu.Lock()
-	h.links[b] = p
-	h.mu.Unlock()
-	return b, p, nil
+	return h.clients.Dial(h.server.addr, func(addr string) (election.Backend, error) {
+		return etcd.New(etcd.Config{Endpoints: []string{addr}, DialTimeout: 10 * time.Second})
+	})
 }
 
-func (h *harness) CloseBackend(b election.Backend) error {
-	h.mu.Lock()
-	p, ok := h.links[b]
-	delete(h.links, b)
-	h.mu.Unlock()
-	if !ok {
-		return fmt.Errorf("harness: backend %p was not made by NewBackend or is already closed", b)
-	}
-	return errors.Join(election.CloseBackend(b), p.Close())
-}
+func (h *harness) CloseBackend(b election.Backend) error { return h.clients.Close(b) }
 
 func (h *harness) Store() conformance.Store { return h.server.Process }
 
@@ -83,13 +60,7 @@ func (h *harness) Timing() conformance.Timing { return conformanceTiming }
 func (h *harness) InvalidNames() []string { return nil }
 
 func (h *harness) Close() error {
-	h.mu.Lock()
-	var errs []error
-	for b, p := range h.links {
-		errs = append(errs, election.CloseBackend(b), p.Close())
-	}
-	h.links = map[election.Backend]*faultproxy.Proxy{}
-	h.mu.Unlock()
+	errs := []error{h.clients.CloseAll()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	errs = append(errs, h.server.Stop(ctx)) // SIGKILL, paused or not

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,44 +21,19 @@ type harness struct {
 	srv    *server
 	prefix string
 
-	mu      sync.Mutex
-	proxies map[*Backend]*faultproxy.Proxy
+	clients faultproxy.Clients
 }
 
 var harnessCount atomic.Int64
 
 func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
-	proxy, err := faultproxy.New(h.srv.addr)
-	if err != nil {
-		return nil, nil, err
-	}
 	q := url.Values{"prefix": {h.prefix}, "dial_timeout": {"1s"}}
-	b, err := OpenURL(ctx, &url.URL{Scheme: "redis", Host: proxy.Addr(), Path: "/", RawQuery: q.Encode()})
-	if err != nil {
-		_ = proxy.Close()
-		return nil, nil, err
-	}
-	h.mu.Lock()
-	h.proxies[b] = proxy
-	h.mu.Unlock()
-	return b, proxy, nil
+	return h.clients.Dial(h.srv.addr, func(addr string) (election.Backend, error) {
+		return OpenURL(ctx, &url.URL{Scheme: "redis", Host: addr, Path: "/", RawQuery: q.Encode()})
+	})
 }
 
-func (h *harness) CloseBackend(eb election.Backend) error {
-	b, ok := eb.(*Backend)
-	if !ok {
-		return fmt.Errorf("CloseBackend: %T is not a *redis.Backend", eb)
-	}
-	h.mu.Lock()
-	proxy := h.proxies[b]
-	delete(h.proxies, b)
-	h.mu.Unlock()
-	err := b.Close()
-	if proxy != nil {
-		err = errors.Join(err, proxy.Close())
-	}
-	return err
-}
+func (h *harness) CloseBackend(b election.Backend) error { return h.clients.Close(b) }
 
 func (h *harness) Store() conformance.Store { return h.srv.proc }
 
@@ -72,16 +46,7 @@ func (h *harness) Timing() conformance.Timing {
 func (h *harness) InvalidNames() []string { return nil } // any name the core accepts is stored
 
 func (h *harness) Close() error {
-	h.mu.Lock()
-	var backends []*Backend
-	for b := range h.proxies {
-		backends = append(backends, b)
-	}
-	h.mu.Unlock()
-	var errs []error
-	for _, b := range backends {
-		errs = append(errs, h.CloseBackend(b))
-	}
+	errs := []error{h.clients.CloseAll()}
 	// Leave the shared server running for the next subtest.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -96,9 +61,8 @@ func TestConformance(t *testing.T) {
 	srv := startServer(t)
 	conformance.Run(t, func(ctx context.Context, _ testing.TB) (conformance.Harness, error) {
 		return &harness{
-			srv:     srv,
-			prefix:  fmt.Sprintf("conformance-%d", harnessCount.Add(1)),
-			proxies: map[*Backend]*faultproxy.Proxy{},
+			srv:    srv,
+			prefix: fmt.Sprintf("conformance-%d", harnessCount.Add(1)),
 		}, nil
 	})
 }
