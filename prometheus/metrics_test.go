@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/backends/memory"
+	"github.com/electionkit/election/internal/eventrec"
 	electionprom "github.com/electionkit/election/prometheus"
 )
 
@@ -24,19 +24,19 @@ type process struct {
 	m      *electionprom.Metrics
 	el     *election.Elector
 	cand   *election.Candidate
-	rec    *recorder
+	rec    *eventrec.Recorder
 }
 
 func newProcess(t *testing.T, store *memory.Store, id string) *process {
 	t.Helper()
-	p := &process{client: store.NewClient(), reg: prometheus.NewRegistry(), rec: newRecorder()}
+	p := &process{client: store.NewClient(), reg: prometheus.NewRegistry(), rec: eventrec.New()}
 	var err error
 	if p.m, err = electionprom.New(p.reg); err != nil {
 		t.Fatal(err)
 	}
 	p.el, err = election.New(p.client, election.Config{
 		TTL:     time.Second,
-		OnEvent: election.TeeEvents(p.m.OnEvent, p.rec.record),
+		OnEvent: election.TeeEvents(p.m.OnEvent, p.rec.Record),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestRealEvents(t *testing.T) {
 	if err := a.cand.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	a.rec.wait(t, election.EventClaimed, "a")
+	a.rec.Wait(t, election.EventClaimed, "a")
 	want(t, a, "election_claim_attempts_total", labels{"election": "jobs", "outcome": "success"}, 1)
 	want(t, a, "election_is_leader", labels{"election": "jobs", "candidate": "a"}, 1)
 	want(t, a, "election_leader_changes_total", labels{"election": "jobs"}, 1)
@@ -71,7 +71,7 @@ func TestRealEvents(t *testing.T) {
 	if err := b.cand.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.rec.wait(t, election.EventClaimTaken, "b")
+	b.rec.Wait(t, election.EventClaimTaken, "b")
 	if got := value(t, b, "election_claim_attempts_total", labels{"election": "jobs", "outcome": "taken"}); got < 1 {
 		t.Errorf("b's taken claims = %v, want at least 1", got)
 	}
@@ -83,21 +83,21 @@ func TestRealEvents(t *testing.T) {
 	if err := a.cand.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.rec.wait(t, election.EventClaimed, "b")
+	b.rec.Wait(t, election.EventClaimed, "b")
 	want(t, a, "election_is_leader", labels{"election": "jobs", "candidate": "a"}, 0)
 	want(t, b, "election_is_leader", labels{"election": "jobs", "candidate": "b"}, 1)
 	want(t, b, "election_leader_changes_total", labels{"election": "jobs"}, 1)
 	want(t, b, "election_leadership_losses_total", labels{"election": "jobs", "reason": "deadline"}, 0)
 	// Renewed events are session-wide (no candidate): wait for one of b's.
-	b.rec.wait(t, election.EventRenewed, "")
+	b.rec.Wait(t, election.EventRenewed, "")
 
 	// Partition b from the store: renewals fail, b steps down at its
 	// deadline, its watch breaks and its claims fail until healed.
 	if err := b.client.Cut(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.rec.wait(t, election.EventLost, "b")
-	b.rec.wait(t, election.EventClaimFailed, "b")
+	b.rec.Wait(t, election.EventLost, "b")
+	b.rec.Wait(t, election.EventClaimFailed, "b")
 	want(t, b, "election_leadership_losses_total", labels{"election": "jobs", "reason": "deadline"}, 1)
 	want(t, b, "election_leadership_losses_total", labels{"election": "jobs", "reason": "superseded"}, 0)
 	want(t, b, "election_is_leader", labels{"election": "jobs", "candidate": "b"}, 0)
@@ -299,43 +299,4 @@ func labelValues(t *testing.T, p *process) []labelPair {
 		}
 	}
 	return out
-}
-
-// recorder lets a test wait for an event instead of sleeping.
-type recorder struct {
-	mu     sync.Mutex
-	seen   []election.Event
-	notify chan struct{}
-}
-
-func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
-
-func (r *recorder) record(ev election.Event) {
-	r.mu.Lock()
-	r.seen = append(r.seen, ev)
-	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) wait(t *testing.T, kind election.EventKind, candidate string) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		r.mu.Lock()
-		for _, ev := range r.seen {
-			if ev.Kind == kind && ev.Candidate == candidate {
-				r.mu.Unlock()
-				return
-			}
-		}
-		r.mu.Unlock()
-		select {
-		case <-r.notify:
-		case <-timeout:
-			t.Fatalf("no %v event for %q within 10s", kind, candidate)
-		}
-	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/backends/memory"
+	"github.com/electionkit/election/internal/eventrec"
 	"github.com/electionkit/election/zaplog"
 )
 
@@ -179,8 +180,8 @@ func TestRealEventsNeverLogTokens(t *testing.T) {
 	jsonCore := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&encoded), zapcore.DebugLevel)
 	logger := zap.New(zapcore.NewTee(obsCore, jsonCore))
 
-	rec := newRecorder()
-	cfg := election.Config{TTL: time.Second, OnEvent: election.TeeEvents(zaplog.OnEvent(logger), rec.record)}
+	rec := eventrec.New()
+	cfg := election.Config{TTL: time.Second, OnEvent: election.TeeEvents(zaplog.OnEvent(logger), rec.Record)}
 	clientA, clientB := store.NewClient(), store.NewClient()
 	elA := newElector(t, &recordingBackend{Backend: clientA, tokens: tokens}, cfg)
 	elB := newElector(t, &recordingBackend{Backend: clientB, tokens: tokens}, cfg)
@@ -191,20 +192,20 @@ func TestRealEventsNeverLogTokens(t *testing.T) {
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rec.wait(t, election.EventClaimed, "a")
+	rec.Wait(t, election.EventClaimed, "a")
 	if err := b.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rec.wait(t, election.EventClaimTaken, "b")
+	rec.Wait(t, election.EventClaimTaken, "b")
 	if err := a.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rec.wait(t, election.EventReleased, "a")
-	rec.wait(t, election.EventClaimed, "b")
+	rec.Wait(t, election.EventReleased, "a")
+	rec.Wait(t, election.EventClaimed, "b")
 	if err := clientB.Cut(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rec.wait(t, election.EventLost, "b")
+	rec.Wait(t, election.EventLost, "b")
 	if err := clientB.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -272,45 +273,6 @@ func newCandidate(t *testing.T, el *election.Elector, id string) *election.Candi
 		t.Fatal(err)
 	}
 	return c
-}
-
-// recorder lets a test wait for an event instead of sleeping.
-type recorder struct {
-	mu     sync.Mutex
-	seen   []election.Event
-	notify chan struct{}
-}
-
-func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
-
-func (r *recorder) record(ev election.Event) {
-	r.mu.Lock()
-	r.seen = append(r.seen, ev)
-	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) wait(t *testing.T, kind election.EventKind, candidate string) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		r.mu.Lock()
-		for _, ev := range r.seen {
-			if ev.Kind == kind && ev.Candidate == candidate {
-				r.mu.Unlock()
-				return
-			}
-		}
-		r.mu.Unlock()
-		select {
-		case <-r.notify:
-		case <-timeout:
-			t.Fatalf("no %v event for %q within 10s", kind, candidate)
-		}
-	}
 }
 
 // recordingBackend remembers every owner token claimed through it.
