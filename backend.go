@@ -167,3 +167,31 @@ type Limits struct {
 type NameValidator interface {
 	ValidateName(name string) error
 }
+
+// Queuer is an optional interface for a [Session] whose store can keep
+// waiting claims in line, ordered so that the store write that ends a term
+// (a release, a session expiry) also starts the next one: the first claim in
+// line becomes the holder with no write of its own, and a graceful handoff
+// costs one store round trip and one watch notification instead of two
+// round trips. The etcd backend implements it, the way etcd's
+// concurrency.Election queues its waiters.
+//
+// When a Session implements Queuer, a [Candidate] waits in line instead of
+// claiming again after each release. Claim keeps its meaning (take the
+// election only if it is vacant; [TryLease] uses it).
+type Queuer interface {
+	// Enqueue takes the election req.Name for req.Token if it is vacant, as
+	// Claim does, and otherwise puts the claim in line behind every claim
+	// already there. It returns the claim, whose Fence is its term's fence
+	// (strictly greater than every earlier term's, as with Claim), and the
+	// current holder, nil when the claim holds the election now.
+	//
+	// A claim in line becomes the holder by itself once every claim ahead of
+	// it has ended; [Backend.Watch] then shows a Leader with the claim's
+	// Fence, and from then on the claim is held exactly as if Claim had
+	// returned it (Renew and Release apply to it). Until then it lives as
+	// long as the session; Release takes it out of line.
+	//
+	// Errors as Claim's, except that Enqueue never returns a *TakenError.
+	Enqueue(ctx context.Context, req ClaimRequest) (c Claim, holder *Leader, err error)
+}

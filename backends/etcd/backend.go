@@ -147,14 +147,14 @@ func (b *Backend) Limits() election.Limits {
 // maxLeaseTTL is etcd's lease.MaxLeaseTTL (9e9 seconds).
 const maxLeaseTTL = 9_000_000_000 * time.Second
 
-// Leader reads the current holder of the election name with a linearizable
-// read. It returns an error wrapping election.ErrNoLeader when the election
+// Leader reads the current holder of the election name, its entry with the
+// lowest create revision, with one linearizable read. It returns an error wrapping election.ErrNoLeader when the election
 // is vacant and election.ErrUnavailable when the cluster does not answer.
 func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, error) {
 	if err := b.errIfClosed("leader", name); err != nil {
 		return election.Leader{}, err
 	}
-	resp, err := b.client.Get(ctx, b.key(name))
+	resp, err := b.client.Get(ctx, b.rangeOf(name), clientv3.WithFirstCreate()...)
 	if err != nil {
 		return election.Leader{}, storeError("leader", name, err)
 	}
@@ -164,7 +164,8 @@ func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, err
 	return leaderOf(name, resp.Kvs[0])
 }
 
-func (b *Backend) key(name string) string { return electionKey(b.prefix, name) }
+// rangeOf returns the key prefix of election name's entries.
+func (b *Backend) rangeOf(name string) string { return entryRange(b.prefix, name) }
 
 // errIfClosed fails an operation on a closed Backend at once: the etcd
 // client would otherwise retry on its closed connection until the

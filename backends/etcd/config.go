@@ -32,10 +32,12 @@ type Config struct {
 	// rather than silently sent in plain text.
 	Endpoints []string
 
-	// Prefix is prepended to every election key as Prefix + "/" + name, with
-	// '/' and '%' in the name escaped, so two prefixes never share a key.
-	// Default [DefaultPrefix]. Grant the etcd user (if any) read and write
-	// on the range Prefix + "/" with --prefix.
+	// Prefix starts every key the backend writes: election name's keys are
+	// Prefix + "/" + name + "%00" + an entry suffix, with '/' and '%' in the
+	// name escaped, so two elections never share a key, whatever their
+	// prefixes. Prefix must not contain '%'. Default [DefaultPrefix]. Grant
+	// the etcd user (if any) read and write on the range Prefix + "/" with
+	// --prefix.
 	Prefix string
 
 	// DialTimeout bounds how long [New] waits to connect, authenticate and
@@ -104,6 +106,9 @@ func (cfg Config) validate() (settings, error) {
 	var errs []error
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
+	}
+	if strings.Contains(s.prefix, "%") {
+		errs = append(errs, invalid("Prefix", "%q contains '%%', which marks the entries of an election in its keys", s.prefix))
 	}
 	switch {
 	case s.dialTimeout < 0:

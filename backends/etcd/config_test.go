@@ -34,6 +34,7 @@ func TestConfigRejected(t *testing.T) {
 		{"TLS config and files", etcd.Config{Endpoints: []string{"127.0.0.1:2379"},
 			TLS: etcd.TLSConfig{Config: &tls.Config{}, CAFile: missing}}, []string{"TLS.Config"}},
 		{"mixed schemes", etcd.Config{Endpoints: []string{"https://127.0.0.1:2379", "127.0.0.1:2380"}}, []string{"Endpoints"}},
+		{"percent in prefix", etcd.Config{Endpoints: []string{"127.0.0.1:2379"}, Prefix: "app%2F"}, []string{"Prefix"}},
 		{"endpoint with a path", etcd.Config{Endpoints: []string{"http://127.0.0.1:2379/v3"}}, []string{"Endpoints[0]"}},
 		{"client and dial settings", etcd.Config{Client: &clientv3.Client{}, Endpoints: []string{"127.0.0.1:2379"},
 			Username: "u", Password: "p", TLS: etcd.TLSConfig{Config: &tls.Config{}}}, []string{"Endpoints", "TLS", "Username"}},

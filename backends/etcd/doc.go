@@ -11,14 +11,22 @@
 //
 // # Safety model
 //
-// Each [election.Session] is one etcd lease. A claim is one transaction that
-// creates the election's key, attached to that lease, only if the key does not
-// exist; the key lives exactly as long as the lease. Renew is one lease
-// keep-alive plus one read of the keys attached to the lease, whatever the
-// number of claims. The fencing token of a term is the key's create
-// revision: etcd's revision counter is cluster-wide, persisted in the raft
-// log and never reused, so fences of one election strictly increase, also
-// across server restarts.
+// Each [election.Session] is one etcd lease. Every claim is an entry: a key
+// attached to that lease under its election's range (Prefix + "/" +
+// escaped name + "%00", then the lease ID and a sequence number), so it
+// lives exactly as long as the lease. The holder of an election is its entry
+// with the lowest create revision. A claim is one transaction that writes
+// an entry only if the range is empty. A candidate waiting for the
+// election writes its entry in any case ([election.Queuer]): it is then in
+// line, and the write that deletes the holder's entry (a release, a lease
+// revoke or expiry) makes the next entry the holder at that same revision,
+// as etcd's own concurrency.Election does, so a handoff costs one write
+// and one watch notification. Renew is one lease keep-alive plus one read
+// of the keys attached to the lease, whatever the number of claims. The
+// fencing token of a term is its entry's create revision: etcd's revision
+// counter is cluster-wide, persisted in the raft log and never reused, and
+// each new holder's entry was created after its predecessor's, so fences
+// of one election strictly increase, also across server restarts.
 //
 // What etcd measures and what it cannot promise:
 //

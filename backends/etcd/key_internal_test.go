@@ -23,3 +23,25 @@ func FuzzElectionKey(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEntryRange: the entries of two different elections never share a
+// range, whatever their prefixes (without '%', which Config rejects): an
+// entry key starts with an election's range only if it is that election's.
+func FuzzEntryRange(f *testing.F) {
+	for _, seed := range [][4]string{
+		{"a", "b", "a/b", "x"}, {"a", "b", "a", "b/x"}, {"a", "b", "a", "b%00"},
+		{"a", "b%", "a", "b"}, {"a/b", "%00x", "a", "b"}, {"", "x", "", "x"},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3])
+	}
+	f.Fuzz(func(t *testing.T, p1, n1, p2, n2 string) {
+		if strings.Contains(p1, "%") || strings.Contains(p2, "%") {
+			t.Skip("Config rejects '%' in a prefix")
+		}
+		key := entryRange(p2, n2) + "0123456789abcdef-1"
+		same := p1 == p2 && n1 == n2
+		if got := strings.HasPrefix(key, entryRange(p1, n1)); got != same {
+			t.Fatalf("entry %q of (%q, %q) in the range of (%q, %q): %v", key, p2, n2, p1, n1, got)
+		}
+	})
+}

@@ -24,6 +24,18 @@ func electionKey(prefix, name string) string {
 	return prefix + "/" + nameEscaper.Replace(name)
 }
 
+// entryMarker ends the key prefix of an election's entries: every claim,
+// held or waiting in line, is a key electionKey + entryMarker + suffix. The
+// marker never occurs in an escaped name (which holds '%' only in "%25" and
+// "%2F") nor in a prefix (Config rejects '%'), so the one occurrence in a
+// key follows its election's key: the range of one election holds the
+// entries of that election and of no other, whatever the prefixes.
+const entryMarker = "%00"
+
+// entryRange returns the key prefix of the entries of election (prefix,
+// name): a range read or watch with it sees that election and no other.
+func entryRange(prefix, name string) string { return electionKey(prefix, name) + entryMarker }
+
 // record is the value stored under an election key. Token is the owner
 // token; it leaves this package only through comparisons, never through
 // [election.Leader] or an error text.
@@ -52,8 +64,8 @@ func decodeRecord(kv *mvccpb.KeyValue) (record, error) {
 	return r, nil
 }
 
-// leaderOf describes the term stored in kv. Its fence is the key's create
-// revision.
+// leaderOf describes the term stored in entry kv. Its fence is the entry's
+// create revision.
 func leaderOf(name string, kv *mvccpb.KeyValue) (election.Leader, error) {
 	r, err := decodeRecord(kv)
 	if err != nil {

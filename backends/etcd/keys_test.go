@@ -2,7 +2,9 @@ package etcd_test
 
 import (
 	"errors"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,9 +45,15 @@ func TestPrefixIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each key is the election's key, the entry marker, then the lease ID
+	// and the session's sequence number.
 	var keys []string
 	for _, kv := range resp.Kvs {
-		keys = append(keys, string(kv.Key))
+		k, _, ok := strings.Cut(string(kv.Key), "%00")
+		if !ok || !entrySuffix.MatchString(string(kv.Key)[len(k)+3:]) {
+			t.Fatalf("key %q is not an election key + %%00 + lease-sequence", kv.Key)
+		}
+		keys = append(keys, k)
 	}
 	want := []string{"a/b%252Fx", "a/b%2Fx", "a/b/x", "p/100%25", "p/100%2525", "p/wahl-ü-選挙", "q/wahl-ü-選挙"}
 	// etcd returns keys in byte order.
@@ -57,3 +65,5 @@ func TestPrefixIsolation(t *testing.T) {
 		t.Fatalf("Leader(prefix a, name b) = %v: a prefix's keys leak into a shorter prefix", err)
 	}
 }
+
+var entrySuffix = regexp.MustCompile(`^[0-9a-f]{16}-[1-9][0-9]*$`)

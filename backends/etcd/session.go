@@ -64,102 +64,160 @@ func checkTTL(ttl time.Duration) error {
 
 // session is one etcd lease and the claims made through it.
 //
+// Keys. Every claim, held or waiting in line, is one entry: a key under
+// its election's range (see entryRange) named after the lease and a
+// per-session sequence number, so no key is ever written twice. The holder
+// of an election is its entry with the lowest create revision: Claim
+// writes an entry only when the range is empty, Enqueue writes one in any
+// case, and when the holder's entry is deleted (release, revoke, lease
+// expiry) the next entry holds the election from that same revision on.
+// An entry that held the election holds it until it is deleted: every
+// entry created later has a higher create revision.
+//
 // Ownership on renew. All claims share the lease, so one KeepAliveOnce
 // extends them all; what Renew must still prove is that each claim it is
-// given is held by this session with that token. A transaction of per-claim
-// compares would grow with the claims (and etcd caps a transaction at 128
-// operations), so instead the session remembers, for each name, the token
-// and create revision of the claim it made (held), and Renew asks etcd for
-// the keys attached to the lease (LeaseTimeToLive with keys, one round trip
-// whatever the count). A claim is renewed iff its key is still attached to
-// the lease and held still names its token and fence.
-//
-// Why that suffices: only this session puts keys on its lease, only with
-// Claim, only when the key is absent. Claim forgets the name before its
-// transaction and remembers it only after success, so if the key attached
-// now were a newer one than the claim being renewed, held would no longer
-// name the older claim's token. A key attached when LeaseTimeToLive answers
-// and created before Renew started was attached throughout, so the
-// keep-alive sent before it extended it.
+// given still exists. A transaction of per-claim compares would grow with
+// the claims (and etcd caps a transaction at 128 operations), so instead
+// the session remembers, for each token, the key and create revision of
+// the entry it wrote (held), and Renew asks etcd for the keys attached to
+// the lease (LeaseTimeToLive with keys, one round trip whatever the
+// count). A claim is renewed iff its key is still attached to the lease:
+// keys are never reused, so an attached key is that very entry, and a key
+// attached when LeaseTimeToLive answers and created before Renew started
+// was attached throughout, so the keep-alive sent before it extended it.
 type session struct {
 	backend *Backend
 	lease   clientv3.LeaseID
 	ttl     time.Duration
 
 	mu     sync.Mutex
-	held   map[string]heldClaim
+	held   map[string]heldClaim // by owner token
+	seq    uint64
 	closed bool
 }
 
-// heldClaim is the claim this session made on one name.
+// heldClaim is an entry this session wrote.
 type heldClaim struct {
-	token string
+	name  string
+	key   string
 	fence uint64
+}
+
+// is reports whether h is the entry of claim c: same name, and the same
+// fence unless c's is zero (a claim of unknown outcome, known by token).
+func (h heldClaim) is(c election.Claim) bool {
+	return h.name == c.Name && (c.Fence == 0 || h.fence == c.Fence)
 }
 
 // TTL returns the lease TTL etcd granted, a whole number of seconds at least
 // the TTL asked for.
 func (s *session) TTL() time.Duration { return s.ttl }
 
-// Claim creates the election key attached to the session's lease in one
-// transaction, if the key does not exist; the fence is the key's create
-// revision. It is idempotent per token: if the key already holds this
-// token on this session's lease (an earlier attempt whose answer was lost
-// succeeded), that claim is returned. While a Claim on a name is in flight,
-// Renew reports this session's earlier claim on that name as not owned (a
-// new key could otherwise pass for it); if the Claim finds that earlier
-// claim still in place, it is owned again afterwards.
+// Claim writes an entry for req, attached to the session's lease, in one
+// transaction, if the election has no entry at all; the fence is the
+// entry's create revision. If the election is held by an entry this session
+// wrote for req.Token (an earlier attempt whose answer was lost), that
+// claim is returned.
 func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
-	if s.isClosed() {
-		return election.Claim{}, fmt.Errorf("etcd: claim %q: %w: session closed", req.Name, election.ErrSessionExpired)
-	}
-	if err := s.backend.errIfClosed("claim", req.Name); err != nil {
+	c, holder, err := s.write(ctx, req, false)
+	if err != nil {
 		return election.Claim{}, err
+	}
+	if holder != nil {
+		return election.Claim{}, &election.TakenError{Holder: *holder}
+	}
+	return c, nil
+}
+
+// Enqueue writes an entry for req, attached to the session's lease, in one
+// transaction: it holds the election at once if the election has no other
+// entry, else it waits behind every entry written before it. The fence is
+// the entry's create revision.
+func (s *session) Enqueue(ctx context.Context, req election.ClaimRequest) (election.Claim, *election.Leader, error) {
+	return s.write(ctx, req, true)
+}
+
+// write is Claim (queue false) and Enqueue (queue true): one transaction
+// that writes the entry if the range is empty and otherwise reads the
+// holder, writing the entry anyway when queueing. holder is nil when the
+// new entry holds the election.
+func (s *session) write(ctx context.Context, req election.ClaimRequest, queue bool) (election.Claim, *election.Leader, error) {
+	op := "claim"
+	if queue {
+		op = "enqueue"
+	}
+	if s.isClosed() {
+		return election.Claim{}, nil, fmt.Errorf("etcd: %s %q: %w: session closed", op, req.Name, election.ErrSessionExpired)
+	}
+	if err := s.backend.errIfClosed(op, req.Name); err != nil {
+		return election.Claim{}, nil, err
 	}
 	value, err := encodeRecord(req)
 	if err != nil {
-		return election.Claim{}, invalid("metadata", "%v", err)
+		return election.Claim{}, nil, invalid("metadata", "%v", err)
 	}
-	key := s.backend.key(req.Name)
-	prev, hadPrev := s.take(req.Name)
+	rng := s.backend.rangeOf(req.Name)
+	key := s.newKey(rng)
+	put := clientv3.OpPut(key, value, clientv3.WithLease(s.lease))
+	first := clientv3.OpGet(rng, clientv3.WithFirstCreate()...)
+	otherwise := []clientv3.Op{first}
+	if queue {
+		otherwise = []clientv3.Op{put, first}
+	}
 	resp, err := s.backend.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, value, clientv3.WithLease(s.lease))).
-		Else(clientv3.OpGet(key)).
+		If(clientv3.Compare(clientv3.CreateRevision(rng), "=", 0).WithPrefix()).
+		Then(put).
+		Else(otherwise...).
 		Commit()
 	if err != nil {
-		return election.Claim{}, storeError("claim", req.Name, err)
+		return election.Claim{}, nil, storeError(op, req.Name, err)
 	}
-	if !resp.Succeeded {
-		kvs := resp.Responses[0].GetResponseRange().GetKvs()
-		if len(kvs) == 0 {
-			// The Get runs in the same transaction as the failed compare.
-			return election.Claim{}, fmt.Errorf("etcd: claim %q: taken but the holder could not be read", req.Name)
-		}
-		kv := kvs[0]
-		if r, err := decodeRecord(kv); err == nil && r.Token == req.Token && clientv3.LeaseID(kv.Lease) == s.lease {
-			// An earlier attempt with this token, whose answer was lost,
-			// did create the key: that claim is this one.
-			return s.remember(election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(kv.CreateRevision)}), nil
-		}
-		if hadPrev && uint64(kv.CreateRevision) == prev.fence && clientv3.LeaseID(kv.Lease) == s.lease {
-			// The key is still the claim this session held before: it
-			// stays held (Renew must keep reporting it owned).
-			s.restore(req.Name, prev)
-		}
-		holder, err := leaderOf(req.Name, kv)
-		if err != nil {
-			return election.Claim{}, err
-		}
-		return election.Claim{}, &election.TakenError{Holder: holder}
+	c := election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(resp.Header.Revision)}
+	if resp.Succeeded {
+		return s.remember(key, c), nil, nil
 	}
-	return s.remember(election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(resp.Header.Revision)}), nil
+	kvs := resp.Responses[len(otherwise)-1].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		// The read runs in the same transaction as the failed compare.
+		return election.Claim{}, nil, fmt.Errorf("etcd: %s %q: taken but the holder could not be read", op, req.Name)
+	}
+	kv := kvs[0]
+	if r, err := decodeRecord(kv); err == nil && r.Token == req.Token && clientv3.LeaseID(kv.Lease) == s.lease {
+		// An earlier attempt with this token, whose answer was lost, wrote
+		// the entry that holds the election: that claim is this one.
+		if queue {
+			_, _ = s.backend.client.Delete(ctx, key) // the entry just queued behind it
+		}
+		return s.remember(string(kv.Key), election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(kv.CreateRevision)}), nil, nil
+	}
+	holder, err := leaderOf(req.Name, kv)
+	if err != nil {
+		if queue {
+			_, _ = s.backend.client.Delete(ctx, key)
+		}
+		return election.Claim{}, nil, err
+	}
+	if queue {
+		s.remember(key, c)
+	}
+	return c, &holder, nil
 }
 
-// remember records c as the session's claim on its name and returns it.
-func (s *session) remember(c election.Claim) election.Claim {
+// newKey returns a key under rng that no other entry has had or will have:
+// the lease ID is unique in the cluster while the lease lives, and the
+// sequence number within it.
+func (s *session) newKey(rng string) string {
 	s.mu.Lock()
-	s.held[c.Name] = heldClaim{token: c.Token, fence: c.Fence}
+	s.seq++
+	n := s.seq
+	s.mu.Unlock()
+	return fmt.Sprintf("%s%016x-%d", rng, int64(s.lease), n)
+}
+
+// remember records that this session wrote c's entry at key, and returns c.
+func (s *session) remember(key string, c election.Claim) election.Claim {
+	s.mu.Lock()
+	s.held[c.Token] = heldClaim{name: c.Name, key: key, fence: c.Fence}
 	s.mu.Unlock()
 	return c
 }
@@ -195,14 +253,14 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	var lost []election.Claim
 	s.mu.Lock()
 	for _, c := range claims {
-		h, ok := s.held[c.Name]
-		if ok && h.token == c.Token && h.fence == c.Fence && attached[s.backend.key(c.Name)] {
+		h, ok := s.held[c.Token]
+		if ok && c.Fence != 0 && h.is(c) && attached[h.key] {
 			continue
 		}
 		lost = append(lost, c)
-		if ok && h.token == c.Token && h.fence == c.Fence {
-			// The key is gone from the lease: the claim ended on the store.
-			delete(s.held, c.Name)
+		if ok && c.Fence != 0 && h.is(c) {
+			// The entry is gone from the lease: the claim ended on the store.
+			delete(s.held, c.Token)
 		}
 	}
 	s.mu.Unlock()
@@ -212,64 +270,72 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	return nil
 }
 
-// Release deletes the election key if it holds c's token (and, when c.Fence
-// is not zero, was created at c.Fence). For a claim this session made, one
-// delete conditional on the key's create revision being c.Fence (a revision
-// names exactly one put); otherwise a read, then a delete conditional on the
-// key's mod revision being the one read, so nothing else can have changed in
-// between. c.Fence zero releases by token alone, for a claim whose
-// outcome was unknown. It returns an error wrapping election.ErrNotOwner,
-// having changed nothing, when the key is absent or holds another claim.
+// Release deletes c's entry, held or waiting in line, if it exists: one
+// delete conditional on the entry's create revision being c.Fence, in one
+// round trip, for an entry this session wrote; otherwise a read of the
+// election's entries to find the one with c's token (and, when c.Fence is
+// not zero, created at c.Fence), then that conditional delete. c.Fence
+// zero releases by token alone, for a claim whose outcome was unknown. It
+// returns an error wrapping election.ErrNotOwner, having changed nothing,
+// when no such entry exists.
 func (s *session) Release(ctx context.Context, c election.Claim) error {
 	if err := s.backend.errIfClosed("release", c.Name); err != nil {
 		return err
 	}
-	key := s.backend.key(c.Name)
-	if s.made(c) {
-		// This session made c: the key created at revision c.Fence is
-		// that claim, so one compare-and-delete on the create revision
-		// releases it in one round trip (the handoff's critical path).
-		txn, err := s.backend.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", int64(c.Fence))).
-			Then(clientv3.OpDelete(key)).
-			Commit()
+	key, fence, ok := s.entryOf(c)
+	if !ok {
+		resp, err := s.backend.client.Get(ctx, s.backend.rangeOf(c.Name), clientv3.WithPrefix())
 		if err != nil {
 			return storeError("release", c.Name, err)
 		}
-		s.forget(c.Name, &c)
-		if !txn.Succeeded {
-			return fmt.Errorf("etcd: release %q: %w: the claim is gone", c.Name, election.ErrNotOwner)
+		for _, kv := range resp.Kvs {
+			r, err := decodeRecord(kv)
+			if err == nil && r.Token == c.Token && (c.Fence == 0 || uint64(kv.CreateRevision) == c.Fence) {
+				key, fence, ok = string(kv.Key), uint64(kv.CreateRevision), true
+				break
+			}
 		}
-		return nil
+		if !ok {
+			s.forget(c)
+			return fmt.Errorf("etcd: release %q: %w: no entry holds the claim's token", c.Name, election.ErrNotOwner)
+		}
 	}
-	for {
-		resp, err := s.backend.client.Get(ctx, key)
-		if err != nil {
-			return storeError("release", c.Name, err)
-		}
-		if len(resp.Kvs) == 0 {
-			s.forget(c.Name, &c)
-			return fmt.Errorf("etcd: release %q: %w: election is vacant", c.Name, election.ErrNotOwner)
-		}
-		kv := resp.Kvs[0]
-		r, err := decodeRecord(kv)
-		if err != nil || r.Token != c.Token || (c.Fence != 0 && uint64(kv.CreateRevision) != c.Fence) {
-			s.forget(c.Name, &c)
-			return fmt.Errorf("etcd: release %q: %w: held by another claim", c.Name, election.ErrNotOwner)
-		}
-		txn, err := s.backend.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
-			Then(clientv3.OpDelete(key)).
-			Commit()
-		if err != nil {
-			return storeError("release", c.Name, err)
-		}
-		if txn.Succeeded {
-			s.forget(c.Name, &c)
-			return nil
-		}
-		// The key changed between the read and the delete (it expired or
-		// was released and maybe claimed again): read it again.
+	// A key names one entry and a create revision one write: the compare
+	// makes sure the delete removes exactly that entry.
+	txn, err := s.backend.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", int64(fence))).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	if err != nil {
+		return storeError("release", c.Name, err)
+	}
+	s.forget(c)
+	if !txn.Succeeded {
+		return fmt.Errorf("etcd: release %q: %w: the claim is gone", c.Name, election.ErrNotOwner)
+	}
+	return nil
+}
+
+// entryOf returns the key and create revision of the entry this session
+// wrote for c, if it remembers it (same token, and same fence unless c's is
+// zero).
+func (s *session) entryOf(c election.Claim) (string, uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.held[c.Token]
+	if !ok || !h.is(c) {
+		return "", 0, false
+	}
+	return h.key, h.fence, true
+}
+
+// forget drops what the session remembers about c's entry, if it is that
+// claim's (same token, and same fence unless c's is zero).
+func (s *session) forget(c election.Claim) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.held[c.Token]; ok && h.is(c) {
+		delete(s.held, c.Token)
 	}
 }
 
@@ -304,43 +370,4 @@ func (s *session) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
-}
-
-// forget drops what the session remembers about name: all of it when c is
-// nil, else only if it is c's claim (same token, and same fence unless c's
-// is zero), so a forged claim cannot make the session forget the real one.
-// made reports whether this session made c and still remembers it.
-func (s *session) made(c election.Claim) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h, ok := s.held[c.Name]
-	return ok && c.Fence != 0 && h.token == c.Token && h.fence == c.Fence
-}
-
-// take removes and returns what the session remembers about name.
-func (s *session) take(name string) (heldClaim, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h, ok := s.held[name]
-	delete(s.held, name)
-	return h, ok
-}
-
-// restore puts back a claim removed by take, unless another claim of name
-// was remembered meanwhile.
-func (s *session) restore(name string, h heldClaim) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.held[name]; !ok {
-		s.held[name] = h
-	}
-}
-
-func (s *session) forget(name string, c *election.Claim) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h, ok := s.held[name]
-	if ok && (c == nil || h.token == c.Token && (c.Fence == 0 || h.fence == c.Fence)) {
-		delete(s.held, name)
-	}
 }

@@ -43,7 +43,7 @@ func TestGrantedTTL(t *testing.T) {
 				// What the server says about the lease of a claim.
 				name := "ttl-" + asked.String()
 				claim(t, s, name, "a")
-				resp, err := raw.Get(ctx, "electionkit/"+name)
+				resp, err := raw.Get(ctx, "electionkit/"+name+"%00", clientv3.WithPrefix())
 				if err != nil || len(resp.Kvs) != 1 {
 					t.Fatalf("raw Get: %v", err)
 				}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/backends/etcd"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestOpenURL: an etcd:// URL opens a working backend through the
@@ -31,7 +32,7 @@ func TestOpenURL(t *testing.T) {
 	}
 	s := openSession(t, b, time.Second)
 	claim(t, s, "from-url", "a")
-	resp, err := rawClient(t, srv.addr).Get(ctx, "myapp/elections/from-url")
+	resp, err := rawClient(t, srv.addr).Get(ctx, "myapp/elections/from-url%00", clientv3.WithPrefix())
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("claim not stored under the URL's prefix: %v, %d keys", err, len(resp.Kvs))
 	}
