@@ -73,6 +73,15 @@ type campaign struct {
 	hold     *alarm // end of the hold-off after Resign
 	holding  bool
 	failures int
+	// queued is the claim waiting in the store's line (see [Queuer]),
+	// nil when the candidate is not in line.
+	queued *queuedClaim
+}
+
+// queuedClaim is a claim waiting in line on a session.
+type queuedClaim struct {
+	sess  *session
+	claim Claim
 }
 
 func (cp *campaign) opTimeout() time.Duration { return cp.el.cfg.RenewInterval }
@@ -82,6 +91,13 @@ func (cp *campaign) claim(life context.Context) {
 	c, el := cp.c, cp.el
 	if c.currentTerm() != nil || cp.holding || life.Err() != nil {
 		return
+	}
+	if q := cp.queued; q != nil {
+		if !q.sess.isDead() {
+			return // in line: the watch shows when the claim holds
+		}
+		cp.queued = nil // the store dropped it with the session
+		q.sess.removeWaiter(c)
 	}
 	ctx, cancel := context.WithTimeout(life, cp.opTimeout())
 	defer cancel()
@@ -97,14 +113,34 @@ func (cp *campaign) claim(life context.Context) {
 	token := newToken()
 	anchor := sess.deadline(el.cfg.DriftMargin) // read before the claim is sent
 	sent := el.clock.Now()
-	cl, err := sess.s.Claim(ctx, ClaimRequest{Name: c.cfg.Name, Token: token, ID: c.cfg.ID, Metadata: c.cfg.Metadata})
+	req := ClaimRequest{Name: c.cfg.Name, Token: token, ID: c.cfg.ID, Metadata: c.cfg.Metadata}
+	var (
+		cl     Claim
+		holder *Leader
+	)
+	if q, ok := sess.s.(Queuer); ok {
+		cl, holder, err = q.Enqueue(ctx, req)
+	} else {
+		cl, err = sess.s.Claim(ctx, req)
+	}
 	latency := el.clock.Now().Sub(sent)
 
 	var taken *TakenError
 	switch {
+	case err == nil && holder != nil:
+		// In line behind holder: the claim holds once every claim ahead
+		// of it has ended, and the watch shows it (onWatch adopts it).
+		cp.failures = 0
+		cp.queued = &queuedClaim{sess: sess, claim: cl}
+		sess.addWaiter(c)
+		ev := c.event(EventClaimTaken)
+		ev.Latency, ev.Leader, ev.Queued = latency, holder, true
+		cp.seeLeader(holder)
+		c.deliver(ev)
+		cp.retry.stop()
 	case err == nil:
 		cp.failures = 0
-		cp.elected(sess, cl, sent, anchor, latency)
+		cp.elected(sess, cl, sent, anchor, latency, false)
 	case errors.As(err, &taken):
 		cp.failures = 0
 		holder := taken.Holder
@@ -144,7 +180,9 @@ func (cp *campaign) fail(err error) {
 	cp.retry.set(backoff(cp.el.cfg.RetryMin, cp.el.cfg.RetryMax, cp.failures))
 }
 
-func (cp *campaign) elected(sess *session, cl Claim, sent, deadline time.Time, latency time.Duration) {
+// elected starts the term of claim cl; queued is set for a claim that
+// waited in line and was elected by the store, with no claim of its own.
+func (cp *campaign) elected(sess *session, cl Claim, sent, deadline time.Time, latency time.Duration, queued bool) {
 	c, el := cp.c, cp.el
 	cp.retry.stop()
 	t := newTerm(c, sess, cl, sent, deadline)
@@ -161,7 +199,7 @@ func (cp *campaign) elected(sess *session, cl Claim, sent, deadline time.Time, l
 
 	ev := c.event(EventClaimed)
 	ev.Fence, ev.TokenPrefix, ev.Latency, ev.TTL = cl.Fence, TokenPrefix(cl.Token), latency, sess.ttl
-	ev.Leader = self
+	ev.Leader, ev.Queued = self, queued
 	c.deliver(ev)
 	for _, h := range handlers {
 		t.runHandler(h)
@@ -176,6 +214,9 @@ func (cp *campaign) onWake(life context.Context) {
 	c := cp.c
 	t := c.currentTerm()
 	if t == nil {
+		if q := cp.queued; q != nil && q.sess.isDead() {
+			cp.claim(life) // the line was dropped with the session: join anew
+		}
 		return
 	}
 	t.mu.Lock()
@@ -280,6 +321,7 @@ func (cp *campaign) shutdown() {
 		ctx = context.Background()
 	}
 	err := cp.stepDown(ctx)
+	cp.leaveLine()
 	if ctx.Err() != nil {
 		// The Stop whose context ended has returned that error already;
 		// the release completes in the background.
@@ -308,6 +350,21 @@ func (cp *campaign) onWatch(life context.Context, ev WatchEvent) {
 		cp.checkTerm(t, ev.Leader)
 		return
 	}
+	if q := cp.queued; q != nil {
+		switch {
+		case ev.Leader != nil && ev.Leader.Fence == q.claim.Fence && ev.Leader.ID == c.cfg.ID:
+			cp.adopt(q, ev.Leader)
+			return
+		case ev.Leader == nil || ev.Leader.Fence > q.claim.Fence:
+			// The claim is out of line: a claim behind it leads, or no
+			// one does (the event may also predate the claim; leaving
+			// and joining again is then merely redundant).
+			cp.dropQueued()
+			cp.seeLeader(ev.Leader)
+			cp.claim(life) // join the line again
+			return
+		}
+	}
 	cp.seeLeader(ev.Leader)
 	switch {
 	case ev.Leader == nil:
@@ -321,6 +378,47 @@ func (cp *campaign) onWatch(life context.Context, ev WatchEvent) {
 	}
 	if ev.Leader != nil && ev.ExpiresIn > 0 && !cp.holding {
 		cp.retry.set(ev.ExpiresIn + time.Millisecond)
+	}
+}
+
+// adopt makes the queued claim q, which the watch shows holding the
+// election, the candidate's term. The claim is attached to q's session, so
+// the store keeps it at least as long as the session's last renewal
+// covers: the term's deadline is the session's.
+func (cp *campaign) adopt(q *queuedClaim, l *Leader) {
+	cp.queued = nil
+	q.sess.removeWaiter(cp.c)
+	cp.elected(q.sess, q.claim, cp.el.clock.Now(), q.sess.deadline(cp.el.cfg.DriftMargin), 0, true)
+	if t := cp.c.currentTerm(); t != nil {
+		cp.checkTerm(t, l)
+	}
+}
+
+// dropQueued forgets the queued claim and hands it to the elector, which
+// takes it out of line (if it is still there) by token.
+func (cp *campaign) dropQueued() {
+	q := cp.queued
+	if q == nil {
+		return
+	}
+	cp.queued = nil
+	q.sess.removeWaiter(cp.c)
+	cp.el.addOrphan(q.sess, q.claim)
+}
+
+// leaveLine takes the queued claim, if any, out of line, so that it never
+// holds the election for a candidate that stopped.
+func (cp *campaign) leaveLine() {
+	q := cp.queued
+	if q == nil {
+		return
+	}
+	cp.queued = nil
+	q.sess.removeWaiter(cp.c)
+	ctx, cancel := context.WithTimeout(context.Background(), cp.opTimeout())
+	defer cancel()
+	if err := q.sess.s.Release(ctx, q.claim); err != nil && !errors.Is(err, ErrNotOwner) {
+		cp.el.addOrphan(q.sess, q.claim)
 	}
 }
 

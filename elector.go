@@ -144,7 +144,23 @@ type session struct {
 	// lastRenew + ttl on its own clock.
 	lastRenew time.Time
 	terms     map[*term]struct{}
+	waiters   map[*Candidate]struct{} // candidates with a claim in line
 	dead      bool
+}
+
+func (s *session) addWaiter(c *Candidate) {
+	s.mu.Lock()
+	if s.waiters == nil {
+		s.waiters = map[*Candidate]struct{}{}
+	}
+	s.waiters[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *session) removeWaiter(c *Candidate) {
+	s.mu.Lock()
+	delete(s.waiters, c)
+	s.mu.Unlock()
 }
 
 // deadline returns the local time by which a claim covered by the session's
@@ -222,7 +238,8 @@ func (s *session) isDead() bool {
 	return s.dead
 }
 
-// expire marks s dead and ends every term it covers.
+// expire marks s dead, ends every term it covers and wakes the candidates
+// waiting in line through it.
 func (e *Elector) expire(s *session, cause error) {
 	s.mu.Lock()
 	if s.dead {
@@ -234,9 +251,16 @@ func (e *Elector) expire(s *session, cause error) {
 	for t := range s.terms {
 		terms = append(terms, t)
 	}
+	waiters := make([]*Candidate, 0, len(s.waiters))
+	for c := range s.waiters {
+		waiters = append(waiters, c)
+	}
 	s.mu.Unlock()
 	for _, t := range terms {
 		t.end(LossSessionExpired, cause)
+	}
+	for _, c := range waiters {
+		c.wakeUp() // their claims in line are gone: they join anew
 	}
 	// The session is gone on the store; closing it frees local resources.
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RetryMax)

@@ -87,6 +87,12 @@ type Event struct {
 	Fence uint64
 	// Leader is the holder seen, for EventClaimTaken and EventLeaderChanged.
 	Leader *Leader
+	// Queued is set on EventClaimTaken when the claim waits in the store's
+	// line (see [Queuer]): it holds the election, with no further claim,
+	// once every claim ahead of it has ended. On EventClaimed it says the
+	// term came from the line: the store elected the claim when the term
+	// before it ended, and Latency is zero (no claim was sent).
+	Queued bool
 	// Latency is how long the store operation took, where one was made.
 	Latency time.Duration
 	// Count is the number of claims a renewal covered.

@@ -26,18 +26,39 @@ func (s *session) live() (*storeSession, error) {
 	return ss, nil
 }
 
+var _ election.Queuer = (*session)(nil)
+
+// Claim takes the election if it is vacant.
 func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
-	if err := s.client.enter(ctx, "claim"); err != nil {
+	c, holder, err := s.write(ctx, "claim", req, false)
+	if err != nil {
 		return election.Claim{}, err
+	}
+	if holder != nil {
+		return election.Claim{}, &election.TakenError{Holder: *holder}
+	}
+	return c, nil
+}
+
+// Enqueue takes the election if it is vacant, and otherwise puts the claim
+// at the end of its line.
+func (s *session) Enqueue(ctx context.Context, req election.ClaimRequest) (election.Claim, *election.Leader, error) {
+	return s.write(ctx, "enqueue", req, true)
+}
+
+func (s *session) write(ctx context.Context, op string, req election.ClaimRequest, queue bool) (election.Claim, *election.Leader, error) {
+	if err := s.client.enter(ctx, op); err != nil {
+		return election.Claim{}, nil, err
 	}
 	st := s.client.store
 	defer st.mu.Unlock()
 	ss, err := s.live()
 	if err != nil {
-		return election.Claim{}, err
+		return election.Claim{}, nil, err
 	}
-	if _, held := st.keys[req.Name]; held {
-		return election.Claim{}, &election.TakenError{Holder: *st.leaderLocked(req.Name)}
+	holder := st.leaderLocked(req.Name)
+	if holder != nil && !queue {
+		return election.Claim{}, holder, nil
 	}
 	st.rev++
 	meta := make(map[string]string, len(req.Metadata))
@@ -45,10 +66,16 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 		meta[k] = v
 	}
 	req.Metadata = meta
-	st.keys[req.Name] = &entry{req: req, fence: st.rev, sess: ss.id}
+	e := &entry{req: req, fence: st.rev, sess: ss.id}
+	c := election.Claim{Name: req.Name, Token: req.Token, Fence: st.rev}
+	if holder != nil {
+		st.lines[req.Name] = append(st.lines[req.Name], e)
+		return c, holder, nil
+	}
+	st.keys[req.Name] = e
 	ss.keys[req.Name] = struct{}{}
 	st.notifyLocked(req.Name)
-	return election.Claim{Name: req.Name, Token: req.Token, Fence: st.rev}, nil
+	return c, nil, nil
 }
 
 func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
@@ -81,15 +108,23 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 	}
 	st := s.client.store
 	defer st.mu.Unlock()
+	owns := func(e *entry) bool { return e.req.Token == c.Token && (c.Fence == 0 || e.fence == c.Fence) }
 	e, ok := st.keys[c.Name]
-	if !ok || e.req.Token != c.Token {
+	if !ok || !owns(e) {
+		// Not the holder: maybe a claim in line.
+		line := st.lines[c.Name]
+		for i, e := range line {
+			if owns(e) {
+				st.setLineLocked(c.Name, append(line[:i:i], line[i+1:]...))
+				return nil
+			}
+		}
 		return fmt.Errorf("memory: release %q: %w", c.Name, election.ErrNotOwner)
 	}
-	delete(st.keys, c.Name)
 	if ss, ok := st.sessions[e.sess]; ok {
 		delete(ss.keys, c.Name)
 	}
-	st.notifyLocked(c.Name)
+	st.endTermLocked(c.Name)
 	return nil
 }
 

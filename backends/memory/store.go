@@ -7,7 +7,8 @@
 //
 // A [Store] behaves like etcd: claims belong to a session and live as long
 // as it is renewed; an expired session drops its claims and watchers are
-// told at once; data survives Stop/Start, and sessions get a fresh TTL when
+// told at once; a waiting candidate queues ([election.Queuer]) and holds
+// the election as soon as the claims ahead of it end; data survives Stop/Start, and sessions get a fresh TTL when
 // the store starts again (as etcd extends leases on a leader change).
 // Fencing tokens come from a store-wide revision that never goes back.
 package memory
@@ -29,7 +30,8 @@ type Store struct {
 	rev      uint64 // last fencing token issued
 	nextSess uint64
 	sessions map[uint64]*storeSession
-	keys     map[string]*entry
+	keys     map[string]*entry   // holders, by election name
+	lines    map[string][]*entry // claims waiting in line, by election, oldest first
 	watchers map[string]map[*watcher]struct{}
 	paused   bool
 	down     bool
@@ -63,6 +65,7 @@ func NewStore(opts ...Option) *Store {
 		clock:    election.SystemClock(),
 		sessions: map[uint64]*storeSession{},
 		keys:     map[string]*entry{},
+		lines:    map[string][]*entry{},
 		watchers: map[string]map[*watcher]struct{}{},
 		changed:  make(chan struct{}),
 	}
@@ -169,10 +172,39 @@ func (s *Store) dropSessionLocked(ss *storeSession) {
 		ss.timer.Stop()
 	}
 	delete(s.sessions, ss.id)
-	for name := range ss.keys {
-		delete(s.keys, name)
-		s.notifyLocked(name)
+	for name, line := range s.lines {
+		kept := line[:0]
+		for _, e := range line {
+			if e.sess != ss.id {
+				kept = append(kept, e)
+			}
+		}
+		s.setLineLocked(name, kept)
 	}
+	for name := range ss.keys {
+		s.endTermLocked(name)
+	}
+}
+
+// endTermLocked removes the holder of name; the first claim in line, if
+// any, holds the election from then on. Watchers are told once.
+func (s *Store) endTermLocked(name string) {
+	delete(s.keys, name)
+	if line := s.lines[name]; len(line) > 0 {
+		next := line[0]
+		s.setLineLocked(name, line[1:])
+		s.keys[name] = next
+		s.sessions[next.sess].keys[name] = struct{}{}
+	}
+	s.notifyLocked(name)
+}
+
+func (s *Store) setLineLocked(name string, line []*entry) {
+	if len(line) == 0 {
+		delete(s.lines, name)
+		return
+	}
+	s.lines[name] = line
 }
 
 // leaderLocked returns the holder of name, or nil.
