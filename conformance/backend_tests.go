@@ -18,6 +18,9 @@ func testWrongToken(e *env) {
 		e.t.Fatalf("OpenSession: %v", err)
 	}
 	defer sa.Close(context.Background())
+	if _, ok := sa.(election.Queuer); ok && e.queuer != nil {
+		*e.queuer = true
+	}
 	sb, err := b.b.OpenSession(e.ctx, e.timing.TTL)
 	if err != nil {
 		e.t.Fatalf("OpenSession: %v", err)

@@ -18,6 +18,7 @@ type env struct {
 	ctx    context.Context
 	h      Harness
 	timing Timing
+	queuer *bool // set when a session implements election.Queuer
 
 	mu        sync.Mutex
 	intervals []*interval

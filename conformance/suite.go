@@ -42,32 +42,49 @@ var suite = []spec{
 	{"LinearizableHistory", 30, testLinearizable},
 }
 
+// queueSpec is run only for a backend whose sessions implement
+// election.Queuer, which WrongToken finds out.
+var queueSpec = spec{"QueuedHandoff", 10, testQueuedHandoff}
+
 // Run runs the whole suite against the backend that newHarness gives
-// access to, one fresh Harness per subtest.
+// access to, one fresh Harness per subtest. For a backend whose sessions
+// implement [election.Queuer] it adds QueuedHandoff, after the others;
+// WrongToken finds out whether they do, so select both to run it alone:
+// -run 'TestConformance/(WrongToken|QueuedHandoff)'.
 func Run(t *testing.T, newHarness NewHarness) {
+	var queuer bool
 	for _, s := range suite {
-		t.Run(s.name, func(t *testing.T) {
-			ctx0, cancel0 := context.WithTimeout(context.Background(), time.Minute)
-			h, err := newHarness(ctx0, t)
-			cancel0()
-			if err != nil {
-				t.Fatalf("harness: %v", err)
-			}
-			timing := h.Timing()
-			if timing.TTL <= 0 {
-				t.Fatalf("harness Timing().TTL is %v", timing.TTL)
-			}
-			timeout := time.Minute + time.Duration(s.ttls)*(timing.TTL+timing.ExpiryLag)
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			t.Cleanup(func() {
-				cancel()
-				if err := h.Close(); err != nil {
-					t.Errorf("harness Close: %v", err)
-				}
-			})
-			s.fn(&env{t: t, ctx: ctx, h: h, timing: timing})
-		})
+		runSpec(t, newHarness, s, &queuer)
 	}
+	if queuer {
+		runSpec(t, newHarness, queueSpec, nil)
+	}
+}
+
+// runSpec runs one subtest with a fresh Harness. queuer, when not nil, is
+// set if a session the subtest opened implements election.Queuer.
+func runSpec(t *testing.T, newHarness NewHarness, s spec, queuer *bool) {
+	t.Run(s.name, func(t *testing.T) {
+		ctx0, cancel0 := context.WithTimeout(context.Background(), time.Minute)
+		h, err := newHarness(ctx0, t)
+		cancel0()
+		if err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+		timing := h.Timing()
+		if timing.TTL <= 0 {
+			t.Fatalf("harness Timing().TTL is %v", timing.TTL)
+		}
+		timeout := time.Minute + time.Duration(s.ttls)*(timing.TTL+timing.ExpiryLag)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		t.Cleanup(func() {
+			cancel()
+			if err := h.Close(); err != nil {
+				t.Errorf("harness Close: %v", err)
+			}
+		})
+		s.fn(&env{t: t, ctx: ctx, h: h, timing: timing, queuer: queuer})
+	})
 }
 
 // skipUnsupported skips the test when err says the harness cannot inject
