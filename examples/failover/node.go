@@ -77,7 +77,11 @@ func startNode(ctx context.Context, url string, ttl time.Duration, id string, tl
 	cfg.OnEvent = func(ev election.Event) {
 		switch ev.Kind {
 		case election.EventClaimed:
-			tl.say("%s elected, fence %d (claim took %v)", id, ev.Fence, ev.Latency.Round(10*time.Microsecond))
+			if ev.Queued {
+				tl.say("%s elected, fence %d (it waited in line: the end of the last term elected it)", id, ev.Fence)
+			} else {
+				tl.say("%s elected, fence %d (claim took %v)", id, ev.Fence, ev.Latency.Round(10*time.Microsecond))
+			}
 		case election.EventLost:
 			tl.say("%s lost leadership: %s", id, ev.Reason)
 		}
