@@ -372,9 +372,13 @@ func (cp *campaign) onWatch(life context.Context, ev WatchEvent) {
 			cp.claim(life)
 		}
 	case ev.Leader.ID != c.cfg.ID && cp.holding:
-		// Another candidate took over after our Resign.
+		// Another candidate took over after our Resign: campaign again,
+		// which on a store with a line means joining it now, so that
+		// this candidate is in line for the next handoff.
 		cp.holding = false
 		cp.hold.stop()
+		cp.claim(life)
+		return
 	}
 	if ev.Leader != nil && ev.ExpiresIn > 0 && !cp.holding {
 		cp.retry.set(ev.ExpiresIn + time.Millisecond)

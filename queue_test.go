@@ -233,3 +233,39 @@ func TestQueuedCandidateRejoinsAfterSessionExpiry(t *testing.T) {
 	waitUntil(t, b.IsLeader)
 	closeAll(t, elA, elB)
 }
+
+// A candidate that resigned joins the line again as soon as another
+// candidate leads, so the next handoff comes back to it with no claim.
+func TestResignedCandidateRejoinsTheLine(t *testing.T) {
+	store := memory.NewStore()
+	counter := &writeCounter{Backend: store.NewClient()}
+	events := make(eventLog, 1024)
+	elA := mustElector(t, counter, election.Config{TTL: 2 * time.Second, OnEvent: events.hook})
+	elB := mustElector(t, store.NewClient(), election.Config{TTL: 2 * time.Second})
+	a := mustCandidate(t, elA, election.CandidateConfig{Name: "line", ID: "a"})
+	b := mustCandidate(t, elB, election.CandidateConfig{Name: "line", ID: "b"})
+	for _, c := range []*election.Candidate{a, b} {
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, b.IsLeader)
+	// Well within a's hold-off of one TTL: a rejoins because b leads.
+	if ev := events.next(t, election.EventClaimTaken, func() {}); !ev.Queued || ev.Leader == nil || ev.Leader.ID != "b" {
+		t.Fatalf("after resigning, a reported %+v, want queued behind b", ev)
+	}
+	before := counter.writes.Load()
+	if err := b.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, a.IsLeader)
+	if n := counter.writes.Load() - before; n != 0 {
+		t.Fatalf("a made %d store writes to take over again, want 0", n)
+	}
+	closeAll(t, elA, elB)
+}
