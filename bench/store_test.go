@@ -11,7 +11,20 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/electionkit/election/internal/teststore"
 )
+
+// The servers are the backends' own test servers (internal/teststore): real
+// processes from bin/ or Debian, on random loopback ports, in temporary
+// directories, killed when the benchmark ends. etcd runs with a 500ms
+// election timeout, so its minimum lease TTL is 1s and crash takeovers can
+// use 1s TTLs.
+
+// consulMinTTL is the session_ttl_min the Consul agent runs with. Consul
+// accepts any value there; 1s is the TTL every store uses for the crash
+// scenario (etcd cannot go lower).
+const consulMinTTL = teststore.DefaultConsulMinTTL
 
 // store is one running server and the benchmark's own direct clients of it:
 // for the renewals a crash injects on a peer's behalf and for the observer.
@@ -30,7 +43,7 @@ func newStore(tb testing.TB, kind string) *store {
 	st := &store{kind: kind}
 	switch kind {
 	case "etcd":
-		st.addr = startEtcd(tb)
+		st.addr = teststore.StartEtcd(tb, teststore.EtcdOptions{}).Addr
 		c, err := clientv3.New(clientv3.Config{Endpoints: []string{st.addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 		if err != nil {
 			tb.Fatal(err)
@@ -38,12 +51,12 @@ func newStore(tb testing.TB, kind string) *store {
 		tb.Cleanup(func() { _ = c.Close() })
 		st.etcd = c
 	case "redis":
-		st.addr = startRedis(tb)
+		st.addr = teststore.StartRedis(tb, teststore.RedisOptions{}).Addr
 		c := goredis.NewClient(&goredis.Options{Addr: st.addr, ContextTimeoutEnabled: true})
 		tb.Cleanup(func() { _ = c.Close() })
 		st.redis = c
 	case "consul":
-		st.addr = startConsul(tb)
+		st.addr = teststore.StartConsul(tb, teststore.ConsulOptions{MinTTL: consulMinTTL}).Addr
 		c, transport, err := consulClient(st.addr)
 		if err != nil {
 			tb.Fatal(err)

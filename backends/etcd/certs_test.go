@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/electionkit/election/internal/teststore"
 )
 
 // testPKI is a throwaway CA with a server certificate for 127.0.0.1 and a
@@ -69,6 +71,15 @@ func newTestPKI(t *testing.T, name string) testPKI {
 	p.ServerCert, p.ServerKey = issue(2, "etcd server", x509.ExtKeyUsageServerAuth, "server")
 	p.ClientCert, p.ClientKey = issue(3, "election client", x509.ExtKeyUsageClientAuth, "client")
 	return p
+}
+
+// files names p's files for a server; clientCertAuth makes the server
+// require a client certificate of p, which its readiness check presents.
+func (p testPKI) files(clientCertAuth bool) *teststore.TLS {
+	return &teststore.TLS{
+		CAFile: p.CAFile, CertFile: p.ServerCert, KeyFile: p.ServerKey,
+		ClientCertAuth: clientCertAuth, ClientCertFile: p.ClientCert, ClientKeyFile: p.ClientKey,
+	}
 }
 
 func newKey(t *testing.T) *ecdsa.PrivateKey {

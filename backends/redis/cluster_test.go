@@ -16,6 +16,7 @@ import (
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/testserver"
+	"github.com/electionkit/election/internal/teststore"
 )
 
 // startCluster starts a Redis Cluster of three primaries without replicas
@@ -23,22 +24,14 @@ import (
 func startCluster(t *testing.T, ctx context.Context) []string {
 	t.Helper()
 	const nodes = 3
-	ports := testserver.FreePorts(t, 2*nodes) // client and cluster-bus port per node
+	buses := testserver.FreePorts(t, nodes) // cluster-bus port per node
 	var addrs []string
 	var clients []*goredis.Client
 	for i := range nodes {
-		port, bus := strconv.Itoa(ports[2*i]), strconv.Itoa(ports[2*i+1])
-		addr := net.JoinHostPort("127.0.0.1", port)
-		testserver.Start(t, testserver.Config{
-			Name:   "redis-cluster-" + port,
-			Binary: testserver.Binary(t, "redis-server"),
-			Args: []string{
-				"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-				"--loglevel", "warning", "--cluster-enabled", "yes", "--cluster-port", bus,
-				"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
-			},
-			Ready: func(ctx context.Context) error { return rawPing(ctx, addr) },
-		})
+		addr := teststore.StartRedis(t, teststore.RedisOptions{Args: []string{
+			"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(buses[i]),
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+		}}).Addr
 		addrs = append(addrs, addr)
 		c := goredis.NewClient(&goredis.Options{Addr: addr})
 		t.Cleanup(func() { _ = c.Close() })
@@ -53,7 +46,7 @@ func startCluster(t *testing.T, ctx context.Context) []string {
 		if i > 0 {
 			host, port, _ := net.SplitHostPort(addrs[i])
 			// The bus port is not port+10000 here, so MEET names it.
-			if err := clients[0].Do(ctx, "CLUSTER", "MEET", host, port, ports[2*i+1]).Err(); err != nil {
+			if err := clients[0].Do(ctx, "CLUSTER", "MEET", host, port, buses[i]).Err(); err != nil {
 				t.Fatalf("CLUSTER MEET %s: %v", addrs[i], err)
 			}
 		}

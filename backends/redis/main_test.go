@@ -1,13 +1,8 @@
 package redis
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +11,7 @@ import (
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/testserver"
+	"github.com/electionkit/election/internal/teststore"
 )
 
 func TestMain(m *testing.M) {
@@ -33,45 +29,8 @@ type server struct {
 // directives, e.g. "--requirepass", "secret"). The test's cleanup kills it.
 func startServer(t testing.TB, extra ...string) *server {
 	t.Helper()
-	port := strconv.Itoa(testserver.FreePort(t))
-	addr := net.JoinHostPort("127.0.0.1", port)
-	args := []string{
-		"--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no",
-		"--loglevel", "warning",
-	}
-	proc := testserver.Start(t, testserver.Config{
-		Name:   "redis-server",
-		Binary: testserver.Binary(t, "redis-server"),
-		Args:   append(args, extra...),
-		Ready:  func(ctx context.Context) error { return rawPing(ctx, addr) },
-	})
-	return &server{proc: proc, addr: addr}
-}
-
-// rawPing succeeds when the server answers a PING, with PONG or with an
-// authentication error (credentials are the tests' business, not Ready's).
-func rawPing(ctx context.Context, addr string) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") {
-		return nil
-	}
-	return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	r := teststore.StartRedis(t, teststore.RedisOptions{Args: extra})
+	return &server{proc: r.Process, addr: r.Addr}
 }
 
 // client returns a go-redis client of s, closed by the test's cleanup.

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,34 +14,23 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/electionkit/election"
-	"github.com/electionkit/election/internal/testserver"
+	"github.com/electionkit/election/internal/teststore"
 )
 
 // startSentinel starts one Sentinel (quorum 1, down after 1s) monitoring
 // primary as "elect".
 func startSentinel(t *testing.T, primary *server) string {
 	t.Helper()
-	port := strconv.Itoa(testserver.FreePort(t))
-	addr := net.JoinHostPort("127.0.0.1", port)
 	host, primaryPort, _ := net.SplitHostPort(primary.addr)
-	dir := t.TempDir()
-	conf := fmt.Sprintf(`port %s
-bind 127.0.0.1
-sentinel monitor elect %s %s 1
+	conf := filepath.Join(t.TempDir(), "sentinel.conf")
+	monitor := fmt.Sprintf(`sentinel monitor elect %s %s 1
 sentinel down-after-milliseconds elect 1000
 sentinel failover-timeout elect 5000
-`, port, host, primaryPort)
-	if err := os.WriteFile(filepath.Join(dir, "sentinel.conf"), []byte(conf), 0o600); err != nil {
+`, host, primaryPort)
+	if err := os.WriteFile(conf, []byte(monitor), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	testserver.Start(t, testserver.Config{
-		Name:   "redis-sentinel",
-		Binary: testserver.Binary(t, "redis-server"),
-		Args:   []string{"sentinel.conf", "--sentinel"},
-		Dir:    dir,
-		Ready:  func(ctx context.Context) error { return rawPing(ctx, addr) },
-	})
-	return addr
+	return teststore.StartRedis(t, teststore.RedisOptions{ConfigFile: conf, Args: []string{"--sentinel"}}).Addr
 }
 
 // waitReplicaOnline waits until primary reports n online replicas.

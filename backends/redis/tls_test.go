@@ -1,11 +1,9 @@
 package redis
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -14,12 +12,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/electionkit/election"
-	"github.com/electionkit/election/internal/testserver"
+	"github.com/electionkit/election/internal/teststore"
 )
 
 // writeSelfSigned writes a self-signed certificate for 127.0.0.1 and its
@@ -62,27 +59,10 @@ func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 // TestRedissURL opens a rediss:// URL (TLS, parsed by go-redis) against a
 // redis-server that speaks only TLS.
 func TestRedissURL(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := writeSelfSigned(t, dir)
-	port := strconv.Itoa(testserver.FreePort(t))
-	addr := net.JoinHostPort("127.0.0.1", port)
-	testserver.Start(t, testserver.Config{
-		Name:   "redis-tls",
-		Binary: testserver.Binary(t, "redis-server"),
-		Args: []string{
-			"--port", "0", "--tls-port", port, "--bind", "127.0.0.1",
-			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", certFile,
-			"--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--loglevel", "warning",
-		},
-		Ready: func(ctx context.Context) error {
-			d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} // readiness only
-			conn, err := d.DialContext(ctx, "tcp", addr)
-			if err != nil {
-				return err
-			}
-			return conn.Close()
-		},
-	})
+	certFile, keyFile := writeSelfSigned(t, t.TempDir())
+	addr := teststore.StartRedis(t, teststore.RedisOptions{TLS: &teststore.TLS{
+		CAFile: certFile, CertFile: certFile, KeyFile: keyFile, // self-signed: its own CA
+	}}).Addr
 	ctx := testContext(t, 30*time.Second)
 
 	// The self-signed certificate is not in the system pool: verification

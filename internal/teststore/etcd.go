@@ -1,0 +1,184 @@
+package teststore
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/electionkit/election/internal/testserver"
+)
+
+// Raft timing of the members unless EtcdOptions.DefaultRaftTiming is set, in
+// milliseconds as etcd's flags take it.
+const (
+	etcdHeartbeat       = "50"
+	etcdElectionTimeout = "500"
+)
+
+// healthPollInterval is the pause between two failed health checks in
+// WaitEtcdHealthy.
+const healthPollInterval = 100 * time.Millisecond
+
+// healthAttemptTimeout bounds one health check, so that a member hanging on
+// a request is asked again instead of eating the whole wait.
+const healthAttemptTimeout = 5 * time.Second
+
+// EtcdOptions selects how [StartEtcd] and [StartEtcdCluster] configure the
+// members. The zero value is a plain-text member with fast Raft timing.
+type EtcdOptions struct {
+	// DefaultRaftTiming keeps etcd's own Raft timing (100ms heartbeat,
+	// 1000ms election timeout), whose minimum lease TTL is 2s. Without it
+	// members run with a 50ms heartbeat and a 500ms election timeout, which
+	// makes etcd's minimum lease TTL ceil(1.5 × 0.5s) = 1s, so tests can use
+	// 1s TTLs; that is still ten heartbeats, enough for two loaded cores.
+	DefaultRaftTiming bool
+	// TLS, when set, makes the members serve clients over TLS only; peers
+	// still talk plain text to each other on loopback. Nil: plain text.
+	TLS *TLS
+}
+
+// Etcd is one etcd member started by [StartEtcd] or [StartEtcdCluster]. The
+// embedded [testserver.Process] pauses, resumes, stops and restarts it; a
+// restarted member keeps its address and data directory and rejoins its
+// cluster. It is a conformance.Store.
+type Etcd struct {
+	*testserver.Process
+	// Addr is the member's client address, "127.0.0.1:port", which speaks
+	// TLS only when EtcdOptions.TLS was set.
+	Addr string
+	// health asks the member's /health endpoint.
+	health func(ctx context.Context) error
+}
+
+// StartEtcd starts a single-member etcd cluster and returns once the member
+// reports healthy, which is when it serves linearizable reads and grants
+// leases. It fails the test if opts is invalid, the etcd binary is missing,
+// or the member is not healthy within [testserver.DefaultReadyTimeout]; the
+// process is killed when the test ends.
+func StartEtcd(t testing.TB, opts EtcdOptions) *Etcd {
+	t.Helper()
+	return startEtcdMembers(t, 1, opts)[0]
+}
+
+// StartEtcdCluster starts an n-member etcd cluster, every member a process
+// of its own configured by opts, and returns the members, in the order of
+// their names m0, m1, …, once every one reports healthy (the cluster has a
+// Raft leader). It fails the test as [StartEtcd] does, and if n < 1.
+func StartEtcdCluster(t testing.TB, n int, opts EtcdOptions) []*Etcd {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("teststore: StartEtcdCluster: n = %d, want at least 1", n)
+	}
+	members := startEtcdMembers(t, n, opts)
+	if n > 1 {
+		WaitEtcdHealthy(t, members)
+	}
+	return members
+}
+
+// WaitEtcdHealthy waits until every member reports healthy, as after
+// restarting a cluster member (a member's own Start does not wait for its
+// cluster). Every member must be running. It fails the test if one is not
+// healthy within [testserver.DefaultReadyTimeout].
+func WaitEtcdHealthy(t testing.TB, members []*Etcd) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testserver.DefaultReadyTimeout)
+	defer cancel()
+	for _, m := range members {
+		for {
+			attemptCtx, cancelAttempt := context.WithTimeout(ctx, healthAttemptTimeout)
+			err := m.health(attemptCtx)
+			cancelAttempt()
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("teststore: etcd member %s not healthy within %v: %v", m.Addr, testserver.DefaultReadyTimeout, err)
+			case <-time.After(healthPollInterval):
+			}
+		}
+	}
+}
+
+// startEtcdMembers starts n members of one new cluster. A member alone waits
+// until it is healthy; members of a larger cluster are healthy only
+// together, so they are all started first and checked by the caller.
+func startEtcdMembers(t testing.TB, n int, opts EtcdOptions) []*Etcd {
+	t.Helper()
+	scheme := "http"
+	if opts.TLS != nil {
+		scheme = "https"
+	}
+	check := newCheckClient(t, checkTLS(t, "EtcdOptions", opts.TLS))
+	bin := testserver.Binary(t, "etcd")
+	ports := testserver.FreePorts(t, 2*n)
+	clientPorts, peerPorts := ports[:n], ports[n:]
+	var cluster []string
+	for i, p := range peerPorts {
+		cluster = append(cluster, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, p))
+	}
+	members := make([]*Etcd, n)
+	for i := range n {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(clientPorts[i]))
+		clientURL := scheme + "://" + addr
+		peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPorts[i])
+		args := []string{
+			"--name", fmt.Sprintf("m%d", i),
+			"--data-dir", "data",
+			"--listen-client-urls", clientURL,
+			"--advertise-client-urls", clientURL,
+			"--listen-peer-urls", peerURL,
+			"--initial-advertise-peer-urls", peerURL,
+			"--initial-cluster", strings.Join(cluster, ","),
+			"--initial-cluster-state", "new",
+			"--initial-cluster-token", "electionkit-test",
+			"--log-level", "warn",
+		}
+		if !opts.DefaultRaftTiming {
+			args = append(args, "--heartbeat-interval", etcdHeartbeat, "--election-timeout", etcdElectionTimeout)
+		}
+		if opts.TLS != nil {
+			args = append(args, "--cert-file", opts.TLS.CertFile, "--key-file", opts.TLS.KeyFile)
+			if opts.TLS.ClientCertAuth {
+				args = append(args, "--client-cert-auth", "--trusted-ca-file", opts.TLS.CAFile)
+			}
+		}
+		m := &Etcd{Addr: addr, health: etcdHealth(check, clientURL)}
+		var ready func(context.Context) error
+		if n == 1 {
+			ready = m.health
+		}
+		m.Process = testserver.Start(t, testserver.Config{
+			Name:   fmt.Sprintf("etcd-m%d", i),
+			Binary: bin,
+			Args:   args,
+			Ready:  ready,
+		})
+		members[i] = m
+	}
+	return members
+}
+
+// etcdHealth returns a check of the member's /health endpoint, which
+// answers true once the member serves linearizable reads.
+func etcdHealth(client *http.Client, clientURL string) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		var answer struct {
+			Health string `json:"health"`
+			Reason string `json:"reason"`
+		}
+		if err := getJSON(ctx, client, clientURL+"/health", "", &answer); err != nil {
+			return err
+		}
+		if answer.Health != "true" {
+			return fmt.Errorf("/health: %q %s", answer.Health, answer.Reason)
+		}
+		return nil
+	}
+}
