@@ -201,7 +201,7 @@ func newMetrics(o options) *Metrics {
 	return &Metrics{
 		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "claim_attempts_total", ConstLabels: cl,
-			Help: "Claim (acquire) attempts by outcome: success, taken (held by another candidate: contention) or error.",
+			Help: "Claim (acquire) attempts by outcome: success, taken (held by another candidate: contention; on stores with a line, the claim waits in it and a later term from it adds nothing here) or error.",
 		}, []string{"election", "outcome"}),
 		claimLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "claim_duration_seconds", ConstLabels: cl, Buckets: o.claimBuckets,

@@ -88,6 +88,10 @@ func TestRealEvents(t *testing.T) {
 	want(t, b, "election_is_leader", labels{"election": "jobs", "candidate": "b"}, 1)
 	want(t, b, "election_leader_changes_total", labels{"election": "jobs"}, 1)
 	want(t, b, "election_leadership_losses_total", labels{"election": "jobs", "reason": "deadline"}, 0)
+	// The memory store keeps a line: b waited in it, and a's release
+	// elected it with no claim of b's own, so no claim is added.
+	want(t, b, "election_claim_attempts_total", labels{"election": "jobs", "outcome": "success"}, 0)
+	want(t, b, "election_claim_duration_seconds", labels{"election": "jobs"}, 1)
 	// Renewed events are session-wide (no candidate): wait for one of b's.
 	b.rec.Wait(t, election.EventRenewed, "")
 

@@ -19,8 +19,12 @@ func (m *Metrics) OnEvent(ev election.Event) {
 	}
 	switch ev.Kind {
 	case election.EventClaimed:
-		m.claims.WithLabelValues(ev.Election, OutcomeSuccess).Inc()
-		m.observeClaim(ev)
+		if !ev.Queued {
+			// A term from the store's line made no claim of its own:
+			// its claim was counted (taken) when it joined the line.
+			m.claims.WithLabelValues(ev.Election, OutcomeSuccess).Inc()
+			m.observeClaim(ev)
+		}
 		m.isLeader.WithLabelValues(ev.Election, ev.Candidate).Set(1)
 		m.seeTerm(ev.Election, ev.Fence, true)
 	case election.EventClaimTaken:

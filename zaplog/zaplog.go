@@ -15,7 +15,7 @@
 //     held, a release that failed).
 //   - Info: leadership claimed or released, a new leader seen.
 //   - Debug: routine traffic (a session renewed, a claim that found the
-//     election held).
+//     election held, or joined its line: field "queued").
 package zaplog
 
 import (
@@ -39,6 +39,7 @@ const (
 	KeyVacant      = "vacant"
 	KeyTTL         = "ttl"
 	KeyCount       = "claims"
+	KeyQueued      = "queued"
 	// The error itself is logged under zap's usual "error" key.
 )
 
@@ -130,6 +131,9 @@ func fields(ev election.Event) []zap.Field {
 		} else {
 			fs = append(fs, zap.Bool(KeyVacant, true))
 		}
+	}
+	if ev.Queued {
+		fs = append(fs, zap.Bool(KeyQueued, true))
 	}
 	if ev.TTL != 0 {
 		fs = append(fs, zap.Duration(KeyTTL, ev.TTL))

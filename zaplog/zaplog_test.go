@@ -37,7 +37,20 @@ func TestLevelsAndFields(t *testing.T) {
 				zaplog.KeyTokenPrefix: "0123abcd", zaplog.KeyFence: uint64(7), zaplog.KeyLatency: 3 * time.Millisecond,
 				zaplog.KeyTTL: 10 * time.Second,
 			},
-			omit: []string{"error", zaplog.KeyReason, zaplog.KeyLeader, zaplog.KeyCount},
+			omit: []string{"error", zaplog.KeyReason, zaplog.KeyLeader, zaplog.KeyCount, zaplog.KeyQueued},
+		},
+		{
+			name:  "claimed from the line",
+			ev:    election.Event{Kind: election.EventClaimed, Election: "reaper", Candidate: "pod-2", TokenPrefix: "4567cdef", Fence: 9, Queued: true, TTL: 10 * time.Second},
+			level: zapcore.InfoLevel,
+			want:  map[string]any{zaplog.KeyOperation: "claimed", zaplog.KeyFence: uint64(9), zaplog.KeyQueued: true},
+			omit:  []string{zaplog.KeyLatency},
+		},
+		{
+			name:  "queued",
+			ev:    election.Event{Kind: election.EventClaimTaken, Election: "reaper", Candidate: "pod-2", Latency: time.Millisecond, Queued: true, Leader: &election.Leader{Election: "reaper", ID: "pod-1", Fence: 7}},
+			level: zapcore.DebugLevel,
+			want:  map[string]any{zaplog.KeyOperation: "claim-taken", zaplog.KeyLeader: "pod-1", zaplog.KeyQueued: true},
 		},
 		{
 			name:  "taken",
