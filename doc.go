@@ -35,7 +35,9 @@
 // Waiting candidates learn of a release from the store's push (etcd watch,
 // Redis pub/sub, Consul blocking query) and of an expiry from the store's
 // push or from a timer set to the holder's remaining TTL: never from
-// fixed-interval polling.
+// fixed-interval polling. Where the store keeps a line of waiting claims
+// ([Queuer]: etcd), a waiting candidate is already in it, so the store
+// write that ends a term elects it and the push is all it waits for.
 //
 // Backends register by URL scheme ([Register]), the way database/sql
 // drivers do. Backend authors prove their implementation with the
