@@ -48,24 +48,31 @@ func (s *countedSession) Release(ctx context.Context, c election.Claim) error {
 	return s.Session.Release(ctx, c)
 }
 
+// startPair starts candidates a and b of election "line", each on its own
+// elector over its own backend, a first: a leads and b waits.
+func startPair(t *testing.T, ba, bb election.Backend, cfgA, cfgB election.Config) (elA, elB *election.Elector, a, b *election.Candidate) {
+	t.Helper()
+	elA, elB = mustElector(t, ba, cfgA), mustElector(t, bb, cfgB)
+	a = mustCandidate(t, elA, election.CandidateConfig{Name: "line", ID: "a"})
+	b = mustCandidate(t, elB, election.CandidateConfig{Name: "line", ID: "b"})
+	for _, c := range []*election.Candidate{a, b} {
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return elA, elB, a, b
+}
+
 // On a store that keeps a line (election.Queuer), a waiting candidate is in
 // line, and the leader's release alone elects it: it takes over without a
 // store write of its own.
 func TestQueuedCandidateTakesOverWithoutAWrite(t *testing.T) {
 	store := memory.NewStore()
-	elA := mustElector(t, store.NewClient(), election.Config{TTL: 2 * time.Second})
 	counter := &writeCounter{Backend: store.NewClient()}
 	events := make(eventLog, 1024)
-	elB := mustElector(t, counter, election.Config{TTL: 2 * time.Second, OnEvent: events.hook})
-	a := mustCandidate(t, elA, election.CandidateConfig{Name: "line", ID: "a"})
-	b := mustCandidate(t, elB, election.CandidateConfig{Name: "line", ID: "b"})
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	elA, elB, a, b := startPair(t, store.NewClient(), counter,
+		election.Config{TTL: 2 * time.Second}, election.Config{TTL: 2 * time.Second, OnEvent: events.hook})
 	aTerm, _ := a.Term()
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	taken := events.next(t, election.EventClaimTaken, func() {})
 	if !taken.Queued || taken.Leader == nil || taken.Leader.ID != "a" {
 		t.Fatalf("b's first attempt reported %+v, want queued behind a", taken)
@@ -158,15 +165,8 @@ func TestQueuedTermEndsAtLastRenewalSendPlusTTLMinusDrift(t *testing.T) {
 // pass to a candidate that no longer runs.
 func TestStoppedCandidateLeavesTheLine(t *testing.T) {
 	store := memory.NewStore()
-	elA := mustElector(t, store.NewClient(), election.Config{TTL: 2 * time.Second})
-	elB := mustElector(t, store.NewClient(), election.Config{TTL: 2 * time.Second})
-	a := mustCandidate(t, elA, election.CandidateConfig{Name: "line", ID: "a"})
-	b := mustCandidate(t, elB, election.CandidateConfig{Name: "line", ID: "b"})
-	for _, c := range []*election.Candidate{a, b} {
-		if err := c.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cfg := election.Config{TTL: 2 * time.Second}
+	elA, elB, a, b := startPair(t, store.NewClient(), store.NewClient(), cfg, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := b.Stop(ctx); err != nil {
@@ -188,22 +188,15 @@ func TestQueuedCandidateRejoinsAfterSessionExpiry(t *testing.T) {
 	clk := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	store := memory.NewStore(memory.WithClock(clk))
 	cfg := election.Config{TTL: 2 * time.Second, RenewInterval: 500 * time.Millisecond, Clock: clk}
-	elA := mustElector(t, store.NewClient(), cfg)
 	clientB := store.NewClient()
 	var queued atomic.Int64
-	cfg.OnEvent = func(ev election.Event) {
+	cfgB := cfg
+	cfgB.OnEvent = func(ev election.Event) {
 		if ev.Kind == election.EventClaimTaken && ev.Queued {
 			queued.Add(1)
 		}
 	}
-	elB := mustElector(t, clientB, cfg)
-	a := mustCandidate(t, elA, election.CandidateConfig{Name: "line", ID: "a"})
-	b := mustCandidate(t, elB, election.CandidateConfig{Name: "line", ID: "b"})
-	for _, c := range []*election.Candidate{a, b} {
-		if err := c.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	elA, elB, a, b := startPair(t, store.NewClient(), clientB, cfg, cfgB)
 	if queued.Load() != 1 {
 		t.Fatalf("b queued %d times on start, want 1", queued.Load())
 	}
@@ -240,15 +233,8 @@ func TestResignedCandidateRejoinsTheLine(t *testing.T) {
 	store := memory.NewStore()
 	counter := &writeCounter{Backend: store.NewClient()}
 	events := make(eventLog, 1024)
-	elA := mustElector(t, counter, election.Config{TTL: 2 * time.Second, OnEvent: events.hook})
-	elB := mustElector(t, store.NewClient(), election.Config{TTL: 2 * time.Second})
-	a := mustCandidate(t, elA, election.CandidateConfig{Name: "line", ID: "a"})
-	b := mustCandidate(t, elB, election.CandidateConfig{Name: "line", ID: "b"})
-	for _, c := range []*election.Candidate{a, b} {
-		if err := c.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	elA, elB, a, b := startPair(t, counter, store.NewClient(),
+		election.Config{TTL: 2 * time.Second, OnEvent: events.hook}, election.Config{TTL: 2 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := a.Resign(ctx); err != nil {

@@ -119,14 +119,8 @@ func (s *session) TTL() time.Duration { return s.ttl }
 // wrote for req.Token (an earlier attempt whose answer was lost), that
 // claim is returned.
 func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
-	c, holder, err := s.write(ctx, req, false)
-	if err != nil {
-		return election.Claim{}, err
-	}
-	if holder != nil {
-		return election.Claim{}, &election.TakenError{Holder: *holder}
-	}
-	return c, nil
+	c, _, err := s.write(ctx, req, false)
+	return c, err
 }
 
 // Enqueue writes an entry for req, attached to the session's lease, in one
@@ -140,7 +134,8 @@ func (s *session) Enqueue(ctx context.Context, req election.ClaimRequest) (elect
 // write is Claim (queue false) and Enqueue (queue true): one transaction
 // that writes the entry if the range is empty and otherwise reads the
 // holder, writing the entry anyway when queueing. holder is nil when the
-// new entry holds the election.
+// new entry holds the election; when it is not nil without queueing, err
+// is a *election.TakenError naming it.
 func (s *session) write(ctx context.Context, req election.ClaimRequest, queue bool) (election.Claim, *election.Leader, error) {
 	op := "claim"
 	if queue {
@@ -197,10 +192,10 @@ func (s *session) write(ctx context.Context, req election.ClaimRequest, queue bo
 		}
 		return election.Claim{}, nil, err
 	}
-	if queue {
-		s.remember(key, c)
+	if !queue {
+		return election.Claim{}, &holder, &election.TakenError{Holder: holder}
 	}
-	return c, &holder, nil
+	return s.remember(key, c), &holder, nil
 }
 
 // newKey returns a key under rng that no other entry has had or will have:

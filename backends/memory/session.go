@@ -30,14 +30,8 @@ var _ election.Queuer = (*session)(nil)
 
 // Claim takes the election if it is vacant.
 func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
-	c, holder, err := s.write(ctx, "claim", req, false)
-	if err != nil {
-		return election.Claim{}, err
-	}
-	if holder != nil {
-		return election.Claim{}, &election.TakenError{Holder: *holder}
-	}
-	return c, nil
+	c, _, err := s.write(ctx, "claim", req, false)
+	return c, err
 }
 
 // Enqueue takes the election if it is vacant, and otherwise puts the claim
@@ -58,7 +52,7 @@ func (s *session) write(ctx context.Context, op string, req election.ClaimReques
 	}
 	holder := st.leaderLocked(req.Name)
 	if holder != nil && !queue {
-		return election.Claim{}, holder, nil
+		return election.Claim{}, holder, &election.TakenError{Holder: *holder}
 	}
 	st.rev++
 	meta := make(map[string]string, len(req.Metadata))
