@@ -29,13 +29,17 @@ type agentOptions struct {
 	// acl enables ACLs with default policy deny; token is then the
 	// management token (also the agent's own token).
 	acl bool
+	// tls, when set, makes the agent serve its API over HTTPS only at
+	// addr. The client helper does not work then, and backend needs an
+	// https Address and TLS files from its mod.
+	tls *teststore.TLS
 }
 
 // startAgent starts a Consul server and waits until it has a Raft leader
 // and its node is in the catalog, which is when sessions can be created.
 func startAgent(t testing.TB, opts agentOptions) *testAgent {
 	t.Helper()
-	c := teststore.StartConsul(t, teststore.ConsulOptions{ACL: opts.acl, MinTTL: testMinTTL})
+	c := teststore.StartConsul(t, teststore.ConsulOptions{ACL: opts.acl, MinTTL: testMinTTL, TLS: opts.tls})
 	return &testAgent{Consul: c, addr: c.Addr, token: c.Token, started: c.Started}
 }
 

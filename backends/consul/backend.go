@@ -35,9 +35,10 @@ type Backend struct {
 }
 
 // New validates cfg and returns a Backend. It does no I/O: an unreachable
-// agent or a rejected token shows up on the first operation. Every problem
-// with cfg or the CONSUL_* environment is reported at once in an error
-// wrapping [election.ErrInvalidArgument] that names the field or variable.
+// agent, a rejected token or a TLS mismatch (see [TLSConfig]) shows up on
+// the first operation. Every problem with cfg or the CONSUL_* environment
+// is reported at once in an error wrapping [election.ErrInvalidArgument]
+// that names the field or variable.
 func New(cfg Config) (*Backend, error) {
 	s, err := cfg.validate()
 	if err != nil {

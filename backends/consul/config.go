@@ -123,7 +123,18 @@ type Config struct {
 }
 
 // TLSConfig locates the files for HTTPS. Each zero field falls back to its
-// CONSUL_* environment variable.
+// CONSUL_* environment variable. [New] reads the files and fails with
+// [election.ErrInvalidArgument] if one is missing or holds no usable PEM;
+// a mismatch with the agent shows up on the first operation:
+//   - an agent certificate that fails verification (unknown CA, name not
+//     matching ServerName or the host), or plain HTTP sent to an
+//     HTTPS-only port, fails every operation with an error wrapping
+//     [election.ErrInvalidArgument] that names the fields to check;
+//   - a client certificate the agent refuses (verify_incoming), or its
+//     absence, fails every operation with an error wrapping
+//     [election.ErrUnavailable] that names the client certificate: the
+//     agent's refusal can reach the client as a bare hang-up, which an
+//     agent going down causes too.
 type TLSConfig struct {
 	// CAFile is a PEM bundle of the CAs that sign the agent's certificate
 	// (CONSUL_CACERT). Empty means the system roots.

@@ -1,10 +1,15 @@
 package consul
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/consul/api"
 
@@ -15,19 +20,65 @@ import (
 var errClosed = fmt.Errorf("consul: backend closed: %w", election.ErrUnavailable)
 
 // storeErr wraps an error of a Consul call made for what ("claim \"x\"").
-// A rejected ACL token or a request the agent refuses as malformed wraps
-// election.ErrInvalidArgument (retrying cannot help); everything else wraps
-// election.ErrUnavailable. Both wrap the native error.
+// A rejected ACL token, an agent certificate that fails verification,
+// plain HTTP sent to the agent's HTTPS port, or a request the agent refuses
+// as malformed wraps election.ErrInvalidArgument (retrying cannot help);
+// everything else wraps election.ErrUnavailable, with a hint when the agent
+// may have refused the client certificate. Both wrap the native error.
 func storeErr(what string, err error) error {
+	var certErr *tls.CertificateVerificationError
 	switch {
+	case errors.As(err, &certErr):
+		return fmt.Errorf("consul: %s: %w: agent's TLS certificate rejected "+
+			"(check TLS.CAFile, TLS.CAPath or CONSUL_CACERT, and TLS.ServerName): %w",
+			what, election.ErrInvalidArgument, err)
+	case httpToHTTPS(err):
+		return fmt.Errorf("consul: %s: %w: the agent speaks HTTPS on this address "+
+			"(use an https:// Address, Scheme https or tls=true): %w", what, election.ErrInvalidArgument, err)
 	case aclDenied(err):
 		return fmt.Errorf("consul: %s: %w: ACL token rejected (check Token, TokenFile or CONSUL_HTTP_TOKEN): %w",
 			what, election.ErrInvalidArgument, err)
 	case badRequest(err):
 		return fmt.Errorf("consul: %s: %w: request refused by the agent: %w", what, election.ErrInvalidArgument, err)
 	default:
-		return fmt.Errorf("consul: %s: %w: %w", what, election.ErrUnavailable, err)
+		return fmt.Errorf("consul: %s: %w: %w%s", what, election.ErrUnavailable, err, clientCertHint(err))
 	}
+}
+
+// httpToHTTPS reports the answer of an HTTPS-only port to plain HTTP: Go's
+// server answers 400 with a body saying exactly that.
+func httpToHTTPS(err error) bool {
+	var se api.StatusError
+	return errors.As(err, &se) && se.Code == http.StatusBadRequest &&
+		strings.Contains(se.Body, "HTTP request to an HTTPS server")
+}
+
+// clientCertHint explains err when the agent may have refused the
+// client's certificate (verify_incoming), or returns "". An agent that
+// refuses it sends a TLS alert after the handshake and hangs up; a request
+// sees the alert only if it was already on the connection, and otherwise
+// just a reset, an EOF or, over HTTP/2, "client conn could not be
+// established", as when an agent goes down. Hence a verdict for the alert,
+// a hint for the rest, and ErrUnavailable for all, so that one
+// misconfiguration always gets the same sentinel.
+func clientCertHint(err error) string {
+	// crypto/tls reports an alert from the peer as a *net.OpError with Op
+	// "remote error"; the alert's own type is unexported.
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "remote error" && strings.Contains(opErr.Err.Error(), "certificate") {
+		return " (the agent refused the client certificate: set TLS.CertFile and TLS.KeyFile, or " +
+			"CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY, to a certificate of a CA the agent trusts)"
+	}
+	var urlErr *url.Error
+	if !errors.As(err, &urlErr) || !strings.HasPrefix(urlErr.URL, "https://") {
+		return ""
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "http2: client conn could not be established") {
+		return " (the agent hung up on TLS: if it requires client certificates, " +
+			"check TLS.CertFile and TLS.KeyFile, or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY)"
+	}
+	return ""
 }
 
 // aclDenied reports whether err says the token is unknown or lacks a

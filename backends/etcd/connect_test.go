@@ -14,6 +14,7 @@ import (
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/backends/etcd"
 	"github.com/electionkit/election/internal/testserver"
+	"github.com/electionkit/election/internal/teststore"
 )
 
 // TestUnreachable: New against a port nobody listens on fails within about
@@ -97,8 +98,8 @@ func TestAuth(t *testing.T) {
 // ErrInvalidArgument naming the certificate problem; plain text, or no
 // client certificate, fail New.
 func TestTLS(t *testing.T) {
-	pki := newTestPKI(t, "good")
-	stranger := newTestPKI(t, "stranger")
+	pki := teststore.NewPKI(t, "good")
+	stranger := teststore.NewPKI(t, "stranger")
 	srv := startEtcd(t, etcdOptions{pki: &pki, clientCertAuth: true})
 	ctx := testCtx(t)
 

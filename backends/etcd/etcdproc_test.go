@@ -14,7 +14,7 @@ type etcdOptions struct {
 	// whose minimum is 1s, so the suite can use 1s TTLs.
 	defaultRaftTiming bool
 	// pki, when set, makes the server serve clients over TLS only.
-	pki *testPKI
+	pki *teststore.PKI
 	// clientCertAuth requires clients to present a certificate of pki.
 	clientCertAuth bool
 }
@@ -23,7 +23,7 @@ type etcdOptions struct {
 func (o etcdOptions) store() teststore.EtcdOptions {
 	opts := teststore.EtcdOptions{DefaultRaftTiming: o.defaultRaftTiming}
 	if o.pki != nil {
-		opts.TLS = o.pki.files(o.clientCertAuth)
+		opts.TLS = o.pki.TLS(o.clientCertAuth)
 	}
 	return opts
 }

@@ -34,6 +34,13 @@ type ConsulOptions struct {
 	// accepts. Zero means [DefaultConsulMinTTL]; a negative value fails the
 	// test.
 	MinTTL time.Duration
+	// TLS, when set, makes the agent serve its HTTP API over HTTPS only:
+	// [Consul.Addr] is then the HTTPS port and the plain HTTP port is off.
+	// TLS.ClientCertAuth sets verify_incoming on the API, so that the agent
+	// refuses clients without a certificate signed by TLS.CAFile. Internal
+	// RPC keeps accepting plain text, as the server dials itself. Nil:
+	// plain HTTP.
+	TLS *TLS
 }
 
 // Consul is a single-node Consul server started by [StartConsul]: -server
@@ -44,8 +51,11 @@ type ConsulOptions struct {
 // resumes, stops and restarts it; it is a conformance.Store.
 type Consul struct {
 	*testserver.Process
-	// Addr is the HTTP API's address, "127.0.0.1:port".
+	// Addr is the HTTP API's address, "127.0.0.1:port", which speaks
+	// HTTPS only when ConsulOptions.TLS was set.
 	Addr string
+	// URL is the HTTP API's base URL: "http://" or "https://" + Addr.
+	URL string
 	// Token is the management token with ConsulOptions.ACL, else "".
 	Token string
 	// MinTTL is the session_ttl_min the agent runs with.
@@ -57,14 +67,19 @@ type Consul struct {
 
 // StartConsul starts a Consul server in a temporary directory and returns
 // once its node is in the catalog of a Raft leader, which is when sessions
-// can be created. It fails the test if opts is invalid, the consul binary is
-// missing, or the agent is not ready within [testserver.DefaultReadyTimeout];
-// the process is killed when the test ends.
+// can be created. With ConsulOptions.TLS the readiness check asks over
+// HTTPS, trusting only TLS.CAFile and presenting the client certificate
+// when one is named, so a returned agent is known to accept that client. It
+// fails the test if opts is invalid (a negative MinTTL, incomplete or
+// unreadable TLS files), the consul binary is missing, or the agent is not
+// ready within [testserver.DefaultReadyTimeout]; the process is killed when
+// the test ends.
 func StartConsul(t testing.TB, opts ConsulOptions) *Consul {
 	t.Helper()
 	if opts.MinTTL < 0 {
 		t.Fatalf("teststore: ConsulOptions.MinTTL is negative (%v)", opts.MinTTL)
 	}
+	check := newCheckClient(t, checkTLS(t, "ConsulOptions", opts.TLS))
 	c := &Consul{MinTTL: opts.MinTTL}
 	if c.MinTTL == 0 {
 		c.MinTTL = DefaultConsulMinTTL
@@ -75,6 +90,12 @@ func StartConsul(t testing.TB, opts ConsulOptions) *Consul {
 	bin := testserver.Binary(t, "consul")
 	ports := testserver.FreePorts(t, 3)
 	c.Addr = "127.0.0.1:" + strconv.Itoa(ports[0])
+	c.URL = "http://" + c.Addr
+	apiPorts := map[string]int{"http": ports[0], "https": -1}
+	if opts.TLS != nil {
+		c.URL = "https://" + c.Addr
+		apiPorts = map[string]int{"http": -1, "https": ports[0]}
+	}
 	dir := t.TempDir()
 	conf := map[string]any{
 		"node_name":        consulNode,
@@ -86,8 +107,8 @@ func StartConsul(t testing.TB, opts ConsulOptions) *Consul {
 		"client_addr":      "127.0.0.1",
 		"advertise_addr":   "127.0.0.1",
 		"ports": map[string]int{
-			"http": ports[0], "serf_lan": ports[1], "server": ports[2],
-			"serf_wan": -1, "dns": -1, "https": -1, "grpc": -1, "grpc_tls": -1,
+			"http": apiPorts["http"], "https": apiPorts["https"], "serf_lan": ports[1], "server": ports[2],
+			"serf_wan": -1, "dns": -1, "grpc": -1, "grpc_tls": -1,
 		},
 		"disable_update_check":        true,
 		"disable_anonymous_signature": true,
@@ -106,6 +127,25 @@ func StartConsul(t testing.TB, opts ConsulOptions) *Consul {
 			"tokens": map[string]string{"initial_management": c.Token, "agent": c.Token},
 		}
 	}
+	if opts.TLS != nil {
+		// The agent runs in dir: relative paths would not be the caller's.
+		abs := func(path string) string {
+			p, err := filepath.Abs(path)
+			if err != nil {
+				t.Fatalf("teststore: ConsulOptions.TLS: %v", err)
+			}
+			return p
+		}
+		// The tls stanza of Consul 1.12 and later.
+		conf["tls"] = map[string]any{
+			"defaults": map[string]any{
+				"ca_file": abs(opts.TLS.CAFile), "cert_file": abs(opts.TLS.CertFile), "key_file": abs(opts.TLS.KeyFile),
+			},
+			// Only on the API: the server dials its own internal RPC port
+			// in plain text (autopilot), which verify_incoming would refuse.
+			"https": map[string]any{"verify_incoming": opts.TLS.ClientCertAuth},
+		}
+	}
 	data, err := json.Marshal(conf)
 	if err != nil {
 		t.Fatalf("teststore: consul configuration: %v", err)
@@ -114,7 +154,6 @@ func StartConsul(t testing.TB, opts ConsulOptions) *Consul {
 	if err := os.WriteFile(confPath, data, 0o600); err != nil {
 		t.Fatalf("teststore: %v", err)
 	}
-	check := newCheckClient(t, nil)
 	begin := time.Now()
 	c.Process = testserver.Start(t, testserver.Config{
 		Name:   "consul",
@@ -125,7 +164,7 @@ func StartConsul(t testing.TB, opts ConsulOptions) *Consul {
 			// The catalog lists the node once a Raft leader has registered
 			// it, the last step before sessions can be created.
 			var node struct{ Node *struct{ Node string } }
-			if err := getJSON(ctx, check, "http://"+c.Addr+"/v1/catalog/node/"+consulNode, c.Token, &node); err != nil {
+			if err := getJSON(ctx, check, c.URL+"/v1/catalog/node/"+consulNode, c.Token, &node); err != nil {
 				return err
 			}
 			if node.Node == nil {

@@ -1,6 +1,7 @@
 // Package teststore starts the real stores the backends are tested and
-// benchmarked against: etcd members and clusters, redis-server (plain, TLS,
-// replica, cluster node or Sentinel) and single-node Consul servers.
+// benchmarked against: etcd members and clusters (plain or TLS),
+// redis-server (plain, TLS, replica, cluster node or Sentinel) and
+// single-node Consul servers (HTTP or HTTPS).
 //
 // Every server is a [testserver.Process]: a child process in a temporary
 // directory, listening on random loopback ports from [testserver.FreePorts],
@@ -18,9 +19,10 @@
 // comes back empty.
 //
 // Only loopback addresses are used: servers bind, advertise and are checked
-// on 127.0.0.1. What is specific to one backend's tests (certificate
-// generators, Redis cluster slot assignment, Sentinel monitor settings)
-// stays with those tests, which pass file paths and arguments in here.
+// on 127.0.0.1. [NewPKI] generates the certificates every backend's TLS
+// tests use; what is specific to one backend's tests (Redis cluster slot
+// assignment, Sentinel monitor settings) stays with those tests, which pass
+// file paths and arguments in here.
 //
 // This package is for tests and benchmarks only: it imports testing.
 package teststore

@@ -102,3 +102,40 @@ func TestConsulACL(t *testing.T) {
 		}
 	}
 }
+
+// TestConsulTLS: an agent started with client-certificate auth answers
+// only HTTPS, and only to a client that trusts its CA and presents a
+// certificate of it.
+func TestConsulTLS(t *testing.T) {
+	pki := NewPKI(t, "consul")
+	files := pki.TLS(true)
+	c := StartConsul(t, ConsulOptions{TLS: files})
+	assertLoopback(t, c.Addr)
+	if c.URL != "https://"+c.Addr {
+		t.Errorf("URL = %q, want https://%s", c.URL, c.Addr)
+	}
+	ctx := t.Context()
+	path := "/v1/catalog/node/" + consulNode
+	var node struct{ Node *struct{ Node string } }
+	good, err := files.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := getJSON(ctx, newCheckClient(t, good), c.URL+path, "", &node); err != nil || node.Node == nil {
+		t.Errorf("HTTPS with the client certificate: node %+v, %v", node.Node, err)
+	}
+	noCert, err := (&TLS{CAFile: pki.CAFile}).ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, get := range map[string]func() error{
+		"plain HTTP":            func() error { return getJSON(ctx, newCheckClient(t, nil), "http://"+c.Addr+path, "", &node) },
+		"no client certificate": func() error { return getJSON(ctx, newCheckClient(t, noCert), c.URL+path, "", &node) },
+	} {
+		if err := get(); err == nil {
+			t.Errorf("%s: the agent served the request", what)
+		} else {
+			t.Logf("%s: %v", what, err)
+		}
+	}
+}

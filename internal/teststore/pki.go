@@ -1,4 +1,4 @@
-package etcd_test
+package teststore
 
 import (
 	"crypto/ecdsa"
@@ -13,18 +13,28 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/electionkit/election/internal/teststore"
 )
 
-// testPKI is a throwaway CA with a server certificate for 127.0.0.1 and a
-// client certificate, written as PEM files in a test directory.
-type testPKI struct {
-	CAFile, ServerCert, ServerKey, ClientCert, ClientKey string
+// PKI is a throwaway certificate authority with one server certificate,
+// valid for 127.0.0.1 and localhost, and one client certificate, written as
+// PEM files in a test directory. Two PKIs never trust each other's
+// certificates, which is how tests present a wrong CA.
+type PKI struct {
+	// CAFile is the CA certificate.
+	CAFile string
+	// ServerCert and ServerKey are the server's certificate (server
+	// authentication) and private key.
+	ServerCert, ServerKey string
+	// ClientCert and ClientKey are a client certificate (client
+	// authentication) and its private key.
+	ClientCert, ClientKey string
 }
 
-// newTestPKI generates a CA named name and the certificates it signs.
-func newTestPKI(t *testing.T, name string) testPKI {
+// NewPKI generates a CA whose common name starts with name, and the server
+// and client certificates it signs, valid from an hour ago for a day. The
+// files live in a temporary directory removed when the test ends. It fails
+// the test if a key cannot be generated or a file cannot be written.
+func NewPKI(t testing.TB, name string) PKI {
 	t.Helper()
 	dir := t.TempDir()
 	caKey := newKey(t)
@@ -39,13 +49,13 @@ func newTestPKI(t *testing.T, name string) testPKI {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("teststore: CA certificate: %v", err)
 	}
 	ca, err := x509.ParseCertificate(caDER)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("teststore: CA certificate: %v", err)
 	}
-	p := testPKI{CAFile: writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)}
+	p := PKI{CAFile: writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)}
 	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, file string) (string, string) {
 		key := newKey(t)
 		tmpl := &x509.Certificate{
@@ -60,42 +70,43 @@ func newTestPKI(t *testing.T, name string) testPKI {
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("teststore: %s certificate: %v", file, err)
 		}
 		keyDER, err := x509.MarshalECPrivateKey(key)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("teststore: %s key: %v", file, err)
 		}
 		return writePEM(t, dir, file+".pem", "CERTIFICATE", der), writePEM(t, dir, file+"-key.pem", "EC PRIVATE KEY", keyDER)
 	}
-	p.ServerCert, p.ServerKey = issue(2, "etcd server", x509.ExtKeyUsageServerAuth, "server")
-	p.ClientCert, p.ClientKey = issue(3, "election client", x509.ExtKeyUsageClientAuth, "client")
+	p.ServerCert, p.ServerKey = issue(2, name+" test server", x509.ExtKeyUsageServerAuth, "server")
+	p.ClientCert, p.ClientKey = issue(3, name+" test client", x509.ExtKeyUsageClientAuth, "client")
 	return p
 }
 
-// files names p's files for a server; clientCertAuth makes the server
-// require a client certificate of p, which its readiness check presents.
-func (p testPKI) files(clientCertAuth bool) *teststore.TLS {
-	return &teststore.TLS{
+// TLS names p's files for a start function: the server presents
+// ServerCert, and with clientCertAuth it refuses clients without a
+// certificate of p; the readiness check presents ClientCert either way.
+func (p PKI) TLS(clientCertAuth bool) *TLS {
+	return &TLS{
 		CAFile: p.CAFile, CertFile: p.ServerCert, KeyFile: p.ServerKey,
 		ClientCertAuth: clientCertAuth, ClientCertFile: p.ClientCert, ClientKeyFile: p.ClientKey,
 	}
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("teststore: key: %v", err)
 	}
 	return key
 }
 
-func writePEM(t *testing.T, dir, file, blockType string, der []byte) string {
+func writePEM(t testing.TB, dir, file, blockType string, der []byte) string {
 	t.Helper()
 	path := filepath.Join(dir, file)
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
+		t.Fatalf("teststore: %v", err)
 	}
 	return path
 }
