@@ -243,9 +243,11 @@ func (s *session) readKeys(ctx context.Context, claims []election.Claim) (map[st
 	return out, nil
 }
 
-// Release deletes the election key if its value holds c.Token: it reads the
-// key and deletes it with a check-and-set on the ModifyIndex it read, so
-// nothing changes unless the key is exactly the one read. It returns an
+// Release deletes the election key if its value holds c.Token. For a claim
+// this session made, one transaction checks that the key's ModifyIndex is
+// still c.Fence and deletes it; otherwise it reads the key, compares the
+// token and runs that transaction on the ModifyIndex it read, so nothing
+// changes unless the key is exactly the one read. It returns an
 // error wrapping [election.ErrNotOwner] when the key is absent, vacant or
 // holds another token. The session's other claims are not affected.
 func (s *session) Release(ctx context.Context, c election.Claim) error {
