@@ -25,8 +25,9 @@ func FuzzElectionKey(f *testing.F) {
 }
 
 // FuzzEntryRange: the entries of two different elections never share a
-// range, whatever their prefixes (without '%', which Config rejects): an
-// entry key starts with an election's range only if it is that election's.
+// range, whatever their prefixes: an entry key starts with an election's
+// range only if it is that election's. Config rejects '%' in a prefix, so
+// the fuzzer's prefixes are taken without it.
 func FuzzEntryRange(f *testing.F) {
 	for _, seed := range [][4]string{
 		{"a", "b", "a/b", "x"}, {"a", "b", "a", "b/x"}, {"a", "b", "a", "b%00"},
@@ -35,9 +36,7 @@ func FuzzEntryRange(f *testing.F) {
 		f.Add(seed[0], seed[1], seed[2], seed[3])
 	}
 	f.Fuzz(func(t *testing.T, p1, n1, p2, n2 string) {
-		if strings.Contains(p1, "%") || strings.Contains(p2, "%") {
-			t.Skip("Config rejects '%' in a prefix")
-		}
+		p1, p2 = strings.ReplaceAll(p1, "%", ""), strings.ReplaceAll(p2, "%", "")
 		key := entryRange(p2, n2) + "0123456789abcdef-1"
 		same := p1 == p2 && n1 == n2
 		if got := strings.HasPrefix(key, entryRange(p1, n1)); got != same {
