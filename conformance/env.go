@@ -3,12 +3,12 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/termlog"
 )
 
 // env is one subtest's world: the harness, its nodes and the recorded
@@ -20,16 +20,7 @@ type env struct {
 	timing Timing
 	queuer *bool // set when a session implements election.Queuer
 
-	mu        sync.Mutex
-	intervals []*interval
-}
-
-// interval is one observed leadership term: from the handler's start to the
-// moment it saw its context cancelled.
-type interval struct {
-	election, id string
-	fence        uint64
-	start, end   time.Time // end zero while leading
+	terms termlog.Log
 }
 
 // node is one process: a backend client with its own link and an elector.
@@ -115,60 +106,17 @@ func (e *env) newCandidate(n *node, name, id string, meta map[string]string) *el
 }
 
 // recorder returns a handler that records its term's interval.
-func (e *env) recorder() election.Handler {
-	return func(ctx context.Context, t election.Term) {
-		iv := &interval{election: t.Election, id: t.ID, fence: t.Fence, start: time.Now()}
-		e.mu.Lock()
-		e.intervals = append(e.intervals, iv)
-		e.mu.Unlock()
-		<-ctx.Done()
-		e.mu.Lock()
-		iv.end = time.Now()
-		e.mu.Unlock()
-	}
-}
+func (e *env) recorder() election.Handler { return e.terms.Handler }
 
 // checkIntervals fails the test if two terms of one election overlap or a
 // later term's fence is not greater than an earlier one's. It returns the
 // number of terms seen.
 func (e *env) checkIntervals() int {
 	e.t.Helper()
-	e.mu.Lock()
-	byElection := map[string][]interval{}
-	for _, iv := range e.intervals {
-		byElection[iv.election] = append(byElection[iv.election], *iv)
-	}
-	e.mu.Unlock()
-	total := 0
-	for name, ivs := range byElection {
-		sort.Slice(ivs, func(i, j int) bool { return ivs[i].start.Before(ivs[j].start) })
-		for i := 1; i < len(ivs); i++ {
-			prev, cur := ivs[i-1], ivs[i]
-			if prev.end.IsZero() || !prev.end.Before(cur.start) {
-				e.t.Errorf("election %q: two leaders: %s (fence %d) still leading when %s (fence %d) started",
-					name, prev.id, prev.fence, cur.id, cur.fence)
-			}
-			if cur.fence <= prev.fence {
-				e.t.Errorf("election %q: fence went from %d (%s) to %d (%s): not strictly increasing",
-					name, prev.fence, prev.id, cur.fence, cur.id)
-			}
-		}
-		total += len(ivs)
-	}
-	return total
+	return e.terms.Check(e.t)
 }
 
-func (e *env) termCount(name string) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, iv := range e.intervals {
-		if iv.election == name {
-			n++
-		}
-	}
-	return n
-}
+func (e *env) termCount(name string) int { return e.terms.Count(name) }
 
 // waitFor polls cond every 5ms until it holds or d passes. Polling is fine
 // in a test; the library itself never polls.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,70 +11,8 @@ import (
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/backends/etcd"
+	"github.com/electionkit/election/internal/termlog"
 )
-
-// termLog records leadership intervals as the handlers saw them.
-type termLog struct {
-	mu    sync.Mutex
-	terms []*loggedTerm
-}
-
-type loggedTerm struct {
-	election, id string
-	fence        uint64
-	start, end   time.Time
-}
-
-func (l *termLog) handler(ctx context.Context, t election.Term) {
-	lt := &loggedTerm{election: t.Election, id: t.ID, fence: t.Fence, start: time.Now()}
-	l.mu.Lock()
-	l.terms = append(l.terms, lt)
-	l.mu.Unlock()
-	<-ctx.Done()
-	l.mu.Lock()
-	lt.end = time.Now()
-	l.mu.Unlock()
-}
-
-// count returns the number of terms of election name so far.
-func (l *termLog) count(name string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, t := range l.terms {
-		if t.election == name {
-			n++
-		}
-	}
-	return n
-}
-
-// check fails the test if two terms of one election overlap or a fence does
-// not increase, and returns the number of terms.
-func (l *termLog) check(t *testing.T) int {
-	t.Helper()
-	l.mu.Lock()
-	byElection := map[string][]loggedTerm{}
-	for _, lt := range l.terms {
-		byElection[lt.election] = append(byElection[lt.election], *lt)
-	}
-	l.mu.Unlock()
-	total := 0
-	for name, terms := range byElection {
-		sort.Slice(terms, func(i, j int) bool { return terms[i].start.Before(terms[j].start) })
-		for i := 1; i < len(terms); i++ {
-			prev, cur := terms[i-1], terms[i]
-			if prev.end.IsZero() || !prev.end.Before(cur.start) {
-				t.Errorf("%s: two leaders: %s (fence %d) still led when %s (fence %d) started", name, prev.id, prev.fence, cur.id, cur.fence)
-			}
-			if cur.fence <= prev.fence {
-				t.Errorf("%s: fence %d (%s) after %d (%s)", name, cur.fence, cur.id, prev.fence, prev.id)
-			}
-		}
-		total += len(terms)
-	}
-	return total
-}
 
 // TestClusterLeaderKill: on a three-member cluster, the member that is the
 // raft leader is killed (and later restarted) three times while three
@@ -92,7 +28,7 @@ func TestClusterLeaderKill(t *testing.T) {
 	}
 	ctx := testCtx(t)
 	admin := rawClient(t, endpoints...)
-	log := &termLog{}
+	log := &termlog.Log{}
 	names := []string{"cluster-0", "cluster-1", "cluster-2"}
 	byName := map[string][]*election.Candidate{}
 	var electors []*election.Elector
@@ -108,7 +44,7 @@ func TestClusterLeaderKill(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.AddHandlers(log.handler)
+			c.AddHandlers(log.Handler)
 			if err := c.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +62,7 @@ func TestClusterLeaderKill(t *testing.T) {
 		for _, el := range electors {
 			_ = el.Close(stopCtx)
 		}
-		if n, want := log.check(t), len(names)*(1+rounds); n < want {
+		if n, want := log.Check(t), len(names)*(1+rounds); n < want {
 			t.Errorf("saw %d terms, want at least %d", n, want)
 		}
 	}()
@@ -159,7 +95,7 @@ func TestClusterLeaderKill(t *testing.T) {
 		newLeader := raftLeader(ctx, t, admin, members)
 		t.Logf("round %d: raft leader %s after %v", round, newLeader.addr, time.Since(killed).Round(time.Millisecond))
 		for _, name := range names {
-			before := log.count(name)
+			before := log.Count(name)
 			if l := leaderAmong(byName[name]); l != nil {
 				err := l.Resign(ctx)
 				if err != nil && !errors.Is(err, election.ErrUnavailable) && !errors.Is(err, election.ErrNotLeader) {
@@ -170,7 +106,7 @@ func TestClusterLeaderKill(t *testing.T) {
 				}
 			}
 			deadline := time.Now().Add(60 * time.Second)
-			for log.count(name) == before {
+			for log.Count(name) == before {
 				if time.Now().After(deadline) {
 					t.Fatalf("round %d: no new term of %s within 60s of a Resign", round, name)
 				}
