@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sync"
 	"time"
 
@@ -34,13 +33,8 @@ func main() {
 	id := flag.String("id", "", "replica ID (default: host-pid-random)")
 	runFor := flag.Duration("for", 0, "stop after this long (0: until Ctrl-C)")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if *runFor > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *runFor)
-		defer cancel()
-	}
+	ctx, cancel := demostore.Context(*runFor) // Ctrl-C or -for ends the run
+	defer cancel()
 	url2, closeStore, err := demostore.URL(ctx, *url, "fxapp")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fxapp:", err)

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"time"
 
 	"github.com/electionkit/election"
@@ -26,13 +25,8 @@ func main() {
 	name := flag.String("election", "quickstart", "election name")
 	runFor := flag.Duration("for", 0, "exit after this long (0: until Ctrl-C)")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if *runFor > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *runFor)
-		defer cancel()
-	}
+	ctx, cancel := demostore.Context(*runFor) // Ctrl-C or -for ends the run
+	defer cancel()
 	if err := run(ctx, os.Stdout, *url, *name, *id); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)

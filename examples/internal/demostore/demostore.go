@@ -6,7 +6,10 @@ package demostore
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/electionkit/election/backends/etcd/etcdtest"
 
@@ -30,4 +33,16 @@ func URL(ctx context.Context, url, prefix string) (string, func(), error) {
 	}
 	hostPort := strings.TrimPrefix(srv.Endpoints()[0], "http://")
 	return "etcd://" + hostPort + "/" + prefix, func() { _ = srv.Close() }, nil
+}
+
+// Context returns the context an example runs under: cancelled on Ctrl-C
+// (os.Interrupt) and, when runFor is positive, after runFor. Call cancel
+// when done.
+func Context(runFor time.Duration) (ctx context.Context, cancel context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	if runFor <= 0 {
+		return ctx, stop
+	}
+	ctx, timeout := context.WithTimeout(ctx, runFor)
+	return ctx, func() { timeout(); stop() }
 }
