@@ -20,13 +20,6 @@ var _ conformance.Link = (*Proxy)(nil)
 // ErrClosed is returned by [Proxy.Cut] and [Proxy.Heal] after [Proxy.Close].
 var ErrClosed = errors.New("faultproxy: proxy closed")
 
-// cutToxics name the partition toxics of a cut, one per direction:
-// upstream is client to server, downstream server to client.
-var cutToxics = []struct{ name, stream string }{
-	{"partition_upstream", "upstream"},
-	{"partition_downstream", "downstream"},
-}
-
 // proxyCount makes proxy names unique (Toxiproxy labels its proxies).
 var proxyCount atomic.Int64
 
@@ -35,9 +28,9 @@ var proxyCount atomic.Int64
 // concurrent use.
 type Proxy struct {
 	proxy *toxiproxy.Proxy
+	gate  *gate
 
 	mu     sync.Mutex // serializes Cut, Heal and Close
-	cut    bool
 	closed bool
 }
 
@@ -53,10 +46,21 @@ func New(upstream string) (*Proxy, error) {
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
 	name := fmt.Sprintf("faultproxy-%d", proxyCount.Add(1))
 	proxy := toxiproxy.NewProxy(server, name, "127.0.0.1:0", upstream)
+	g := newGate()
+	// The gates go in before the proxy starts, so every link has them and
+	// no chunk passes a gate without its state.
+	for _, stream := range []string{"upstream", "downstream"} {
+		body := fmt.Sprintf(`{"name":"gate_%s","type":%q,"stream":%q,"toxicity":1,"attributes":{}}`, stream, gateType, stream)
+		wrapper, err := proxy.Toxics.AddToxicJson(strings.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("faultproxy: add %s gate: %w", stream, err)
+		}
+		wrapper.Toxic.(*gateToxic).gate = g
+	}
 	if err := proxy.Start(); err != nil {
 		return nil, fmt.Errorf("faultproxy: listen: %w", err)
 	}
-	return &Proxy{proxy: proxy}, nil
+	return &Proxy{proxy: proxy, gate: g}, nil
 }
 
 func checkLoopback(upstream string) error {
@@ -100,31 +104,17 @@ func (p *Proxy) Cut(ctx context.Context) error {
 	if p.closed {
 		return ErrClosed
 	}
-	if p.cut {
-		return nil
-	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("faultproxy: cut: %w", err)
 	}
-	for i, toxic := range cutToxics {
-		body := fmt.Sprintf(`{"name":%q,"type":%q,"stream":%q,"toxicity":1,"attributes":{}}`, toxic.name, partitionType, toxic.stream)
-		if _, err := p.proxy.Toxics.AddToxicJson(strings.NewReader(body)); err != nil {
-			// Leave no half cut behind.
-			for _, added := range cutToxics[:i] {
-				_ = p.proxy.Toxics.RemoveToxic(context.Background(), added.name)
-			}
-			return fmt.Errorf("faultproxy: cut %s: %w", toxic.stream, err)
-		}
-	}
-	p.cut = true
+	p.gate.cut()
 	return nil
 }
 
 // Heal ends a cut: when it returns, bytes flow again on every connection,
 // those opened before or during the cut included, starting with the bytes
-// that waited during the cut (a write that waited longer than 5s for its
-// reader after the heal is dropped). Closes made during the cut pass
-// through now. Healing a proxy that is not cut does nothing.
+// that waited during the cut. Closes made during the cut pass through now, after the bytes sent before
+// them. Healing a proxy that is not cut does nothing.
 //
 // It fails with ctx's error if ctx has ended before it starts, and with
 // [ErrClosed] after Close.
@@ -134,29 +124,17 @@ func (p *Proxy) Heal(ctx context.Context) error {
 	if p.closed {
 		return ErrClosed
 	}
-	if !p.cut {
-		return nil
-	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("faultproxy: heal: %w", err)
 	}
-	var errs []error
-	for _, toxic := range cutToxics {
-		if err := p.proxy.Toxics.RemoveToxic(ctx, toxic.name); err != nil && !errors.Is(err, toxiproxy.ErrToxicNotFound) {
-			errs = append(errs, fmt.Errorf("faultproxy: heal %s: %w", toxic.stream, err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	p.cut = false
+	p.gate.heal()
 	return nil
 }
 
-// Close stops listening and closes every proxied connection on both sides;
-// a cut is healed first, because the goroutines of a cut connection wait
-// for the heal. Those goroutines end as the connections' reads return,
-// shortly after Close. Closing a closed proxy does nothing. It returns nil.
+// Close stops listening and closes every proxied connection on both sides,
+// and drops the bytes still on their way, cut or not. The proxy's
+// goroutines end as the connections' reads return, shortly after Close.
+// Closing a closed proxy does nothing. It returns nil.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -164,14 +142,7 @@ func (p *Proxy) Close() error {
 		return nil
 	}
 	p.closed = true
-	if p.cut {
-		for _, toxic := range cutToxics {
-			// Only ErrToxicNotFound is possible, and then there is nothing
-			// to undo.
-			_ = p.proxy.Toxics.RemoveToxic(context.Background(), toxic.name)
-		}
-		p.cut = false
-	}
+	p.gate.close()
 	p.proxy.Stop()
 	return nil
 }

@@ -311,3 +311,67 @@ func TestNewRejectsNonLoopback(t *testing.T) {
 		p.Close()
 	}
 }
+
+// A client that resets its connection while the server keeps sending ends
+// the proxy's writer to it with bytes still on their way. Close must still
+// end every goroutine of that connection, after a cut and heal as without.
+func TestCloseAfterPeerResetLeavesNothingRunning(t *testing.T) {
+	for _, cutFirst := range []bool{false, true} {
+		name := "never cut"
+		if cutFirst {
+			name = "after cut and heal"
+		}
+		t.Run(name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			ctx := context.Background()
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			p, err := New(l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cutFirst {
+				if err := p.Cut(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := p.Heal(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			client, err := net.Dial("tcp", p.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			server, err := l.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer server.Close()
+			send(t, server, client, "hello")
+			// The server streams while the client reads nothing, so the
+			// proxy's writer to the client blocks with more bytes behind it.
+			streaming := make(chan struct{})
+			go func() {
+				defer close(streaming)
+				chunk := make([]byte, 32<<10)
+				server.SetWriteDeadline(time.Now().Add(patience))
+				for {
+					if _, err := server.Write(chunk); err != nil {
+						return
+					}
+				}
+			}()
+			time.Sleep(100 * time.Millisecond)
+			// A reset, not a graceful close: the blocked write fails.
+			client.(*net.TCPConn).SetLinger(0)
+			client.Close()
+			<-streaming
+			if err := p.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		})
+	}
+}
