@@ -127,8 +127,8 @@ type Config struct {
 // [election.ErrInvalidArgument] if one is missing or holds no usable PEM;
 // a mismatch with the agent shows up on the first operation:
 //   - an agent certificate that fails verification (unknown CA, name not
-//     matching ServerName or the host), or plain HTTP sent to an
-//     HTTPS-only port, fails every operation with an error wrapping
+//     matching ServerName or the host), plain HTTP sent to an HTTPS-only
+//     port, or HTTPS sent to a plain HTTP port, fails every operation with an error wrapping
 //     [election.ErrInvalidArgument] that names the fields to check;
 //   - a client certificate the agent refuses (verify_incoming), or its
 //     absence, fails every operation with an error wrapping

@@ -21,7 +21,8 @@ var errClosed = fmt.Errorf("consul: backend closed: %w", election.ErrUnavailable
 
 // storeErr wraps an error of a Consul call made for what ("claim \"x\"").
 // A rejected ACL token, an agent certificate that fails verification,
-// plain HTTP sent to the agent's HTTPS port, or a request the agent refuses
+// plain HTTP sent to the agent's HTTPS port or HTTPS to its plain HTTP
+// port, or a request the agent refuses
 // as malformed wraps election.ErrInvalidArgument (retrying cannot help);
 // everything else wraps election.ErrUnavailable, with a hint when the agent
 // may have refused the client certificate. Both wrap the native error.
@@ -35,6 +36,9 @@ func storeErr(what string, err error) error {
 	case httpToHTTPS(err):
 		return fmt.Errorf("consul: %s: %w: the agent speaks HTTPS on this address "+
 			"(use an https:// Address, Scheme https or tls=true): %w", what, election.ErrInvalidArgument, err)
+	case httpsToHTTP(err):
+		return fmt.Errorf("consul: %s: %w: the agent speaks plain HTTP on this address "+
+			"(use an http:// Address or Scheme http, or the agent's HTTPS port): %w", what, election.ErrInvalidArgument, err)
 	case aclDenied(err):
 		return fmt.Errorf("consul: %s: %w: ACL token rejected (check Token, TokenFile or CONSUL_HTTP_TOKEN): %w",
 			what, election.ErrInvalidArgument, err)
@@ -51,6 +55,14 @@ func httpToHTTPS(err error) bool {
 	var se api.StatusError
 	return errors.As(err, &se) && se.Code == http.StatusBadRequest &&
 		strings.Contains(se.Body, "HTTP request to an HTTPS server")
+}
+
+// httpsToHTTP reports a TLS handshake answered with plain HTTP: crypto/tls
+// fails with a RecordHeaderError, which net/http replaces by a message
+// saying so when the reply looks like HTTP.
+func httpsToHTTP(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // clientCertHint explains err when the agent may have refused the

@@ -76,6 +76,17 @@ func TestTLS(t *testing.T) {
 		}
 	})
 
+	// HTTPS sent to an agent's plain HTTP port is as wrong, the other way.
+	t.Run("HTTPSToPlainAgent", func(t *testing.T) {
+		plain := startAgent(t, agentOptions{})
+		mismatch{
+			func(c *Config) { c.Address, c.TLS = "https://"+plain.addr, good }, "agent speaks plain HTTP",
+		}.check(t, plain, "https:// Address", election.ErrInvalidArgument, election.ErrUnavailable)
+		mismatch{
+			func(c *Config) { c.Scheme, c.TLS = "https", good }, "agent speaks plain HTTP",
+		}.check(t, plain, "Scheme https", election.ErrInvalidArgument, election.ErrUnavailable)
+	})
+
 	// The agent refuses a client certificate, or its absence, with a TLS
 	// alert after the handshake and hangs up. A request may see the alert
 	// or only the hang-up (reset, broken pipe, HTTP/2 "could not be
