@@ -96,8 +96,7 @@ func (cp *campaign) claim(life context.Context) {
 		if !q.sess.isDead() {
 			return // in line: the watch shows when the claim holds
 		}
-		cp.queued = nil // the store dropped it with the session
-		q.sess.removeWaiter(c)
+		cp.takeQueued() // the store dropped it with the session
 	}
 	ctx, cancel := context.WithTimeout(life, cp.opTimeout())
 	defer cancel()
@@ -390,8 +389,7 @@ func (cp *campaign) onWatch(life context.Context, ev WatchEvent) {
 // the store keeps it at least as long as the session's last renewal
 // covers: the term's deadline is the session's.
 func (cp *campaign) adopt(q *queuedClaim, l *Leader) {
-	cp.queued = nil
-	q.sess.removeWaiter(cp.c)
+	cp.takeQueued()
 	cp.elected(q.sess, q.claim, cp.el.clock.Now(), q.sess.deadline(cp.el.cfg.DriftMargin), 0, true)
 	if t := cp.c.currentTerm(); t != nil {
 		cp.checkTerm(t, l)
@@ -401,24 +399,29 @@ func (cp *campaign) adopt(q *queuedClaim, l *Leader) {
 // dropQueued forgets the queued claim and hands it to the elector, which
 // takes it out of line (if it is still there) by token.
 func (cp *campaign) dropQueued() {
-	q := cp.queued
-	if q == nil {
-		return
+	if q := cp.takeQueued(); q != nil {
+		cp.el.addOrphan(q.sess, q.claim)
 	}
-	cp.queued = nil
-	q.sess.removeWaiter(cp.c)
-	cp.el.addOrphan(q.sess, q.claim)
+}
+
+// takeQueued forgets the queued claim, if any, and returns it; its session
+// no longer wakes the candidate on expiry.
+func (cp *campaign) takeQueued() *queuedClaim {
+	q := cp.queued
+	if q != nil {
+		cp.queued = nil
+		q.sess.removeWaiter(cp.c)
+	}
+	return q
 }
 
 // leaveLine takes the queued claim, if any, out of line, so that it never
 // holds the election for a candidate that stopped.
 func (cp *campaign) leaveLine() {
-	q := cp.queued
+	q := cp.takeQueued()
 	if q == nil {
 		return
 	}
-	cp.queued = nil
-	q.sess.removeWaiter(cp.c)
 	ctx, cancel := context.WithTimeout(context.Background(), cp.opTimeout())
 	defer cancel()
 	if err := q.sess.s.Release(ctx, q.claim); err != nil && !errors.Is(err, ErrNotOwner) {

@@ -255,32 +255,25 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 	if err := s.b.check(c.Name); err != nil {
 		return err
 	}
-	key := s.b.Key(c.Name)
 	if s.takeMade(c) {
 		// This session made c, and nothing rewrites a held key: if its
 		// ModifyIndex is still c.Fence (the lock's index), it is that claim.
 		// One transaction releases it (the handoff's critical path).
-		guard := s.b.kvOp(api.KVCheckIndex, c.Name)
-		guard.KV.Index = c.Fence
-		ok, resp, _, err := s.b.client.Txn().Txn(api.TxnOps{guard, s.b.kvOp(api.KVDelete, c.Name)}, s.b.query(ctx))
+		deleted, err := s.deleteAt(ctx, c.Name, c.Fence)
 		switch {
 		case err != nil:
 			s.remember(c) // outcome unknown: a retry may take this path again
 			return storeErr(what, err)
-		case ok:
-			return nil
+		case !deleted:
+			return fmt.Errorf("consul: %s: %w: the claim is gone", what, election.ErrNotOwner)
 		}
-		if terr := txnError(resp.Errors); !terr.failed(0, "") {
-			s.remember(c)
-			return storeErr(what, terr)
-		}
-		return fmt.Errorf("consul: %s: %w: the claim is gone", what, election.ErrNotOwner)
+		return nil
 	}
 	for range maxRounds {
 		// A stale read must not report ErrNotOwner for a key that is held:
 		// the core would stop releasing it and the election would stay
 		// held by no one.
-		p, _, err := s.b.client.KV().Get(key, s.b.consistent(ctx))
+		p, _, err := s.b.client.KV().Get(s.b.Key(c.Name), s.b.consistent(ctx))
 		if err != nil {
 			return storeErr(what, err)
 		}
@@ -288,24 +281,39 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 		if err != nil || !held || token != c.Token {
 			return fmt.Errorf("consul: %s: %w", what, election.ErrNotOwner)
 		}
-		// Not KV().DeleteCAS: Consul reports a CAS delete of a key that
-		// is already gone as a success, so two racing releases of one claim
-		// would both succeed. A check-index guard fails on a missing key.
-		guard := s.b.kvOp(api.KVCheckIndex, c.Name)
-		guard.KV.Index = p.ModifyIndex
-		ok, resp, _, err := s.b.client.Txn().Txn(api.TxnOps{guard, s.b.kvOp(api.KVDelete, c.Name)}, s.b.query(ctx))
+		deleted, err := s.deleteAt(ctx, c.Name, p.ModifyIndex)
 		if err != nil {
 			return storeErr(what, err)
 		}
-		if ok {
+		if deleted {
 			return nil
-		}
-		if terr := txnError(resp.Errors); !terr.failed(0, "") {
-			return storeErr(what, terr)
 		}
 		// The key changed or vanished since it was read: read it again.
 	}
 	return fmt.Errorf("consul: %s: %w: the key changed under %d attempts", what, election.ErrUnavailable, maxRounds)
+}
+
+// deleteAt deletes election name's key in one transaction if its
+// ModifyIndex is index. It reports false, with no error, when the key has
+// another index or is gone.
+//
+// Not KV().DeleteCAS: Consul reports a CAS delete of a key that is already
+// gone as a success, so two racing releases of one claim would both
+// succeed. A check-index guard fails on a missing key.
+func (s *session) deleteAt(ctx context.Context, name string, index uint64) (bool, error) {
+	guard := s.b.kvOp(api.KVCheckIndex, name)
+	guard.KV.Index = index
+	ok, resp, _, err := s.b.client.Txn().Txn(api.TxnOps{guard, s.b.kvOp(api.KVDelete, name)}, s.b.query(ctx))
+	switch {
+	case err != nil:
+		return false, err
+	case ok:
+		return true, nil
+	}
+	if terr := txnError(resp.Errors); !terr.failed(0, "") {
+		return false, terr
+	}
+	return false, nil
 }
 
 // Close destroys the Consul session; Consul deletes every key it still

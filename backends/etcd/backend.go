@@ -148,8 +148,9 @@ func (b *Backend) Limits() election.Limits {
 const maxLeaseTTL = 9_000_000_000 * time.Second
 
 // Leader reads the current holder of the election name, its entry with the
-// lowest create revision, with one linearizable read. It returns an error wrapping election.ErrNoLeader when the election
-// is vacant and election.ErrUnavailable when the cluster does not answer.
+// lowest create revision, with one linearizable read. It returns an error
+// wrapping election.ErrNoLeader when the election is vacant and
+// election.ErrUnavailable when the cluster does not answer.
 func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, error) {
 	if err := b.errIfClosed("leader", name); err != nil {
 		return election.Leader{}, err

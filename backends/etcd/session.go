@@ -249,11 +249,12 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	s.mu.Lock()
 	for _, c := range claims {
 		h, ok := s.held[c.Token]
-		if ok && c.Fence != 0 && h.is(c) && attached[h.key] {
+		mine := ok && c.Fence != 0 && h.is(c)
+		if mine && attached[h.key] {
 			continue
 		}
 		lost = append(lost, c)
-		if ok && c.Fence != 0 && h.is(c) {
+		if mine {
 			// The entry is gone from the lease: the claim ended on the store.
 			delete(s.held, c.Token)
 		}

@@ -8,8 +8,9 @@
 // A [Store] behaves like etcd: claims belong to a session and live as long
 // as it is renewed; an expired session drops its claims and watchers are
 // told at once; a waiting candidate queues ([election.Queuer]) and holds
-// the election as soon as the claims ahead of it end; data survives Stop/Start, and sessions get a fresh TTL when
-// the store starts again (as etcd extends leases on a leader change).
+// the election as soon as the claims ahead of it end; data survives
+// Stop/Start, and sessions get a fresh TTL when the store starts again (as
+// etcd extends leases on a leader change).
 // Fencing tokens come from a store-wide revision that never goes back.
 package memory
 

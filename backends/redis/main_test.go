@@ -121,6 +121,24 @@ func claim(t *testing.T, ctx context.Context, s election.Session, req election.C
 	}
 }
 
+// claimWatched watches election name on b, claims it for id through s and
+// checks that the watch reports the claim's fence: the whole path of a
+// client, for tests of how the backend connects. It returns the claim and
+// the watch.
+func claimWatched(t *testing.T, ctx context.Context, b *Backend, s election.Session, name, id string) (election.Claim, <-chan election.WatchEvent) {
+	t.Helper()
+	ch, err := b.Watch(ctx, name)
+	if err != nil {
+		t.Fatalf("Watch(%q): %v", name, err)
+	}
+	next(t, ch) // the state before the claim
+	held := claim(t, ctx, s, request(name, id))
+	if ev := next(t, ch); ev.Leader == nil || ev.Leader.Fence != held.Fence {
+		t.Fatalf("watch event after claiming %q = %+v, want fence %d", name, ev, held.Fence)
+	}
+	return held, ch
+}
+
 func request(name, id string) election.ClaimRequest {
 	return election.ClaimRequest{Name: name, ID: id, Token: "token-of-" + id + "-" + name}
 }

@@ -71,15 +71,7 @@ func TestSentinelFailover(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	b := newBackend(t, client, Config{Quarantine: 100 * time.Millisecond})
 	s := openSession(t, ctx, b, 5*time.Second)
-	ch, err := b.Watch(ctx, "failover")
-	if err != nil {
-		t.Fatalf("Watch: %v", err)
-	}
-	next(t, ch)
-	held := claim(t, ctx, s, request("failover", "a"))
-	if ev := next(t, ch); ev.Leader == nil || ev.Leader.Fence != held.Fence {
-		t.Fatalf("watch event = %+v", ev)
-	}
+	held, ch := claimWatched(t, ctx, b, s, "failover", "a")
 
 	if err := primary.proc.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -115,7 +107,7 @@ func TestSentinelFailover(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	ch, err = b.Watch(ctx, "failover")
+	ch, err := b.Watch(ctx, "failover")
 	if err != nil {
 		t.Fatalf("Watch after failover: %v", err)
 	}

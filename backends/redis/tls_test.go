@@ -29,13 +29,5 @@ func TestRedissURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := b.Watch(ctx, "tls")
-	if err != nil {
-		t.Fatalf("Watch over TLS: %v", err)
-	}
-	next(t, ch)
-	held := claim(t, ctx, s, request("tls", "a"))
-	if ev := next(t, ch); ev.Leader == nil || ev.Leader.Fence != held.Fence {
-		t.Errorf("watch event over TLS = %+v", ev)
-	}
+	claimWatched(t, ctx, b, s, "tls", "a")
 }

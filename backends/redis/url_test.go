@@ -139,15 +139,7 @@ func TestACLUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	watch, err := b.Watch(ctx, "acl")
-	if err != nil {
-		t.Fatalf("Watch as the ACL user: %v", err)
-	}
-	next(t, watch)
-	held := claim(t, ctx, s, request("acl", "a"))
-	if ev := next(t, watch); ev.Leader == nil || ev.Leader.Fence != held.Fence {
-		t.Errorf("watch event = %+v", ev)
-	}
+	held, _ := claimWatched(t, ctx, b, s, "acl", "a")
 	if err := s.Renew(ctx, []election.Claim{held}); err != nil {
 		t.Errorf("Renew as the ACL user: %v", err)
 	}
