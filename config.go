@@ -2,6 +2,8 @@ package election
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -28,9 +30,8 @@ type Config struct {
 	// raises small ones), the granted value is used and reported in events.
 	TTL time.Duration
 
-	// RenewInterval is the mean time between renewals. Default TTL/3.
-	// It must be less than TTL − DriftMargin, so that at least one renewal
-	// can land before the local deadline.
+	// RenewInterval is the mean time between renewals, counted from the
+	// send time of the last successful one. Default TTL/3.
 	RenewInterval time.Duration
 
 	// RenewJitter is the fraction of RenewInterval by which each renewal is
@@ -38,25 +39,53 @@ type Config struct {
 	// on the same millisecond. Default 0.1; range [0, 0.5].
 	RenewJitter float64
 
+	// RenewTimeout bounds one renewal: one that has no answer by then
+	// counts as failed (the leader becomes [StateUncertain]) and is retried
+	// after a backoff of at most RenewInterval/2. Default RenewInterval/2.
+	//
+	// The schedule must leave room for one retry before the deadline:
+	// RenewInterval×(1+RenewJitter) + 2×RenewTimeout + RetryMin ≤
+	// TTL − DriftMargin. Then a leader keeps its term through any store or
+	// network outage shorter than
+	// TTL − DriftMargin − RenewInterval×(1+RenewJitter) − RenewTimeout
+	// (while the store answers in less than RenewInterval/2).
+	RenewTimeout time.Duration
+
+	// OpTimeout bounds each claim and each release attempt. Default
+	// RenewInterval/2; it must be below TTL − DriftMargin. A Stop or Close
+	// whose context has already ended still makes one release attempt of
+	// at most OpTimeout.
+	OpTimeout time.Duration
+
 	// DriftMargin is subtracted from the local deadline to absorb a clock
 	// running at a different rate from the store's and timer latency.
 	// Default TTL/10. Range (0, TTL/2]. The leader's context is cancelled at
 	// (send time of the last successful renewal) + TTL − DriftMargin on the
-	// local monotonic clock.
+	// local monotonic clock. Handlers still running DriftMargin/2 after
+	// that are reported ([EventHandlerOverrun]).
 	DriftMargin time.Duration
 
 	// RetryMin and RetryMax bound the exponential backoff between failed
-	// claims, renewals and watches. Defaults 50ms and TTL/4. RetryMin must
-	// be positive and not greater than RetryMax.
+	// claims, renewals and watches. Defaults min(50ms, TTL/20) and TTL/4.
+	// RetryMin must be positive and not greater than RetryMax.
 	RetryMin, RetryMax time.Duration
 
 	// Clock is the time source. Default: the system clock (monotonic).
 	// Tests inject a fake to make timing exact.
 	Clock Clock
 
+	// Rand is the source of every random choice the elector makes:
+	// renewal jitter, backoff, owner tokens and default candidate IDs.
+	// Default: a ChaCha8 generator seeded from crypto/rand. Tests inject a
+	// seeded source (rand.NewPCG) so that one seed replays one schedule; do
+	// not do that in production, where owner tokens must be unguessable.
+	Rand rand.Source
+
 	// OnEvent, if set, receives every event of the elector and its
-	// candidates synchronously, in order per candidate. It must not block;
-	// metrics and logging adapters hang off it.
+	// candidates, in the order they happened, from a goroutine of the
+	// elector's that runs while events are queued: it never delays the
+	// election, and it may call Stop, Resign or Close. A slow OnEvent lets
+	// events queue up in memory; metrics and logging adapters hang off it.
 	OnEvent func(Event)
 }
 
@@ -71,11 +100,17 @@ func (c Config) withDefaults() Config {
 	if c.RenewJitter == 0 {
 		c.RenewJitter = 0.1
 	}
+	if c.RenewTimeout == 0 {
+		c.RenewTimeout = c.RenewInterval / 2
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = c.RenewInterval / 2
+	}
 	if c.DriftMargin == 0 {
 		c.DriftMargin = c.TTL / 10
 	}
 	if c.RetryMin == 0 {
-		c.RetryMin = 50 * time.Millisecond
+		c.RetryMin = min(50*time.Millisecond, c.TTL/20)
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = max(c.TTL/4, c.RetryMin)
@@ -88,33 +123,21 @@ func (c Config) withDefaults() Config {
 
 // validate reports every problem with c (after defaults) at once.
 func (c Config) validate(lim Limits) error {
-	var errs []error
-	minTTL := lim.MinTTL
-	if minTTL <= 0 {
-		minTTL = time.Millisecond
-	}
-	switch {
-	case c.TTL < 0:
-		errs = append(errs, invalid("TTL", "%v is negative", c.TTL))
-	case c.TTL < minTTL:
-		errs = append(errs, invalid("TTL", "%v is below the backend's minimum %v", c.TTL, minTTL))
-	case lim.MaxTTL > 0 && c.TTL > lim.MaxTTL:
-		errs = append(errs, invalid("TTL", "%v is above the backend's maximum %v", c.TTL, lim.MaxTTL))
-	}
-	if err := checkGranularity("TTL", c.TTL, lim); err != nil {
-		errs = append(errs, err)
-	}
-	if c.DriftMargin <= 0 || c.DriftMargin > c.TTL/2 {
-		errs = append(errs, invalid("DriftMargin", "%v is outside (0, TTL/2=%v]", c.DriftMargin, c.TTL/2))
-	}
-	if c.RenewInterval < 0 {
-		errs = append(errs, invalid("RenewInterval", "%v is negative", c.RenewInterval))
-	} else if c.RenewInterval >= c.TTL-c.DriftMargin {
-		errs = append(errs, invalid("RenewInterval", "%v is not below TTL − DriftMargin = %v: the leader would step down before its first renewal",
-			c.RenewInterval, c.TTL-c.DriftMargin))
+	errs := validateTTL("TTL", "DriftMargin", c.TTL, c.DriftMargin, lim)
+	if c.RenewInterval <= 0 {
+		errs = append(errs, invalid("RenewInterval", "%v is not positive", c.RenewInterval))
 	}
 	if c.RenewJitter < 0 || c.RenewJitter > 0.5 {
 		errs = append(errs, invalid("RenewJitter", "%v is outside [0, 0.5]", c.RenewJitter))
+	}
+	if c.RenewTimeout <= 0 {
+		errs = append(errs, invalid("RenewTimeout", "%v is not positive", c.RenewTimeout))
+	}
+	if c.OpTimeout <= 0 {
+		errs = append(errs, invalid("OpTimeout", "%v is not positive", c.OpTimeout))
+	} else if c.OpTimeout >= c.TTL-c.DriftMargin {
+		errs = append(errs, invalid("OpTimeout", "%v is not below TTL − DriftMargin = %v: a claim could outlast its term",
+			c.OpTimeout, c.TTL-c.DriftMargin))
 	}
 	if c.RetryMin <= 0 {
 		errs = append(errs, invalid("RetryMin", "%v is not positive", c.RetryMin))
@@ -122,7 +145,60 @@ func (c Config) validate(lim Limits) error {
 	if c.RetryMax < c.RetryMin {
 		errs = append(errs, invalid("RetryMax", "%v is below RetryMin %v", c.RetryMax, c.RetryMin))
 	}
+	if len(errs) == 0 {
+		if err := c.checkSchedule(c.TTL); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// checkSchedule checks that renewals leave room for one retry before the
+// deadline, with ttl the TTL asked for or granted.
+func (c Config) checkSchedule(ttl time.Duration) error {
+	firstTry := time.Duration(float64(c.RenewInterval) * (1 + c.RenewJitter))
+	need := firstTry + 2*c.RenewTimeout + c.RetryMin
+	if need <= ttl-c.DriftMargin {
+		return nil
+	}
+	return invalid("RenewInterval, RenewJitter, RenewTimeout, RetryMin",
+		"the renewal schedule leaves no retry before the deadline: RenewInterval×(1+RenewJitter) + 2×RenewTimeout + RetryMin = "+
+			"%v×%.2f + 2×%v + %v = %v, more than TTL − DriftMargin = %v − %v = %v; shorten RenewInterval or RenewTimeout, or lengthen TTL",
+		c.RenewInterval, 1+c.RenewJitter, c.RenewTimeout, c.RetryMin, need, ttl, c.DriftMargin, ttl-c.DriftMargin)
+}
+
+// checkGranted checks the TTL a store granted against the schedule.
+func (c Config) checkGranted(granted time.Duration) error {
+	if granted >= c.TTL {
+		return nil
+	}
+	if err := c.checkSchedule(granted); err != nil {
+		return fmt.Errorf("election: the store granted TTL %v instead of %v: %w", granted, c.TTL, err)
+	}
+	return nil
+}
+
+// validateTTL is the one check of a TTL and its drift margin against a
+// backend's limits, for electors and leases alike; ttlField and driftField
+// name them in errors.
+func validateTTL(ttlField, driftField string, ttl, drift time.Duration, lim Limits) []error {
+	var errs []error
+	minTTL := max(lim.MinTTL, time.Millisecond)
+	switch {
+	case ttl <= 0:
+		errs = append(errs, invalid(ttlField, "%v is not positive", ttl))
+	case ttl < minTTL:
+		errs = append(errs, invalid(ttlField, "%v is below the backend's minimum %v", ttl, minTTL))
+	case lim.MaxTTL > 0 && ttl > lim.MaxTTL:
+		errs = append(errs, invalid(ttlField, "%v is above the backend's maximum %v", ttl, lim.MaxTTL))
+	}
+	if err := checkGranularity(ttlField, ttl, lim); err != nil {
+		errs = append(errs, err)
+	}
+	if drift <= 0 || drift > ttl/2 {
+		errs = append(errs, invalid(driftField, "%v is outside (0, %s/2=%v]", drift, ttlField, ttl/2))
+	}
+	return errs
 }
 
 // checkGranularity rejects a positive ttl that is not a whole multiple of

@@ -2,53 +2,60 @@ package election
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
 
 var errDeadline = fmt.Errorf("%w: no renewal succeeded before the local deadline", ErrLost)
 
+// errFromHandler is the cause with which Stop, Resign and Close give up
+// waiting at once when called from a handler the step-down waits for.
+var errFromHandler = errors.New("called from a handler of the term, which the step-down waits for")
+
 // Candidate campaigns in one election on behalf of one participant. Once
 // elected it keeps leadership, renewing through its [Elector]'s shared
-// session, until Resign, Stop, or a failure to renew in time.
+// session, until Resign, Stop, Close or a failure to renew in time.
 //
 // The guarantee: the context handed to handlers is cancelled no later than
 // (send time of the last successful renewal) + TTL − DriftMargin on the
 // local monotonic clock, which is before the store can expire the claim and
 // elect anyone else, provided the local clock does not run slower than the
-// store's by more than DriftMargin over one TTL.
+// store's by more than DriftMargin over one TTL. And the claim outlives the
+// handlers: it is released only once the last handler of its term has
+// returned.
 //
-// A Candidate is single-use: after Stop it cannot be started again.
+// A Candidate is single-use: after Stop it cannot be started again. Its
+// life is a state machine ([State]); lifecycle.go has the diagram.
 type Candidate struct {
 	el  *Elector
 	cfg CandidateConfig
 
-	events   chan Event
-	eventsMu sync.Mutex
-	closedEv bool
+	inbox   mailbox
+	first   chan struct{} // closed after the first claim attempt
+	done    chan struct{} // closed when stopped
+	helpers sync.WaitGroup
+	// handlers counts handler goroutines, so that Stop returns only once
+	// they are gone.
+	handlers  sync.WaitGroup
+	stopWatch context.CancelFunc
 
-	mu       sync.Mutex
-	state    candState
-	handlers []Handler
-	cur      *term
-	leader   *Leader
+	events       chan Event
+	eventsMu     sync.Mutex
+	eventsClosed bool
 
-	wake     chan struct{}
-	resignCh chan chan error
-	life     context.Context
-	stop     context.CancelFunc
-	stopCtx  context.Context // the first Stop's context, for the release
-	done     chan struct{}
-	stopErr  error
+	mu          sync.Mutex
+	handlerList []Handler
+	started     bool
+	stopAsked   bool
+	pub         struct {
+		state  State
+		term   *term
+		leader *Leader
+	}
+	changed chan struct{} // closed at each change of pub
+	stopErr error
 }
-
-type candState int
-
-const (
-	stateNew candState = iota
-	stateRunning
-	stateStopped
-)
 
 // NewCandidate returns a candidate for cfg.Name. It validates cfg once and
 // returns every problem at once as an error wrapping [ErrInvalidArgument];
@@ -58,7 +65,7 @@ func (e *Elector) NewCandidate(cfg CandidateConfig) (*Candidate, error) {
 		return nil, err
 	}
 	if cfg.ID == "" {
-		cfg.ID = defaultID()
+		cfg.ID = e.defaultID()
 	}
 	if cfg.EventBuffer == 0 {
 		cfg.EventBuffer = 64
@@ -69,13 +76,14 @@ func (e *Elector) NewCandidate(cfg CandidateConfig) (*Candidate, error) {
 	}
 	cfg.Metadata = meta
 	c := &Candidate{
-		el:       e,
-		cfg:      cfg,
-		events:   make(chan Event, cfg.EventBuffer),
-		handlers: append([]Handler(nil), cfg.Handlers...),
-		wake:     make(chan struct{}, 1),
-		resignCh: make(chan chan error),
-		done:     make(chan struct{}),
+		el:          e,
+		cfg:         cfg,
+		inbox:       mailbox{wake: make(chan struct{}, 1)},
+		first:       make(chan struct{}),
+		done:        make(chan struct{}),
+		events:      make(chan Event, cfg.EventBuffer),
+		handlerList: append([]Handler(nil), cfg.Handlers...),
+		changed:     make(chan struct{}),
 	}
 	if err := e.addCandidate(c); err != nil {
 		return nil, err
@@ -97,101 +105,202 @@ func (c *Candidate) Election() string { return c.cfg.Name }
 // [ErrStopped] after Stop. Start is idempotent.
 func (c *Candidate) Start(ctx context.Context) error {
 	c.mu.Lock()
-	switch c.state {
-	case stateRunning:
-		c.mu.Unlock()
-		return nil
-	case stateStopped:
+	switch {
+	case c.stopAsked:
 		c.mu.Unlock()
 		return fmt.Errorf("%w: candidate %q in %q", ErrStopped, c.cfg.ID, c.cfg.Name)
+	case c.started:
+		c.mu.Unlock()
+		return nil
 	}
-	c.state = stateRunning
-	c.life, c.stop = context.WithCancel(context.Background())
-	first := make(chan struct{})
+	c.started = true
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	c.stopWatch = stopWatch
+	c.helpers.Add(1)
+	go c.followElection(watchCtx)
+	go c.run()
+	c.post(input{kind: inStart})
 	c.mu.Unlock()
 
-	go c.run(first)
 	select {
-	case <-first:
+	case <-c.first:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// Stop ends the candidacy: if leading, it cancels the leader context, waits
-// for handlers to return and releases the election so that another candidate
-// takes over at once. It waits for every goroutine of the candidate to exit
-// and closes the Events channel. If handlers do not return before ctx ends,
-// Stop does not release (the claim expires after its TTL instead, so the
-// next leader cannot overlap with them) and returns ctx's error. Stop is
-// idempotent and safe to call concurrently with Start.
-func (c *Candidate) Stop(ctx context.Context) error {
+// requestStop asks the candidate to stop; it does not wait. A candidate
+// that never started stops here and now.
+func (c *Candidate) requestStop() {
 	c.mu.Lock()
-	switch c.state {
-	case stateNew:
-		c.state = stateStopped
+	if c.stopAsked {
 		c.mu.Unlock()
-		c.el.removeCandidate(c)
-		c.closeEvents()
-		close(c.done)
-		return nil
-	case stateRunning:
-		c.state = stateStopped
-		c.stopCtx = ctx
-		c.stop()
+		return
 	}
+	c.stopAsked = true
+	if c.started {
+		c.mu.Unlock()
+		c.post(input{kind: inStop})
+		return
+	}
+	c.pub.state = StateStopped
+	close(c.changed)
+	c.changed = make(chan struct{})
 	c.mu.Unlock()
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		return fmt.Errorf("election: stop %q in %q: %w", c.cfg.ID, c.cfg.Name, ctx.Err())
-	}
+	c.emit(Event{Kind: EventStopped, State: StateStopped})
+	c.closeEvents()
 	c.el.removeCandidate(c)
+	close(c.done)
+}
+
+// Stop ends the candidacy. If the candidate leads, it cancels the leader
+// context, waits for the handlers to return, then releases the election so
+// that another candidate takes over at once; if its claim waits in line, it
+// takes it out. It returns once the candidate has stopped and every
+// goroutine of its own has exited, and closes the Events channel.
+//
+// The claim outlives the handlers: if ctx ends while handlers still run,
+// Stop returns an error wrapping [ErrHandlersRunning] and ctx's error, and
+// the candidate keeps the claim (its elector keeps renewing it) and releases
+// it when the last handler returns; [Candidate.Done] is closed then. With
+// no handler running, Stop finishes the release even if ctx has ended: one
+// attempt, bounded by Config.OpTimeout, so that `defer c.Stop(ctx)` with a
+// cancelled ctx still hands over at once. Called from one of its own
+// handlers, Stop cannot wait for that handler: it starts the step-down and
+// returns the ErrHandlersRunning error at once.
+//
+// A release the store did not answer is returned as an error wrapping
+// [ErrUnavailable]; the elector retries it in the background. Stop is
+// idempotent and safe to call from anywhere: handlers, event callbacks,
+// concurrently with Start.
+func (c *Candidate) Stop(ctx context.Context) error {
+	c.requestStop()
+	ctx, cancel := c.el.waitContext(ctx, c)
+	defer cancel()
+	return c.awaitStopped(ctx, "stop")
+}
+
+// Done returns a channel that is closed once the candidate has stopped: its
+// handlers have returned and its claim has been released (or handed to its
+// elector to release, if the store did not answer).
+func (c *Candidate) Done() <-chan struct{} { return c.done }
+
+// awaitStopped waits until the candidate has stopped, or ctx has ended
+// while handlers still run.
+func (c *Candidate) awaitStopped(ctx context.Context, op string) error {
+	for {
+		select {
+		case <-c.done:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.stopErr != nil {
+				return fmt.Errorf("election: %s %q in %q: %w", op, c.cfg.ID, c.cfg.Name, c.stopErr)
+			}
+			return nil
+		default:
+		}
+		changed, err := c.waitable(ctx, op)
+		if err != nil {
+			return err
+		}
+		select {
+		case <-c.done:
+		case <-changed:
+		case <-liveDone(ctx):
+		}
+	}
+}
+
+// waitable returns the channel to wait on for the next change, or the
+// error to return because ctx has ended while handlers run.
+func (c *Candidate) waitable(ctx context.Context, op string) (<-chan struct{}, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stopErr
+	state, t, changed := c.pub.state, c.pub.term, c.changed
+	c.mu.Unlock()
+	if ctx.Err() != nil && state == StateSteppingDown && t != nil && t.running() {
+		return nil, fmt.Errorf("election: %s %q in %q: %w; the claim is kept until they return: %w",
+			op, c.cfg.ID, c.cfg.Name, ErrHandlersRunning, context.Cause(ctx))
+	}
+	return changed, nil
+}
+
+// liveDone is ctx.Done(), or nil once ctx has ended (so that a wait on it
+// does not spin).
+func liveDone(ctx context.Context) <-chan struct{} {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return ctx.Done()
 }
 
 // Resign hands leadership over without stopping: it cancels the leader
-// context, waits for handlers (bounded by ctx) and releases the election.
-// The candidate then stays a follower and does not claim again until
-// another candidate has been elected or one TTL has passed with none, so
-// that leadership really moves. It returns [ErrNotLeader] if the candidate
-// does not lead, and [ErrStopped] if it is not running.
+// context, waits for the handlers, releases the election, and returns the
+// release's error. The candidate then stays a follower ([StateResigned])
+// and does not claim again until another candidate has been elected or one
+// TTL has passed with none, so that leadership really moves. It returns
+// [ErrNotLeader] if the candidate does not lead, and [ErrStopped] if it is
+// not running.
+//
+// As with Stop, the claim outlives the handlers: if ctx ends while they
+// still run, Resign returns an error wrapping [ErrHandlersRunning] and the
+// release happens when they return; called from one of the candidate's
+// handlers, it returns that error at once.
 func (c *Candidate) Resign(ctx context.Context) error {
 	c.mu.Lock()
-	running := c.state == stateRunning
+	running := c.started && !c.stopAsked
 	c.mu.Unlock()
 	if !running {
-		return fmt.Errorf("%w: resign: candidate not running", ErrStopped)
+		return fmt.Errorf("%w: resign %q in %q: candidate not running", ErrStopped, c.cfg.ID, c.cfg.Name)
 	}
 	reply := make(chan error, 1)
-	select {
-	case c.resignCh <- reply:
-	case <-c.done:
-		return fmt.Errorf("%w: resign: candidate stopped", ErrStopped)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	c.post(input{kind: inResign, reply: reply})
+	ctx, cancel := c.el.waitContext(ctx, c)
+	defer cancel()
+	for {
+		select {
+		case err := <-reply:
+			return c.resigned(err)
+		default:
+		}
+		changed, err := c.waitable(ctx, "resign")
+		if err != nil {
+			return err
+		}
+		select {
+		case err := <-reply:
+			return c.resigned(err)
+		case <-changed:
+		case <-liveDone(ctx):
+		}
 	}
 }
 
+// resigned words the answer to a Resign.
+func (c *Candidate) resigned(err error) error {
+	if err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrStopped) {
+		err = fmt.Errorf("election: resign %q in %q: %w", c.cfg.ID, c.cfg.Name, err)
+	}
+	return err
+}
+
+// State returns the candidate's state now.
+func (c *Candidate) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pub.state
+}
+
 // IsLeader reports whether the candidate leads now: it holds a term whose
-// local deadline has not passed.
+// local deadline has not passed and that has not ended.
 func (c *Candidate) IsLeader() bool {
-	t := c.currentTerm()
+	t := c.leadingTerm()
 	return t != nil && t.valid()
 }
 
 // Term returns the current term and true if the candidate leads.
 func (c *Candidate) Term() (Term, bool) {
-	t := c.currentTerm()
+	t := c.leadingTerm()
 	if t == nil || !t.valid() {
 		return Term{}, false
 	}
@@ -204,47 +313,49 @@ func (c *Candidate) Term() (Term, bool) {
 func (c *Candidate) Leader() (Leader, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.leader == nil {
+	if c.pub.leader == nil {
 		return Leader{}, false
 	}
-	return *c.leader, true
+	return *c.pub.leader, true
 }
 
-// Events returns the candidate's event stream: claim attempts, renewal
-// failures, watch failures, leadership gained and lost with a reason. It is
-// buffered (CandidateConfig.EventBuffer); when full, the oldest event is
-// dropped. It is closed when the candidate stops. Every event also goes to
-// Config.OnEvent, which never drops.
+// Events returns the candidate's event stream: every change of state and
+// what caused it (claims, losses, step-downs, releases), renewal trouble of
+// its term, watch failures and leader changes. It is buffered
+// (CandidateConfig.EventBuffer); when full, the oldest event is dropped. It
+// is closed when the candidate stops; the last event then has State
+// [StateStopped]. Every event also goes to Config.OnEvent, which never
+// drops.
 func (c *Candidate) Events() <-chan Event { return c.events }
 
 // AddHandlers adds leader-only work. Added while the candidate leads, the
 // handlers start at once for the current term. Nil handlers are ignored.
 func (c *Candidate) AddHandlers(hs ...Handler) {
 	c.mu.Lock()
-	t := c.cur
+	defer c.mu.Unlock()
 	for _, h := range hs {
 		if h == nil {
 			continue
 		}
-		c.handlers = append(c.handlers, h)
-		if t != nil {
+		c.handlerList = append(c.handlerList, h)
+		if t := c.pub.term; t != nil && (c.pub.state == StateLeading || c.pub.state == StateUncertain) {
 			t.runHandler(h)
 		}
 	}
-	c.mu.Unlock()
 }
 
 // RunIfLeader runs fn only while the candidate leads: it returns
 // [ErrNotLeader] without calling fn if it does not, and otherwise calls fn
 // with a context cancelled when ctx ends or leadership ends, whichever is
-// first. Step-down waits for fn to return, like a handler. It returns fn's
-// error.
+// first. Like a handler, fn holds the claim: step-down waits for it to
+// return before releasing. It returns fn's error.
 func (c *Candidate) RunIfLeader(ctx context.Context, fn func(ctx context.Context, t Term) error) error {
-	t := c.currentTerm()
-	if t == nil || !t.valid() || !t.startWork() {
+	t := c.leadingTerm()
+	g := goid()
+	if t == nil || !t.startWork(g) {
 		return fmt.Errorf("%w: %q in %q", ErrNotLeader, c.cfg.ID, c.cfg.Name)
 	}
-	defer t.work.Done()
+	defer t.doneWork(g)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(t.ctx, func() { cancel(context.Cause(t.ctx)) })
@@ -252,54 +363,21 @@ func (c *Candidate) RunIfLeader(ctx context.Context, fn func(ctx context.Context
 	return fn(ctx, t.info)
 }
 
-func (c *Candidate) currentTerm() *term {
+// leadingTerm returns the term if the candidate is Leading or Uncertain.
+func (c *Candidate) leadingTerm() *term {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cur
+	if c.pub.state != StateLeading && c.pub.state != StateUncertain {
+		return nil
+	}
+	return c.pub.term
 }
 
-func (c *Candidate) wakeUp() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// deliver sends ev to OnEvent and the Events channel.
-func (c *Candidate) deliver(ev Event) {
-	if ev.Election == "" {
-		// Session-wide events reach OnEvent once, from the elector.
-		ev.Election, ev.Candidate = c.cfg.Name, c.cfg.ID
-	} else {
-		c.el.emit(ev)
-	}
-	c.eventsMu.Lock()
-	defer c.eventsMu.Unlock()
-	if c.closedEv {
-		return
-	}
-	for {
-		select {
-		case c.events <- ev:
-			return
-		default:
-		}
-		select {
-		case <-c.events: // drop the oldest
-		default:
-		}
-	}
-}
-
-func (c *Candidate) event(kind EventKind) Event {
-	return Event{Kind: kind, Time: c.el.clock.Now(), Election: c.cfg.Name, Candidate: c.cfg.ID}
-}
-
-func (c *Candidate) closeEvents() {
-	c.eventsMu.Lock()
-	defer c.eventsMu.Unlock()
-	if !c.closedEv {
-		c.closedEv = true
-		close(c.events)
-	}
+// runsHandler reports whether goroutine g runs a handler (or RunIfLeader)
+// of the candidate's current term.
+func (c *Candidate) runsHandler(g uint64) bool {
+	c.mu.Lock()
+	t := c.pub.term
+	c.mu.Unlock()
+	return t != nil && t.runs(g)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -15,28 +14,41 @@ import (
 // trips per interval whatever the number of elections held.
 //
 // An Elector opens its session lazily, on the first claim, and reopens it if
-// the store expires it. Close stops every candidate and ends the session.
+// the store expires it. Close stops every candidate and ends the session,
+// but never before the handlers of a claim the session carries have
+// returned.
 type Elector struct {
 	backend Backend
 	cfg     Config
 	clock   Clock
+	rng     *lockedRand
+	events  dispatcher
+
+	// life ends when the elector has shut down: the renewal loop and
+	// observers stop with it.
+	life context.Context
+	kill context.CancelFunc
 
 	openMu  sync.Mutex // serialises session opening
 	mu      sync.Mutex
 	sess    *session
-	closed  bool
+	closing bool
 	cands   map[*Candidate]struct{}
-	orphans []orphan
+	pending []pendingRelease
+	newSess chan struct{} // wakes the renewal loop when a session opens
 
-	loopCtx    context.Context
-	loopCancel context.CancelFunc
-	loopWG     sync.WaitGroup
-	loopOnce   sync.Once
+	loops      sync.WaitGroup // the renewal loop and observers
+	renewing   bool           // the renewal loop runs
+	closer     sync.Once      // starts the goroutine that finishes a Close that gave up waiting
+	finishOnce sync.Once
+	finishErr  error
+	doneOnce   sync.Once
+	done       chan struct{}
 }
 
 // New returns an Elector for b. It validates cfg once, with defaults applied,
 // against b's Limits and returns every problem at once as an error wrapping
-// [ErrInvalidArgument]. It does no I/O.
+// [ErrInvalidArgument]. It does no I/O and starts no goroutine.
 func New(b Backend, cfg Config) (*Elector, error) {
 	if b == nil {
 		return nil, invalid("backend", "nil")
@@ -45,15 +57,20 @@ func New(b Backend, cfg Config) (*Elector, error) {
 	if err := cfg.validate(b.Limits()); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Elector{
-		backend:    b,
-		cfg:        cfg,
-		clock:      cfg.Clock,
-		cands:      map[*Candidate]struct{}{},
-		loopCtx:    ctx,
-		loopCancel: cancel,
-	}, nil
+	life, kill := context.WithCancel(context.Background())
+	e := &Elector{
+		backend: b,
+		cfg:     cfg,
+		clock:   cfg.Clock,
+		rng:     newLockedRand(cfg.Rand),
+		life:    life,
+		kill:    kill,
+		cands:   map[*Candidate]struct{}{},
+		newSess: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	e.events.fn = cfg.OnEvent
+	return e, nil
 }
 
 // Backend returns the backend the elector runs on.
@@ -62,59 +79,122 @@ func (e *Elector) Backend() Backend { return e.backend }
 // Config returns the elector's configuration with defaults applied.
 func (e *Elector) Config() Config { return e.cfg }
 
-// Close stops every candidate of the elector (releasing what they lead, as
-// [Candidate.Stop] does), stops the renewal loop and ends the store session.
-// It is idempotent. It returns the joined errors of the stops and of closing
-// the session. It does not close the Backend.
+// Close stops every candidate of the elector (as [Candidate.Stop] does:
+// handlers are cancelled and waited for, claims released), then stops the
+// renewal loop and ends the store session. It returns the joined errors of
+// the stops and of ending the session. It does not close the Backend.
+//
+// The claims outlive the handlers: if ctx ends while handlers still run,
+// Close returns an error wrapping [ErrHandlersRunning] and ctx's error, and
+// the elector keeps renewing the session until the last handler returns,
+// then releases what is left and ends the session; [Elector.Done] is closed
+// then. Called from a handler, Close starts the shutdown and returns that
+// error at once. Close is idempotent; after the first call no candidate can
+// be made and no session opened.
 func (e *Elector) Close(ctx context.Context) error {
 	e.mu.Lock()
-	e.closed = true
+	e.closing = true
 	cands := make([]*Candidate, 0, len(e.cands))
 	for c := range e.cands {
 		cands = append(cands, c)
 	}
 	e.mu.Unlock()
-
-	// Stop candidates in parallel, bounded: each release is a round trip,
-	// and a process may hold thousands of elections.
+	for _, c := range cands {
+		c.requestStop()
+	}
+	ctx, cancel := e.waitContext(ctx, nil)
+	defer cancel()
 	var (
-		errs  []error
-		errMu sync.Mutex
-		wg    sync.WaitGroup
-		slots = make(chan struct{}, 64)
+		errs    []error
+		waiting bool
 	)
 	for _, c := range cands {
-		wg.Add(1)
-		slots <- struct{}{}
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			if err := c.Stop(ctx); err != nil {
-				errMu.Lock()
-				errs = append(errs, fmt.Errorf("stop candidate %q in %q: %w", c.ID(), c.Election(), err))
-				errMu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	e.loopCancel()
-	e.loopWG.Wait()
-
-	e.mu.Lock()
-	s := e.sess
-	e.sess = nil
-	e.mu.Unlock()
-	if s != nil {
-		if err := s.s.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("election: close session: %w", err))
+		if err := c.awaitStopped(ctx, "close"); err != nil {
+			waiting = waiting || errors.Is(err, ErrHandlersRunning)
+			errs = append(errs, err)
 		}
 	}
+	if waiting {
+		// Finish once the handlers have returned: keep renewing till then.
+		e.closer.Do(func() {
+			go func() {
+				for _, c := range cands {
+					<-c.done
+				}
+				_ = e.finish()
+			}()
+		})
+		return errors.Join(errs...)
+	}
+	if err := e.finish(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// Done returns a channel that is closed once the elector has shut down
+// after Close: every candidate stopped, the session ended.
+func (e *Elector) Done() <-chan struct{} { return e.done }
+
+// finish shuts the elector down once every candidate has stopped: the
+// renewal loop and observers end, the pending releases get one last try,
+// the session ends, queued events are delivered, and Done is closed.
+func (e *Elector) finish() error {
+	e.finishOnce.Do(func() {
+		e.kill()
+		e.loops.Wait()
+		e.mu.Lock()
+		s := e.sess
+		e.sess = nil
+		e.mu.Unlock()
+		if s != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
+			e.releasePending(ctx, "")
+			if err := s.s.Close(ctx); err != nil {
+				e.finishErr = fmt.Errorf("election: close session: %w", err)
+			}
+			cancel()
+		}
+	})
+	// An OnEvent callback that called Close cannot wait for itself.
+	if !e.events.isSelf() {
+		e.events.wait()
+	}
+	e.doneOnce.Do(func() { close(e.done) })
+	return e.finishErr
+}
+
+// waitContext returns the context Stop, Resign or Close wait with: ctx,
+// or one that has already ended if the caller is a handler the step-down
+// waits for (of c, or of any candidate when c is nil), since waiting for
+// it would never end.
+func (e *Elector) waitContext(ctx context.Context, c *Candidate) (context.Context, context.CancelFunc) {
+	g := goid()
+	self := false
+	if c != nil {
+		self = c.runsHandler(g)
+	} else {
+		e.mu.Lock()
+		for c := range e.cands {
+			if c.runsHandler(g) {
+				self = true
+				break
+			}
+		}
+		e.mu.Unlock()
+	}
+	if !self {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	cancel(errFromHandler)
+	return ctx, func() {}
 }
 
 func (e *Elector) addCandidate(c *Candidate) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.closing {
 		return fmt.Errorf("%w: elector closed", ErrStopped)
 	}
 	e.cands[c] = struct{}{}
@@ -127,72 +207,71 @@ func (e *Elector) removeCandidate(c *Candidate) {
 	e.mu.Unlock()
 }
 
-func (e *Elector) emit(ev Event) {
-	if e.cfg.OnEvent != nil {
-		e.cfg.OnEvent(ev)
+// overrunGrace is how long after a term's deadline a handler still running
+// is reported as overrunning: half the drift margin, well before the store
+// can expire the claim.
+func (e *Elector) overrunGrace() time.Duration { return e.cfg.DriftMargin / 2 }
+
+// claim makes one claim (an enqueue where the store keeps a line) for c.
+func (e *Elector) claim(c *Candidate) claimResult {
+	ctx, cancel := context.WithTimeout(e.life, e.cfg.OpTimeout)
+	defer cancel()
+	name := c.cfg.Name
+	if !e.releasePending(ctx, name) {
+		return claimResult{err: fmt.Errorf("election: release an earlier claim of %q: %w", name, ErrUnavailable)}
 	}
-}
-
-// session is the elector's view of its store session.
-type session struct {
-	s   Session
-	ttl time.Duration
-
-	mu sync.Mutex
-	// lastRenew is the send time of the last successful renewal, or of
-	// OpenSession: the store keeps every claim of the session until at least
-	// lastRenew + ttl on its own clock.
-	lastRenew time.Time
-	terms     map[*term]struct{}
-	waiters   map[*Candidate]struct{} // candidates with a claim in line
-	dead      bool
-}
-
-func (s *session) addWaiter(c *Candidate) {
-	s.mu.Lock()
-	if s.waiters == nil {
-		s.waiters = map[*Candidate]struct{}{}
+	sess, err := e.freshSession(ctx)
+	if err != nil {
+		return claimResult{err: err}
 	}
-	s.waiters[c] = struct{}{}
-	s.mu.Unlock()
-}
-
-func (s *session) removeWaiter(c *Candidate) {
-	s.mu.Lock()
-	delete(s.waiters, c)
-	s.mu.Unlock()
-}
-
-// deadline returns the local time by which a claim covered by the session's
-// last renewal must be treated as lost.
-func (s *session) deadline(drift time.Duration) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastRenew.Add(s.ttl - drift)
-}
-
-func (s *session) add(t *term) {
-	s.mu.Lock()
-	s.terms[t] = struct{}{}
-	s.mu.Unlock()
-}
-
-func (s *session) remove(t *term) {
-	s.mu.Lock()
-	delete(s.terms, t)
-	s.mu.Unlock()
-}
-
-func (s *session) snapshot() ([]*term, []Claim) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	terms := make([]*term, 0, len(s.terms))
-	claims := make([]Claim, 0, len(s.terms))
-	for t := range s.terms {
-		terms = append(terms, t)
-		claims = append(claims, t.claim)
+	token := e.rng.token()
+	deadline := sess.deadline(e.cfg.DriftMargin) // read before the claim is sent
+	sent := e.clock.Now()
+	req := ClaimRequest{Name: name, Token: token, ID: c.cfg.ID, Metadata: c.cfg.Metadata}
+	var (
+		cl     Claim
+		holder *Leader
+	)
+	if q, ok := sess.s.(Queuer); ok {
+		cl, holder, err = q.Enqueue(ctx, req)
+	} else {
+		cl, err = sess.s.Claim(ctx, req)
 	}
-	return terms, claims
+	r := claimResult{latency: e.clock.Now().Sub(sent)}
+	var taken *TakenError
+	switch {
+	case err == nil:
+		r.term, r.holder = newTerm(c, sess, cl, sent, deadline), holder
+	case errors.As(err, &taken):
+		r.taken = taken
+	case errors.Is(err, ErrSessionExpired):
+		e.expire(sess, err)
+		r.err = fmt.Errorf("election: claim %q: %w", name, err)
+	default:
+		// The claim may have been applied without our hearing of it: the
+		// term carries its token so that it can be released.
+		r.term = newTerm(c, sess, Claim{Name: name, Token: token}, sent, deadline)
+		r.err = fmt.Errorf("election: claim %q: %w", name, err)
+	}
+	return r
+}
+
+// freshSession returns the live session, opened if needed, renewed first
+// if its last renewal covers too little time for a term to start.
+func (e *Elector) freshSession(ctx context.Context) (*session, error) {
+	s, err := e.currentSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.deadline(e.cfg.DriftMargin).Sub(e.clock.Now()) >= e.cfg.OpTimeout {
+		return s, nil
+	}
+	// Renewals have been failing: a claim now would start a term that is
+	// already (or all but) over. Renew first.
+	if _, ok := e.renewOnce(s); !ok || s.isDead() {
+		return nil, fmt.Errorf("election: renew session before claiming: %w", ErrUnavailable)
+	}
+	return s, nil
 }
 
 // currentSession returns the live session, opening one if needed.
@@ -200,7 +279,7 @@ func (e *Elector) currentSession(ctx context.Context) (*session, error) {
 	e.openMu.Lock()
 	defer e.openMu.Unlock()
 	e.mu.Lock()
-	if e.closed {
+	if e.closing {
 		e.mu.Unlock()
 		return nil, fmt.Errorf("%w: elector closed", ErrStopped)
 	}
@@ -216,96 +295,107 @@ func (e *Elector) currentSession(ctx context.Context) (*session, error) {
 		return nil, fmt.Errorf("election: open session: %w", err)
 	}
 	granted := st.TTL()
-	if granted < e.cfg.TTL && e.cfg.RenewInterval >= granted-e.cfg.DriftMargin {
+	if err := e.cfg.checkGranted(granted); err != nil {
 		_ = st.Close(ctx)
-		return nil, invalid("TTL", "store granted %v, too short for RenewInterval %v and DriftMargin %v",
-			granted, e.cfg.RenewInterval, e.cfg.DriftMargin)
+		return nil, err
 	}
-	s := &session{s: st, ttl: granted, lastRenew: sent, terms: map[*term]struct{}{}}
+	s := newSession(st, granted, sent)
 	e.mu.Lock()
+	if e.closing {
+		// Closed while the session was opening: it must not outlive Close.
+		e.mu.Unlock()
+		_ = st.Close(ctx)
+		return nil, fmt.Errorf("%w: elector closed", ErrStopped)
+	}
 	e.sess = s
-	e.mu.Unlock()
-	e.loopOnce.Do(func() {
-		e.loopWG.Add(1)
+	if !e.renewing {
+		e.renewing = true
+		e.loops.Add(1)
 		go e.renewLoop()
-	})
+	}
+	e.mu.Unlock()
+	select {
+	case e.newSess <- struct{}{}:
+	default:
+	}
 	return s, nil
 }
 
-func (s *session) isDead() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.dead
-}
-
-// expire marks s dead, ends every term it covers and wakes the candidates
-// waiting in line through it.
+// expire marks s dead and tells the candidates whose claims it carried.
 func (e *Elector) expire(s *session, cause error) {
-	s.mu.Lock()
-	if s.dead {
-		s.mu.Unlock()
+	terms, waiters, first := s.kill()
+	if !first {
 		return
 	}
-	s.dead = true
-	terms := make([]*term, 0, len(s.terms))
-	for t := range s.terms {
-		terms = append(terms, t)
-	}
-	waiters := make([]*Candidate, 0, len(s.waiters))
-	for c := range s.waiters {
-		waiters = append(waiters, c)
-	}
-	s.mu.Unlock()
 	for _, t := range terms {
-		t.end(LossSessionExpired, cause)
+		t.invalidate()
+		t.cand.post(input{kind: inSessionLost, term: t, err: cause})
 	}
-	for _, c := range waiters {
-		c.wakeUp() // their claims in line are gone: they join anew
+	for _, t := range waiters {
+		t.cand.post(input{kind: inSessionLost, term: t, err: cause})
 	}
 	// The session is gone on the store; closing it frees local resources.
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.RetryMax)
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
 	defer cancel()
 	_ = s.s.Close(ctx)
 }
 
-// renewLoop renews the current session every RenewInterval (with jitter),
-// retrying failures with backoff, until the elector closes.
+// renewLoop renews the live session every RenewInterval (with jitter),
+// counted from the send time of the last successful renewal, and retries a
+// failure after a backoff of at most RenewInterval/2, until the elector
+// shuts down.
 func (e *Elector) renewLoop() {
-	defer e.loopWG.Done()
+	defer e.loops.Done()
 	failures := 0
-	delay := e.jitter(e.cfg.RenewInterval)
+	jitter := e.jitter(e.cfg.RenewInterval)
 	for {
-		if !sleep(e.loopCtx, e.clock, delay) {
-			return
-		}
 		e.mu.Lock()
 		s := e.sess
 		e.mu.Unlock()
-		if s == nil || s.isDead() {
-			delay = e.jitter(e.cfg.RenewInterval)
+		var wait time.Duration
+		switch {
+		case s == nil || s.isDead():
+			select {
+			case <-e.newSess:
+				continue
+			case <-e.life.Done():
+				return
+			}
+		case failures > 0:
+			wait = min(e.backoff(e.cfg.RetryMin, e.cfg.RetryMax, failures), e.cfg.RenewInterval/2)
+		default:
+			wait = s.lastRenewal().Add(jitter).Sub(e.clock.Now())
+		}
+		if !sleep(e.life, e.clock, wait) {
+			return
+		}
+		if failures == 0 && e.clock.Now().Before(s.lastRenewal().Add(jitter)) {
+			continue // renewed meanwhile (before a claim)
+		}
+		if _, ok := e.renewOnce(s); !ok {
+			failures++
 			continue
 		}
-		if e.renewOnce(s) {
-			failures = 0
-			delay = e.jitter(e.cfg.RenewInterval)
-			// After the renewal, never before it: a slow store must not
-			// delay the renewal that keeps leaders leading.
-			ctx, cancel := context.WithTimeout(e.loopCtx, e.cfg.RenewInterval/2)
-			e.releaseOrphans(ctx, "")
-			cancel()
-		} else {
-			failures++
-			delay = min(backoff(e.cfg.RetryMin, e.cfg.RetryMax, failures), e.cfg.RenewInterval)
-		}
+		failures = 0
+		jitter = e.jitter(e.cfg.RenewInterval)
+		// After the renewal, never before it: a slow store must not
+		// delay the renewal that keeps leaders leading.
+		ctx, cancel := context.WithTimeout(e.life, e.cfg.OpTimeout)
+		e.releasePending(ctx, "")
+		cancel()
 	}
 }
 
-// renewOnce renews s and every claim it covers, and moves each term's
-// deadline to the renewal's send time + TTL − DriftMargin. It reports
-// whether the store answered.
-func (e *Elector) renewOnce(s *session) bool {
-	terms, claims := s.snapshot()
-	ctx, cancel := context.WithTimeout(e.loopCtx, e.cfg.RenewInterval)
+// renewOnce renews s and every claim it carries, moves each term's
+// deadline to the renewal's send time + TTL − DriftMargin, and tells the
+// candidates what changed. It reports whether the store answered.
+func (e *Elector) renewOnce(s *session) (time.Time, bool) {
+	terms := s.snapshot()
+	claims := make([]Claim, len(terms))
+	for i, t := range terms {
+		claims[i] = t.claim
+	}
+	ctx, cancel := context.WithTimeout(e.life, e.cfg.RenewTimeout)
 	defer cancel()
 	sent := e.clock.Now()
 	err := s.s.Renew(ctx, claims)
@@ -314,39 +404,54 @@ func (e *Elector) renewOnce(s *session) bool {
 	var notOwner *NotOwnerError
 	switch {
 	case err == nil || errors.As(err, &notOwner):
-		lost := map[string]bool{}
+		lost := map[Claim]bool{}
 		if notOwner != nil {
 			for _, c := range notOwner.Claims {
-				lost[c.Name+"\x00"+c.Token] = true
+				lost[Claim{Name: c.Name, Token: c.Token}] = true
 			}
 		}
-		s.mu.Lock()
-		if sent.After(s.lastRenew) {
-			s.lastRenew = sent
-		}
-		s.mu.Unlock()
+		s.renewed(sent)
 		until := sent.Add(s.ttl - e.cfg.DriftMargin)
 		for _, t := range terms {
-			if lost[t.claim.Name+"\x00"+t.claim.Token] {
-				t.end(LossNotOwner, fmt.Errorf("%w: renew: %w", ErrLost, err))
+			if lost[Claim{Name: t.claim.Name, Token: t.claim.Token}] {
+				t.invalidate()
+				t.cand.post(input{kind: inRenewed, term: t, renew: renewNotOwner})
 				continue
 			}
 			t.extend(until)
+			if t.postRenew(renewOK) {
+				t.cand.post(input{kind: inRenewed, term: t, renew: renewOK})
+			}
 		}
-		e.emit(Event{Kind: EventRenewed, Time: sent, Latency: latency, Count: len(claims) - len(lost), TTL: s.ttl, Err: err})
-		return true
+		e.events.push(Event{Kind: EventRenewed, Time: sent, Latency: latency, Count: len(claims) - len(lost),
+			TTL: s.ttl, Err: redact(err)})
+		return sent, true
 	case errors.Is(err, ErrSessionExpired):
-		e.emit(Event{Kind: EventRenewFailed, Time: sent, Latency: latency, Count: len(claims), Err: err})
+		e.events.push(Event{Kind: EventRenewFailed, Time: sent, Latency: latency, Count: len(claims), Err: redact(err)})
 		e.expire(s, err)
-		return true
+		return sent, true
 	default:
-		ev := Event{Kind: EventRenewFailed, Time: sent, Latency: latency, Count: len(claims), Err: err}
-		e.emit(ev)
+		err = redact(err)
+		e.events.push(Event{Kind: EventRenewFailed, Time: sent, Latency: latency, Count: len(claims), Err: err})
 		for _, t := range terms {
-			t.cand.deliver(ev)
+			if t.postRenew(renewFailed) {
+				t.cand.post(input{kind: inRenewed, term: t, renew: renewFailed, err: err})
+			}
 		}
+		return sent, false
+	}
+}
+
+// postRenew records a renewal outcome for t and reports whether it differs
+// from the last one posted, so that each candidate hears of changes only.
+func (t *term) postRenew(o renewOutcome) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.posted == o {
 		return false
 	}
+	t.posted = o
+	return true
 }
 
 func (e *Elector) jitter(d time.Duration) time.Duration {
@@ -354,23 +459,26 @@ func (e *Elector) jitter(d time.Duration) time.Duration {
 	if j == 0 {
 		return d
 	}
-	f := 1 + j*(2*rand.Float64()-1)
+	f := 1 + j*(2*e.rng.float64()-1)
 	return time.Duration(float64(d) * f)
 }
 
 // backoff returns the n-th (1-based) exponential backoff delay within
 // [lo, hi], with full jitter in its upper half.
-func backoff(lo, hi time.Duration, n int) time.Duration {
+func (e *Elector) backoff(lo, hi time.Duration, n int) time.Duration {
 	d := lo
 	for i := 1; i < n && d < hi; i++ {
 		d *= 2
 	}
 	d = min(d, hi)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return d/2 + time.Duration(e.rng.int64n(int64(d/2)+1))
 }
 
 // sleep waits d on clock, or until ctx ends; it reports whether d elapsed.
 func sleep(ctx context.Context, clock Clock, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	done := make(chan struct{})
 	t := clock.AfterFunc(d, func() { close(done) })
 	select {

@@ -37,6 +37,12 @@ var (
 	// ErrStopped means the candidate or elector was stopped; it cannot be
 	// started again.
 	ErrStopped = errors.New("election: stopped")
+	// ErrHandlersRunning means Stop, Resign or Close gave up waiting (its
+	// context ended, or it was called from a handler) while handlers of a
+	// term still run. Nothing is lost: the claim is kept, and renewed, until
+	// they return, then released; Candidate.Done and Elector.Done report
+	// that moment.
+	ErrHandlersRunning = errors.New("election: handlers still running")
 )
 
 // TakenError is returned by a claim when the election is held. It wraps
@@ -61,7 +67,8 @@ func (e *TakenError) Unwrap() error { return ErrTaken }
 
 // NotOwnerError is returned by [Session.Renew] when the store no longer holds
 // some of the claims for their owner. It wraps [ErrNotOwner]. The claims not
-// listed were renewed.
+// listed were renewed. In errors and events the core hands out, each
+// Claim's Token holds only its [TokenPrefix].
 type NotOwnerError struct {
 	// Claims are the claims that were not renewed.
 	Claims []Claim

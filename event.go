@@ -2,30 +2,40 @@ package election
 
 import (
 	"fmt"
+	"sync"
 	"time"
 )
 
 // EventKind says what an [Event] reports.
 type EventKind int
 
-// Event kinds, in roughly the order a candidate meets them.
+// Event kinds. Every change of a candidate's [State] is reported by one
+// event, whose State field is the state it left the candidate in; the
+// others report what a candidate saw (LeaderChanged, WatchFailed,
+// HandlerOverrun) or what its elector's session did (Renewed,
+// RenewFailed).
 const (
-	// EventClaimed: a claim succeeded; the candidate is elected (Fence set).
+	// EventClaimed: a claim succeeded, or the store elected the claim from
+	// its line (Queued set); the candidate leads (Fence set).
 	EventClaimed EventKind = iota + 1
-	// EventClaimTaken: a claim found the election held (Leader set).
+	// EventClaimTaken: a claim found the election held (Leader set); with
+	// Queued set, the claim waits in line.
 	EventClaimTaken
-	// EventClaimFailed: a claim failed for another reason (Err set).
+	// EventClaimFailed: a claim failed for another reason (Err set); the
+	// candidate retries after a backoff.
 	EventClaimFailed
 	// EventRenewed: a session renewal succeeded. Election is empty: one
 	// renewal covers every claim of the elector. Count is the claims renewed.
 	EventRenewed
-	// EventRenewFailed: a renewal failed (Err set); leaders keep leading
-	// until their deadline unless a later renewal succeeds.
+	// EventRenewFailed: a session renewal failed (Err set). Election is
+	// empty; each leader it concerns reports EventUncertain.
 	EventRenewFailed
 	// EventLost: leadership ended without a release (Reason and Err set).
+	// The handlers' context is cancelled; the claim, if the store may still
+	// hold it, is kept (and renewed) until they return, then released.
 	EventLost
-	// EventReleased: the candidate stepped down and released the election
-	// (Resign or Stop).
+	// EventReleased: the claim was released after the handlers returned
+	// (Err set if the store did not answer; the elector retries).
 	EventReleased
 	// EventWatchFailed: the watch on the election failed and is being
 	// re-established with backoff (Err set).
@@ -33,18 +43,48 @@ const (
 	// EventLeaderChanged: the candidate saw a new leader, or a vacancy
 	// (Leader nil).
 	EventLeaderChanged
+	// EventStarted: Start began the campaign.
+	EventStarted
+	// EventUncertain: a renewal of the leader's session failed; the term
+	// goes on until its deadline unless a renewal succeeds first (Err set).
+	EventUncertain
+	// EventRecovered: a renewal succeeded again; the uncertain term goes on
+	// with the same fence.
+	EventRecovered
+	// EventSteppingDown: Stop, Resign or Close ended the term: the handlers'
+	// context is cancelled and the claim is kept until they return.
+	EventSteppingDown
+	// EventHandlersReturned: the last handler of an ended term returned.
+	// Overrun is how long after the term's deadline, if it was late.
+	EventHandlersReturned
+	// EventHandlerOverrun: handlers of an ended term still run past the
+	// term's deadline, after which the store may expire the claim and elect
+	// another leader: their writes are protected only by the fence. Overrun
+	// is how far past the deadline they are.
+	EventHandlerOverrun
+	// EventStopped: the candidate stopped holding nothing. (A stop that
+	// releases a claim is reported by EventReleased with State
+	// StateStopped.)
+	EventStopped
 )
 
 var eventKindNames = map[EventKind]string{
-	EventClaimed:       "claimed",
-	EventClaimTaken:    "claim-taken",
-	EventClaimFailed:   "claim-failed",
-	EventRenewed:       "renewed",
-	EventRenewFailed:   "renew-failed",
-	EventLost:          "lost",
-	EventReleased:      "released",
-	EventWatchFailed:   "watch-failed",
-	EventLeaderChanged: "leader-changed",
+	EventClaimed:          "claimed",
+	EventClaimTaken:       "claim-taken",
+	EventClaimFailed:      "claim-failed",
+	EventRenewed:          "renewed",
+	EventRenewFailed:      "renew-failed",
+	EventLost:             "lost",
+	EventReleased:         "released",
+	EventWatchFailed:      "watch-failed",
+	EventLeaderChanged:    "leader-changed",
+	EventStarted:          "started",
+	EventUncertain:        "uncertain",
+	EventRecovered:        "recovered",
+	EventSteppingDown:     "stepping-down",
+	EventHandlersReturned: "handlers-returned",
+	EventHandlerOverrun:   "handler-overrun",
+	EventStopped:          "stopped",
 }
 
 // String returns the kind's name, for logs and metric labels.
@@ -75,6 +115,9 @@ const (
 type Event struct {
 	// Kind says what happened.
 	Kind EventKind
+	// State is the candidate's state after the event; zero (StateIdle) for
+	// session-wide events.
+	State State
 	// Time is when it happened, on the elector's clock.
 	Time time.Time
 	// Election and Candidate name the election and the candidate's ID;
@@ -101,7 +144,11 @@ type Event struct {
 	TTL time.Duration
 	// Reason is why leadership was lost, for EventLost.
 	Reason LossReason
-	// Err is the error, for failures and losses.
+	// Overrun is how far past the term's deadline its handlers ran, for
+	// EventHandlerOverrun and EventHandlersReturned.
+	Overrun time.Duration
+	// Err is the error, for failures and losses. It never carries a whole
+	// owner token.
 	Err error
 }
 
@@ -119,4 +166,72 @@ func TeeEvents(fns ...func(Event)) func(Event) {
 			f(ev)
 		}
 	}
+}
+
+// dispatcher delivers events to Config.OnEvent in the order they were
+// emitted, from a goroutine of its own that runs only while events are
+// queued, so that no driver or renewal loop ever waits for a callback, and
+// a callback may call Stop, Resign or Close.
+type dispatcher struct {
+	fn func(Event)
+
+	mu      sync.Mutex
+	q       []Event
+	running bool
+	g       uint64        // the delivering goroutine
+	idle    chan struct{} // closed when the queue drains
+}
+
+func (d *dispatcher) push(ev Event) {
+	if d.fn == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.q = append(d.q, ev)
+	if !d.running {
+		d.running = true
+		d.idle = make(chan struct{})
+		go d.drain()
+	}
+}
+
+func (d *dispatcher) drain() {
+	g := goid()
+	for {
+		d.mu.Lock()
+		d.g = g
+		if len(d.q) == 0 {
+			d.running = false
+			d.g = 0
+			close(d.idle)
+			d.mu.Unlock()
+			return
+		}
+		ev := d.q[0]
+		d.q[0] = Event{}
+		d.q = d.q[1:]
+		d.mu.Unlock()
+		d.fn(ev)
+	}
+}
+
+// wait returns once every queued event has been delivered.
+func (d *dispatcher) wait() {
+	d.mu.Lock()
+	if !d.running {
+		d.mu.Unlock()
+		return
+	}
+	idle := d.idle
+	d.mu.Unlock()
+	<-idle
+}
+
+// isSelf reports whether the caller is the delivering goroutine.
+func (d *dispatcher) isSelf() bool {
+	g := goid()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.running && d.g == g
 }

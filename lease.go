@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -36,10 +37,14 @@ type LeaseOptions struct {
 	ID string
 	// Metadata is shown to readers with the holder.
 	Metadata map[string]string
-	// DriftMargin is subtracted from the local deadline. Default TTL/10.
+	// DriftMargin is subtracted from the local deadline. Default TTL/10;
+	// range (0, TTL/2], as for an Elector.
 	DriftMargin time.Duration
 	// Clock is the time source. Default: the system clock.
 	Clock Clock
+	// Rand is the source of the owner token and default ID, as
+	// Config.Rand. Default: a ChaCha8 generator seeded from crypto/rand.
+	Rand rand.Source
 }
 
 // TryLease takes the lease key for ttl if no one holds it. It returns a
@@ -55,32 +60,19 @@ func TryLeaseWith(ctx context.Context, b Backend, key string, ttl time.Duration,
 	if b == nil {
 		return nil, invalid("backend", "nil")
 	}
-	var errs []error
-	if err := ValidateName(b, key); err != nil {
-		errs = append(errs, err)
-	}
-	lim := b.Limits()
-	minTTL := max(lim.MinTTL, time.Millisecond)
-	switch {
-	case ttl < minTTL:
-		errs = append(errs, invalid("ttl", "%v is below the backend's minimum %v", ttl, minTTL))
-	case lim.MaxTTL > 0 && ttl > lim.MaxTTL:
-		errs = append(errs, invalid("ttl", "%v is above the backend's maximum %v", ttl, lim.MaxTTL))
-	}
-	if err := checkGranularity("ttl", ttl, lim); err != nil {
-		errs = append(errs, err)
-	}
 	if opts.DriftMargin == 0 {
 		opts.DriftMargin = ttl / 10
 	}
-	if opts.DriftMargin < 0 || opts.DriftMargin >= ttl {
-		errs = append(errs, invalid("DriftMargin", "%v is outside (0, ttl)", opts.DriftMargin))
+	errs := validateTTL("ttl", "DriftMargin", ttl, opts.DriftMargin, b.Limits())
+	if err := ValidateName(b, key); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	rng := newLockedRand(opts.Rand)
 	if opts.ID == "" {
-		opts.ID = defaultID()
+		opts.ID = makeID(rng)
 	}
 	if opts.Clock == nil {
 		opts.Clock = SystemClock()
@@ -91,7 +83,7 @@ func TryLeaseWith(ctx context.Context, b Backend, key string, ttl time.Duration,
 	if err != nil {
 		return nil, fmt.Errorf("election: lease %q: %w", key, err)
 	}
-	token := newToken()
+	token := rng.token()
 	cl, err := sess.Claim(ctx, ClaimRequest{Name: key, Token: token, ID: opts.ID, Metadata: opts.Metadata})
 	if err != nil {
 		var taken *TakenError
@@ -99,7 +91,7 @@ func TryLeaseWith(ctx context.Context, b Backend, key string, ttl time.Duration,
 		defer cancel()
 		if !errors.As(err, &taken) && !errors.Is(err, ErrInvalidArgument) {
 			// The claim may have been applied; release it by token.
-			_ = sess.Release(closeCtx, Claim{Name: key, Token: token})
+			_, _ = releaseClaim(closeCtx, sess, Claim{Name: key, Token: token})
 		}
 		_ = sess.Close(closeCtx)
 		return nil, fmt.Errorf("election: lease %q: %w", key, err)
@@ -182,7 +174,10 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	l.done = true
 	l.mu.Unlock()
-	err := l.sess.Release(ctx, l.claim)
+	released, err := releaseClaim(ctx, l.sess, l.claim)
+	if err == nil && !released {
+		err = ErrNotOwner
+	}
 	if cerr := l.sess.Close(ctx); err == nil && cerr != nil {
 		err = cerr
 	}

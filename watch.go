@@ -77,7 +77,7 @@ func (e *Elector) follow(ctx context.Context, name string, emit func(WatchEvent)
 			if !emit(WatchEvent{Err: fmt.Errorf("election: watch %q: %w", name, err)}) {
 				return
 			}
-			if !sleep(ctx, e.clock, backoff(e.cfg.RetryMin, e.cfg.RetryMax, failures)) {
+			if !sleep(ctx, e.clock, e.backoff(e.cfg.RetryMin, e.cfg.RetryMax, failures)) {
 				return
 			}
 			continue
@@ -93,7 +93,7 @@ func (e *Elector) follow(ctx context.Context, name string, emit func(WatchEvent)
 		}
 		if failed {
 			failures++
-			if !sleep(ctx, e.clock, backoff(e.cfg.RetryMin, e.cfg.RetryMax, failures)) {
+			if !sleep(ctx, e.clock, e.backoff(e.cfg.RetryMin, e.cfg.RetryMax, failures)) {
 				return
 			}
 		} else {
@@ -147,14 +147,30 @@ type Change struct {
 // the leader's identity, metadata and fencing token. Repeated views of the
 // same term are not repeated. Watch failures are retried with backoff and
 // not reported on the channel (use a candidate's events or OnEvent for
-// those). The channel is closed when ctx ends; a slow reader delays the
-// observer but loses nothing. It returns ErrInvalidArgument for a bad name.
+// those). The channel is closed when ctx ends or the elector shuts down; a
+// slow reader delays the observer but loses nothing. It returns
+// ErrInvalidArgument for a bad name and ErrStopped after Close.
 func (e *Elector) Observe(ctx context.Context, name string) (<-chan Change, error) {
 	if err := ValidateName(e.backend, name); err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
+	closing := e.closing
+	if !closing {
+		e.loops.Add(1)
+	}
+	e.mu.Unlock()
+	if closing {
+		return nil, fmt.Errorf("%w: observe %q: elector closed", ErrStopped, name)
+	}
+	// The observer ends with ctx or with the elector, whichever is first.
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(e.life, cancel)
 	out := make(chan Change)
 	go func() {
+		defer e.loops.Done()
+		defer cancel()
+		defer stop()
 		defer close(out)
 		var last *Leader
 		first := true

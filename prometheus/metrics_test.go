@@ -83,6 +83,8 @@ func TestRealEvents(t *testing.T) {
 	if err := a.cand.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// OnEvent runs in each elector's own goroutine, just after the fact.
+	a.rec.Wait(t, election.EventReleased, "a")
 	b.rec.Wait(t, election.EventClaimed, "b")
 	want(t, a, "election_is_leader", labels{"election": "jobs", "candidate": "a"}, 0)
 	want(t, b, "election_is_leader", labels{"election": "jobs", "candidate": "b"}, 1)
