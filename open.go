@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/electionkit/election/internal/urlopt"
 )
 
 // Query parameters of a backend URL that configure the elector rather than
@@ -39,32 +41,32 @@ func ParseURL(raw string) (Config, *url.URL, error) {
 		return cfg, nil, invalid("url", "%q has no scheme (want etcd://, redis://, rediss://, consul:// or memory://)", u.Redacted())
 	}
 	q := u.Query()
-	var errs []error
-	for _, p := range []struct {
-		name string
-		dst  *time.Duration
-	}{{ParamTTL, &cfg.TTL}, {ParamRenewInterval, &cfg.RenewInterval}, {ParamDriftMargin, &cfg.DriftMargin}} {
-		v, ok := q[p.name]
-		if !ok {
-			continue
-		}
-		q.Del(p.name)
-		if len(v) != 1 {
-			errs = append(errs, invalid("url "+p.name, "given %d times", len(v)))
-			continue
-		}
-		d, err := time.ParseDuration(v[0])
-		if err != nil || d <= 0 {
-			errs = append(errs, invalid("url "+p.name, "%q is not a positive duration such as 10s", v[0]))
-			continue
-		}
-		*p.dst = d
-	}
-	u.RawQuery = q.Encode()
-	if err := errors.Join(errs...); err != nil {
+	err = urlopt.Take(q, invalid,
+		positiveDuration(ParamTTL, &cfg.TTL),
+		positiveDuration(ParamRenewInterval, &cfg.RenewInterval),
+		positiveDuration(ParamDriftMargin, &cfg.DriftMargin))
+	if err != nil {
 		return Config{}, nil, err
 	}
+	u.RawQuery = q.Encode()
 	return cfg, u, nil
+}
+
+// positiveDuration declares an elector duration parameter. It must be
+// positive: in [Config] zero means "the default" and a negative duration
+// means nothing, so a URL that gives either is a mistake.
+func positiveDuration(name string, dst *time.Duration) urlopt.Param {
+	return urlopt.Func(name, "a positive duration such as 10s", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		if d <= 0 {
+			return errors.New("not positive")
+		}
+		*dst = d
+		return nil
+	})
 }
 
 // redactErr drops the URL (which may hold a password) from a url.Error.

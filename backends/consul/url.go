@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/url"
-	"sort"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/urlopt"
 )
 
 // Scheme is the URL scheme this package registers with [election.Register].
@@ -23,54 +20,6 @@ func init() {
 		}
 		return b, nil
 	})
-}
-
-// urlParams maps each query parameter OpenURL knows to the Config field it
-// sets.
-var urlParams = map[string]func(c *Config, v string) error{
-	"token":        func(c *Config, v string) error { c.Token = v; return nil },
-	"token_file":   func(c *Config, v string) error { c.TokenFile = v; return nil },
-	"dc":           func(c *Config, v string) error { c.Datacenter = v; return nil },
-	"ns":           func(c *Config, v string) error { c.Namespace = v; return nil },
-	"partition":    func(c *Config, v string) error { c.Partition = v; return nil },
-	"prefix":       func(c *Config, v string) error { c.Prefix = v; return nil },
-	"session_name": func(c *Config, v string) error { c.SessionName = v; return nil },
-	"ca_file":      func(c *Config, v string) error { c.TLS.CAFile = v; return nil },
-	"ca_path":      func(c *Config, v string) error { c.TLS.CAPath = v; return nil },
-	"cert_file":    func(c *Config, v string) error { c.TLS.CertFile = v; return nil },
-	"key_file":     func(c *Config, v string) error { c.TLS.KeyFile = v; return nil },
-	"tls_server_name": func(c *Config, v string) error {
-		c.TLS.ServerName = v
-		return nil
-	},
-	"tls": func(c *Config, v string) error {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return err
-		}
-		if on {
-			c.Scheme = "https"
-		} else {
-			c.Scheme = "http"
-		}
-		return nil
-	},
-	"insecure_skip_verify": func(c *Config, v string) error {
-		on, err := strconv.ParseBool(v)
-		c.TLS.InsecureSkipVerify = on
-		return err
-	},
-	"min_ttl":    durationParam(func(c *Config) *time.Duration { return &c.MinTTL }),
-	"lock_delay": durationParam(func(c *Config) *time.Duration { return &c.LockDelay }),
-	"wait":       durationParam(func(c *Config) *time.Duration { return &c.WatchWait }),
-}
-
-func durationParam(field func(*Config) *time.Duration) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		*field(c) = d
-		return err
-	}
 }
 
 // OpenURL returns a Backend for a URL of the form
@@ -102,36 +51,36 @@ func OpenURL(_ context.Context, u *url.URL) (*Backend, error) {
 		errs = append(errs, invalid("url", "path %q is not supported; pass prefix", u.Path+u.Opaque))
 	}
 	cfg.Address = u.Host
-	q := u.Query()
-	var unknown []string
-	for _, name := range sortedKeys(q) {
-		set, ok := urlParams[name]
-		switch {
-		case !ok:
-			unknown = append(unknown, name)
-		case len(q[name]) > 1:
-			errs = append(errs, invalid("url", "parameter %q is repeated", name))
-		default:
-			if err := set(&cfg, q[name][0]); err != nil {
-				errs = append(errs, invalid("url", "parameter %s=%q: %v", name, q[name][0], err))
-			}
+	var tlsOn, tlsGiven bool
+	errs = append(errs, urlopt.Parse(u.Query(), invalid,
+		urlopt.String("token", &cfg.Token).Secret(),
+		urlopt.String("token_file", &cfg.TokenFile),
+		urlopt.String("dc", &cfg.Datacenter),
+		urlopt.String("ns", &cfg.Namespace),
+		urlopt.String("partition", &cfg.Partition),
+		urlopt.String("prefix", &cfg.Prefix),
+		urlopt.String("session_name", &cfg.SessionName),
+		urlopt.Bool("tls", &tlsOn).Seen(&tlsGiven),
+		urlopt.String("ca_file", &cfg.TLS.CAFile),
+		urlopt.String("ca_path", &cfg.TLS.CAPath),
+		urlopt.String("cert_file", &cfg.TLS.CertFile),
+		urlopt.String("key_file", &cfg.TLS.KeyFile),
+		urlopt.String("tls_server_name", &cfg.TLS.ServerName),
+		urlopt.Bool("insecure_skip_verify", &cfg.TLS.InsecureSkipVerify),
+		urlopt.Duration("min_ttl", &cfg.MinTTL),
+		urlopt.Duration("lock_delay", &cfg.LockDelay),
+		urlopt.Duration("wait", &cfg.WatchWait),
+	))
+	if tlsGiven {
+		// An explicit tls=false is kept as "http", which wins over
+		// CONSUL_HTTP_SSL; left out, the environment decides.
+		cfg.Scheme = "http"
+		if tlsOn {
+			cfg.Scheme = "https"
 		}
 	}
-	if len(unknown) > 0 {
-		errs = append(errs, invalid("url", "unknown parameters %s (known: %s)",
-			strings.Join(unknown, ", "), strings.Join(sortedKeys(urlParams), ", ")))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return New(cfg)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -44,7 +44,7 @@ func TestOpenURLRejects(t *testing.T) {
 		t.Fatalf("OpenURL = %v, want ErrInvalidArgument", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"also_bogus, bogus", "user info", `path "/some/path"`, `wait="soon"`, `"dc" is repeated`} {
+	for _, want := range []string{"also_bogus, bogus", "user info", `path "/some/path"`, `url wait: "soon" is not a duration`, "url dc: given 2 times"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not mention %q:\n%s", want, msg)
 		}

@@ -5,12 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"net/url"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/urlopt"
 )
 
 // Scheme is the URL scheme this package registers with election.Register.
@@ -37,8 +35,6 @@ const (
 	paramKeyFile     = "key_file"     // Config.TLS.KeyFile (implies TLS)
 )
 
-var knownParams = []string{paramDialTimeout, paramUsername, paramPassword, paramTLS, paramCAFile, paramCertFile, paramKeyFile}
-
 // OpenURL opens a [Backend] for a URL of the form
 //
 //	etcd://[user:password@]host1:2379,host2:2379[/prefix][?param=value&...]
@@ -47,8 +43,8 @@ var knownParams = []string{paramDialTimeout, paramUsername, paramPassword, param
 // prefix (default [DefaultPrefix]). Query parameters: dial_timeout (a Go
 // duration), username and password (or the URL's user info, not both),
 // tls=true (TLS with the system roots), ca_file, cert_file and key_file
-// (each implies TLS). ctx bounds the connection check together with the
-// dial timeout.
+// (each implies TLS). An empty dial_timeout or tls is malformed, not left
+// out. ctx bounds the connection check together with the dial timeout.
 //
 // Errors: like [New]; an unknown or repeated parameter, or a malformed
 // value, is reported with election.ErrInvalidArgument naming it, all
@@ -78,45 +74,29 @@ func configFromURL(u *url.URL) (Config, error) {
 	cfg.Prefix = strings.TrimPrefix(u.Path, "/")
 
 	q := u.Query()
-	var unknown []string
-	for k, vs := range q {
-		if !slices.Contains(knownParams, k) {
-			unknown = append(unknown, k)
-		} else if len(vs) > 1 {
-			errs = append(errs, invalid(k, "given %d times", len(vs)))
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		errs = append(errs, invalid("url", "unknown query parameters: %s (known: %s)",
-			strings.Join(unknown, ", "), strings.Join(knownParams, ", ")))
-	}
-	if v := q.Get(paramDialTimeout); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, invalid(paramDialTimeout, "%q: %v", v, err))
-		}
-		cfg.DialTimeout = d
-	}
-	cfg.Username, cfg.Password = q.Get(paramUsername), q.Get(paramPassword)
+	var tlsOn, tlsGiven bool
+	errs = append(errs, urlopt.Parse(q, invalid,
+		urlopt.Duration(paramDialTimeout, &cfg.DialTimeout),
+		urlopt.String(paramUsername, &cfg.Username),
+		urlopt.String(paramPassword, &cfg.Password).Secret(),
+		urlopt.Bool(paramTLS, &tlsOn).Seen(&tlsGiven),
+		urlopt.String(paramCAFile, &cfg.TLS.CAFile),
+		urlopt.String(paramCertFile, &cfg.TLS.CertFile),
+		urlopt.String(paramKeyFile, &cfg.TLS.KeyFile),
+	))
 	if u.User != nil {
 		if q.Has(paramUsername) || q.Has(paramPassword) {
-			errs = append(errs, invalid(paramUsername, "given both in the URL's user info and as a parameter"))
+			errs = append(errs, invalid("url "+paramUsername, "given both in the URL's user info and as a parameter"))
 		}
 		cfg.Username = u.User.Username()
 		cfg.Password, _ = u.User.Password()
 	}
-	cfg.TLS.CAFile, cfg.TLS.CertFile, cfg.TLS.KeyFile = q.Get(paramCAFile), q.Get(paramCertFile), q.Get(paramKeyFile)
-	if v := q.Get(paramTLS); v != "" {
-		on, err := strconv.ParseBool(v)
-		switch {
-		case err != nil:
-			errs = append(errs, invalid(paramTLS, "%q is not a boolean", v))
-		case !on && !cfg.TLS.isZero():
-			errs = append(errs, invalid(paramTLS, "false, but ca_file, cert_file or key_file is set"))
-		case on && cfg.TLS.isZero():
-			cfg.TLS.Config = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
+	switch {
+	case !tlsGiven:
+	case !tlsOn && !cfg.TLS.isZero():
+		errs = append(errs, invalid("url "+paramTLS, "false, but ca_file, cert_file or key_file is set"))
+	case tlsOn && cfg.TLS.isZero():
+		cfg.TLS.Config = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return cfg, errors.Join(errs...)
 }

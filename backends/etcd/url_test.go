@@ -46,6 +46,7 @@ func TestOpenURLRejected(t *testing.T) {
 		"etcd://127.0.0.1:2379/?retries=3&color=blue":                  {"color, retries"},
 		"etcd://127.0.0.1:2379/?dial_timeout=soon":                     {"dial_timeout"},
 		"etcd://127.0.0.1:2379/?dial_timeout=1s&dial_timeout=2s":       {"dial_timeout", "2 times"},
+		"etcd://127.0.0.1:2379/?dial_timeout=":                         {`url dial_timeout: "" is not a duration`},
 		"etcd://127.0.0.1:2379/?tls=maybe":                             {"tls"},
 		"etcd://127.0.0.1:2379/?tls=false&ca_file=/ca.pem":             {"tls"},
 		"etcd://u:hunter2@127.0.0.1:2379/?username=v&password=hunter2": {"username"},

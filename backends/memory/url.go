@@ -2,10 +2,13 @@ package memory
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/url"
 	"sync"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/urlopt"
 )
 
 func init() { election.Register("memory", OpenURL) }
@@ -21,14 +24,16 @@ var (
 // OpenURL opens a client of an in-process store: memory://NAME reaches the
 // store called NAME (created on first use) and memory:// a new private one.
 // The URL takes no parameters besides the elector's own (ttl,
-// renew_interval, drift_margin, removed by election.ParseURL); any other is
-// an error wrapping election.ErrInvalidArgument.
+// renew_interval, drift_margin, removed by election.ParseURL), and no path,
+// user info or port; anything else is an error wrapping
+// election.ErrInvalidArgument that names every problem.
 func OpenURL(ctx context.Context, u *url.URL) (election.Backend, error) {
-	for p := range u.Query() {
-		return nil, &paramError{param: p}
-	}
+	err := urlopt.Parse(u.Query(), invalid)
 	if u.Path != "" && u.Path != "/" || u.User != nil || u.Port() != "" {
-		return nil, &paramError{param: "path, user or port in " + u.Redacted()}
+		err = errors.Join(err, invalid("url", "%s: a path, user info or port is not supported (want memory://NAME)", u.Redacted()))
+	}
+	if err != nil {
+		return nil, err
 	}
 	if u.Host == "" {
 		return NewStore().NewClient(), nil
@@ -43,10 +48,7 @@ func OpenURL(ctx context.Context, u *url.URL) (election.Backend, error) {
 	return s.NewClient(), nil
 }
 
-type paramError struct{ param string }
-
-func (e *paramError) Error() string {
-	return "election: invalid argument: memory url: unsupported " + e.param + " (memory://NAME takes no options)"
+// invalid reports a malformed URL, naming the field.
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("memory: %w: %s: %s", election.ErrInvalidArgument, field, fmt.Sprintf(format, args...))
 }
-
-func (e *paramError) Unwrap() error { return election.ErrInvalidArgument }

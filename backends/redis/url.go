@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/urlopt"
 )
 
 func init() {
@@ -85,53 +84,19 @@ func OpenURL(ctx context.Context, u *url.URL) (*Backend, error) {
 // Config they describe, a copy of u without them, and every malformed value
 // at once.
 func splitParams(u *url.URL) (Config, *url.URL, error) {
-	rest := *u
-	q := u.Query()
 	var cfg Config
-	var errs []error
-	take := func(name string) (string, bool) {
-		v, ok := q[name]
-		if !ok {
-			return "", false
-		}
-		delete(q, name)
-		if len(v) != 1 {
-			errs = append(errs, invalid("url: "+name, "given %d times", len(v)))
-			return "", false
-		}
-		return v[0], true
-	}
-	duration := func(name string, into *time.Duration) {
-		if v, ok := take(name); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, invalid("url: "+name, "%q is not a duration: %v", v, err))
-			}
-			*into = d
-		}
-	}
-	if v, ok := take(paramPrefix); ok {
-		cfg.Prefix = v
-	}
-	duration(paramQuarantine, &cfg.Quarantine)
-	if v, ok := take(paramNoQuarantine); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, invalid("url: "+paramNoQuarantine, "%q is not a bool", v))
-		}
-		cfg.NoQuarantine = b
-	}
-	if v, ok := take(paramWaitReplicas); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, invalid("url: "+paramWaitReplicas, "%q is not an integer", v))
-		}
-		cfg.WaitReplicas = n
-	}
-	duration(paramWaitTimeout, &cfg.WaitTimeout)
-	duration(paramSubscriptionCheck, &cfg.SubscriptionCheck)
+	q := u.Query()
+	err := urlopt.Take(q, invalid,
+		urlopt.String(paramPrefix, &cfg.Prefix),
+		urlopt.Duration(paramQuarantine, &cfg.Quarantine),
+		urlopt.Bool(paramNoQuarantine, &cfg.NoQuarantine),
+		urlopt.Int(paramWaitReplicas, &cfg.WaitReplicas),
+		urlopt.Duration(paramWaitTimeout, &cfg.WaitTimeout),
+		urlopt.Duration(paramSubscriptionCheck, &cfg.SubscriptionCheck),
+	)
+	rest := *u
 	rest.RawQuery = q.Encode()
-	return cfg, &rest, errors.Join(errs...)
+	return cfg, &rest, err
 }
 
 // redactedHost names the server of u without credentials.
