@@ -2,7 +2,10 @@ package memory
 
 import (
 	"context"
+	"errors"
+	"maps"
 	"net/url"
+	"slices"
 	"sync"
 
 	"github.com/electionkit/election"
@@ -18,35 +21,71 @@ var (
 	named   = map[string]*Store{}
 )
 
+// ParamExpiry is the memory:// URL parameter that chooses the store's
+// [Expiry]: etcd (the default), redis or consul.
+const ParamExpiry = "expiry"
+
 // OpenURL opens a client of an in-process store: memory://NAME reaches the
 // store called NAME (created on first use) and memory:// a new private one.
-// The URL takes no parameters besides the elector's own (ttl,
-// renew_interval, drift_margin, removed by election.ParseURL); any other is
-// an error wrapping election.ErrInvalidArgument.
+// The URL takes one parameter of its own, expiry=etcd|redis|consul
+// ([ParamExpiry]), besides the elector's (ttl, renew_interval,
+// drift_margin, removed by election.ParseURL). A named store keeps the
+// expiry it was created with: opening it again with another (or none, which
+// means etcd) is an error. Every problem is reported at once, in an error
+// wrapping election.ErrInvalidArgument.
 func OpenURL(ctx context.Context, u *url.URL) (election.Backend, error) {
-	for p := range u.Query() {
-		return nil, &paramError{param: p}
-	}
-	if u.Path != "" && u.Path != "/" || u.User != nil || u.Port() != "" {
-		return nil, &paramError{param: "path, user or port in " + u.Redacted()}
+	expiry, err := parseURL(u)
+	if err != nil {
+		return nil, err
 	}
 	if u.Host == "" {
-		return NewStore().NewClient(), nil
+		return NewStore(WithExpiry(expiry)).NewClient(), nil
 	}
 	namedMu.Lock()
 	defer namedMu.Unlock()
 	s, ok := named[u.Host]
-	if !ok {
-		s = NewStore()
+	switch {
+	case !ok:
+		s = NewStore(WithExpiry(expiry))
 		named[u.Host] = s
+	case s.expiry != expiry:
+		return nil, &urlError{problem: "store " + u.Host + " exists with expiry=" + s.expiry.String() + ", not " + expiry.String()}
 	}
 	return s.NewClient(), nil
 }
 
-type paramError struct{ param string }
-
-func (e *paramError) Error() string {
-	return "election: invalid argument: memory url: unsupported " + e.param + " (memory://NAME takes no options)"
+// parseURL validates a memory:// URL and returns the expiry it asks for.
+func parseURL(u *url.URL) (Expiry, error) {
+	var errs []error
+	if u.Path != "" && u.Path != "/" || u.User != nil || u.Port() != "" {
+		errs = append(errs, &urlError{problem: "unsupported path, user or port in " + u.Redacted()})
+	}
+	q := u.Query()
+	expiry := EtcdExpiry
+	for _, p := range slices.Sorted(maps.Keys(q)) {
+		v := q[p]
+		switch {
+		case p != ParamExpiry:
+			errs = append(errs, &urlError{problem: "unsupported parameter " + p + " (memory://NAME takes only expiry=etcd|redis|consul)"})
+		case len(v) != 1:
+			errs = append(errs, &urlError{problem: "expiry given more than once"})
+		default:
+			e, ok := parseExpiry(v[0])
+			if !ok {
+				errs = append(errs, &urlError{problem: "expiry " + v[0] + " is not etcd, redis or consul"})
+			}
+			expiry = e
+		}
+	}
+	return expiry, errors.Join(errs...)
 }
 
-func (e *paramError) Unwrap() error { return election.ErrInvalidArgument }
+// urlError is one problem with a memory:// URL; it wraps
+// election.ErrInvalidArgument.
+type urlError struct{ problem string }
+
+func (e *urlError) Error() string {
+	return "election: invalid argument: memory url: " + e.problem
+}
+
+func (e *urlError) Unwrap() error { return election.ErrInvalidArgument }
