@@ -67,7 +67,6 @@ type watcher struct {
 
 	mu     sync.Mutex
 	queue  []delivery
-	last   time.Time // due time of the last queued event
 	failed bool
 }
 
@@ -77,31 +76,27 @@ type delivery struct {
 	due time.Time
 }
 
-// push queues ev, due after the client's response latency and never before
-// the event queued before it. store.mu is held.
+// push queues ev, due after the client's response latency. The queue is
+// delivered in order, so an event is never delivered before the ones
+// queued ahead of it, whatever their latency. store.mu is held.
 func (w *watcher) push(ev election.WatchEvent) {
 	due := w.clock.Now().Add(w.client.response)
 	w.mu.Lock()
 	if !w.failed {
-		if due.Before(w.last) {
-			due = w.last
-		}
-		w.last = due
 		w.queue = append(w.queue, delivery{ev: ev, due: due})
 	}
 	w.mu.Unlock()
 	w.poke()
 }
 
-// fail queues a final error event; nothing is queued after it. With lost
-// (the link is gone), the events still in flight are dropped and the error
-// is due now; otherwise it follows them.
+// fail queues a final error event, due now; nothing is queued after it.
+// With lost (the link is gone), the events still in flight are dropped;
+// otherwise the error follows them.
 func (w *watcher) fail(err error, lost bool) {
 	now := w.clock.Now()
 	w.mu.Lock()
 	if !w.failed {
 		w.failed = true
-		due := now
 		if lost {
 			kept := w.queue[:0]
 			for _, d := range w.queue {
@@ -110,10 +105,8 @@ func (w *watcher) fail(err error, lost bool) {
 				}
 			}
 			w.queue = kept
-		} else if w.last.After(now) {
-			due = w.last
 		}
-		w.queue = append(w.queue, delivery{ev: election.WatchEvent{Err: err}, due: due})
+		w.queue = append(w.queue, delivery{ev: election.WatchEvent{Err: err}, due: now})
 	}
 	w.mu.Unlock()
 	w.poke()
