@@ -48,7 +48,7 @@ func (c *Client) Cut(ctx context.Context) error {
 	return nil
 }
 
-// Heal restores the client's link.
+// Heal restores the client's link; responses held by the cut travel on.
 func (c *Client) Heal(ctx context.Context) error {
 	s := c.store
 	s.mu.Lock()

@@ -62,8 +62,9 @@
 // All timing uses the store's [election.Clock] (default
 // [election.SystemClock], which inside a testing/synctest bubble is the
 // bubble's fake time), and the only random choice (the Consul-like
-// invalidation time) comes from the source given to [WithRand]. Every
-// goroutine the package starts ends with what it serves: a watch's with its
-// context, a delay with its operation, and expiry timers are stopped when
-// their session or claim ends.
+// invalidation time) comes from the source given to [WithRand]. Nothing
+// the package starts outlives what it serves: a watch's goroutine ends with
+// its context (or after its error event), a latency timer with its
+// operation, and expiry timers are stopped when their session or claim
+// ends (or the store stops).
 package memory

@@ -107,9 +107,6 @@ func (s *Store) signalLocked() {
 	s.changed = make(chan struct{})
 }
 
-// errStoreDown is the cause of Pause and Resume on a stopped store.
-var errStoreDown = errors.New("memory: the store is stopped")
-
 // Pause freezes the store, like SIGSTOP: operations block until Resume (or
 // their context ends) and nothing expires meanwhile. Pausing a paused store
 // does nothing; pausing a stopped one fails.
@@ -118,7 +115,7 @@ func (s *Store) Pause(ctx context.Context) error {
 	defer s.mu.Unlock()
 	switch s.state {
 	case StateDown:
-		return fmt.Errorf("memory: pause: %w", errStoreDown)
+		return errors.New("memory: pause: the store is stopped")
 	case StatePaused:
 		return nil
 	}
@@ -134,7 +131,7 @@ func (s *Store) Resume(ctx context.Context) error {
 	defer s.mu.Unlock()
 	switch s.state {
 	case StateDown:
-		return fmt.Errorf("memory: resume: %w", errStoreDown)
+		return errors.New("memory: resume: the store is stopped")
 	case StateUp:
 		return nil
 	}
