@@ -141,15 +141,15 @@ func (s *Store) setStateLocked(to State) {
 	s.signalLocked()
 }
 
-// startHoldLocked records the start of e's term, now.
-func (s *Store) startHoldLocked(e *entry) {
+// startHoldLocked records the start of e's term at the store time at.
+func (s *Store) startHoldLocked(e *entry, at time.Time) {
 	e.hold = len(s.holds)
 	s.holds = append(s.holds, Hold{
 		Election:    e.req.Name,
 		HolderID:    e.req.ID,
 		Fence:       e.fence,
 		TokenPrefix: election.TokenPrefix(e.req.Token),
-		From:        s.clock.Now(),
+		From:        at,
 	})
 }
 

@@ -104,3 +104,21 @@ func TestUnknownExpiryIsAnError(t *testing.T) {
 		t.Fatalf("OpenSession with Expiry(42) = %v, want ErrInvalidArgument", err)
 	}
 }
+
+// A release that elects the next claim in line ends one term and starts
+// the next at the same instant, also on the system clock.
+func TestQueuedTermStartsWhenThePreviousEnds(t *testing.T) {
+	store := memory.NewStore()
+	sa, sb := openSession(t, store.NewClient(), time.Minute), openSession(t, store.NewClient(), time.Minute)
+	ca := claim(t, sa, "job", "a")
+	if _, _, err := sb.(election.Queuer).Enqueue(t.Context(), request("job", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.Release(t.Context(), ca); err != nil {
+		t.Fatal(err)
+	}
+	h := store.Holds()
+	if len(h) != 2 || h[0].End != memory.EndRelease || !h[1].From.Equal(h[0].To) || h[1].End != memory.StillHeld {
+		t.Fatalf("holds %+v, want a's released and b's starting at that instant", h)
+	}
+}

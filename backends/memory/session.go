@@ -125,7 +125,7 @@ func (s *session) write(ctx context.Context, op string, req election.ClaimReques
 			e.expires = st.clock.Now().Add(s.ttl)
 			st.armKeyLocked(e)
 		}
-		st.holdLocked(e)
+		st.holdLocked(e, st.clock.Now())
 		st.notifyLocked(req.Name)
 		return nil
 	})

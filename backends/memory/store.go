@@ -217,19 +217,19 @@ func (s *Store) endTermLocked(name string, reason HoldEnd, at time.Time) {
 	if line := s.lines[name]; len(line) > 0 {
 		next := line[0]
 		s.setLineLocked(name, line[1:])
-		s.holdLocked(next)
+		s.holdLocked(next, at) // the same write ends one term and starts the next
 	}
 	s.notifyLocked(name)
 }
 
-// holdLocked makes e the holder of its election.
-func (s *Store) holdLocked(e *entry) {
+// holdLocked makes e the holder of its election from the store time at.
+func (s *Store) holdLocked(e *entry, at time.Time) {
 	name := e.req.Name
 	s.keys[name] = e
 	if ss, ok := s.sessions[e.sess]; ok {
 		ss.keys[name] = struct{}{}
 	}
-	s.startHoldLocked(e)
+	s.startHoldLocked(e, at)
 }
 
 func (s *Store) setLineLocked(name string, line []*entry) {
