@@ -8,27 +8,71 @@ import (
 	"github.com/electionkit/election"
 )
 
-// session is a client's handle on a store session.
+// session is a client's handle on a session. In etcd and Consul modes id
+// names the session on the store; in Redis mode the store has no session
+// and this handle only carries the TTL of its claims.
 type session struct {
 	client *Client
 	id     uint64
 	ttl    time.Duration
+	closed bool // guarded by store.mu
 }
 
+// queueSession is an etcd-mode session: it also keeps waiting claims in
+// line. Redis-mode and Consul-mode sessions are plain sessions, so the core
+// finds no election.Queuer on them.
+type queueSession struct{ *session }
+
+var (
+	_ election.Session = (*session)(nil)
+	_ election.Session = (*queueSession)(nil)
+	_ election.Queuer  = (*queueSession)(nil)
+)
+
+// TTL returns the TTL the session was opened with: the store grants TTLs
+// as asked.
 func (s *session) TTL() time.Duration { return s.ttl }
 
-// live returns the store session, or ErrSessionExpired. store.mu is held.
-func (s *session) live() (*storeSession, error) {
-	ss, ok := s.client.store.sessions[s.id]
+func (s *session) expired(op string) error {
+	return fmt.Errorf("memory: %s: session %d: %w", op, s.id, election.ErrSessionExpired)
+}
+
+// isClosed reports whether Close was called, for the Redis-mode checks
+// that, like the redis backend's, need no I/O.
+func (s *session) isClosed() bool {
+	st := s.client.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return s.closed
+}
+
+// liveLocked returns the store session (nil in Redis mode), or
+// ErrSessionExpired when it is closed or gone. store.mu is held.
+func (s *session) liveLocked(op string) (*storeSession, error) {
+	st := s.client.store
+	if s.closed {
+		return nil, s.expired(op)
+	}
+	if st.expiry == RedisExpiry {
+		return nil, nil
+	}
+	ss, ok := st.sessions[s.id]
 	if !ok {
-		return nil, fmt.Errorf("memory: session %d: %w", s.id, election.ErrSessionExpired)
+		return nil, s.expired(op)
+	}
+	if !st.clock.Now().Before(ss.expires) {
+		// Expired, and its timer has not run yet: the outcome depends on
+		// the store's clock, not on which goroutine runs first.
+		st.dropSessionLocked(ss, EndExpiry)
+		return nil, s.expired(op)
 	}
 	return ss, nil
 }
 
-var _ election.Queuer = (*session)(nil)
-
-// Claim takes the election if it is vacant.
+// Claim takes the election if it is vacant. It returns a
+// *election.TakenError naming the holder otherwise; in Redis mode with the
+// holder's remaining TTL, and during the quarantine after a restart with
+// an empty Holder and the rest of the quarantine.
 func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
 	c, _, err := s.write(ctx, "claim", req, false)
 	return c, err
@@ -36,76 +80,120 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 
 // Enqueue takes the election if it is vacant, and otherwise puts the claim
 // at the end of its line.
-func (s *session) Enqueue(ctx context.Context, req election.ClaimRequest) (election.Claim, *election.Leader, error) {
-	return s.write(ctx, "enqueue", req, true)
+func (q *queueSession) Enqueue(ctx context.Context, req election.ClaimRequest) (election.Claim, *election.Leader, error) {
+	return q.write(ctx, "enqueue", req, true)
 }
 
 func (s *session) write(ctx context.Context, op string, req election.ClaimRequest, queue bool) (election.Claim, *election.Leader, error) {
-	if err := s.client.enter(ctx, op); err != nil {
-		return election.Claim{}, nil, err
-	}
 	st := s.client.store
-	defer st.mu.Unlock()
-	ss, err := s.live()
+	if st.expiry == RedisExpiry && s.isClosed() {
+		return election.Claim{}, nil, s.expired(op)
+	}
+	var (
+		c      election.Claim
+		holder *election.Leader
+	)
+	err := s.client.call(ctx, op, func() error {
+		if _, err := s.liveLocked(op); err != nil {
+			return err
+		}
+		if left := st.quarantineLocked(s.ttl); left > 0 {
+			return &election.TakenError{Holder: election.Leader{Election: req.Name}, ExpiresIn: left}
+		}
+		cur := st.holderLocked(req.Name)
+		if cur != nil && !queue {
+			taken := &election.TakenError{Holder: *cur.leader()}
+			if st.expiry == RedisExpiry {
+				taken.ExpiresIn = cur.expires.Sub(st.clock.Now())
+			}
+			return taken
+		}
+		st.rev++
+		meta := make(map[string]string, len(req.Metadata))
+		for k, v := range req.Metadata {
+			meta[k] = v
+		}
+		req.Metadata = meta
+		e := &entry{req: req, fence: st.rev, sess: s.id, hold: -1}
+		c = election.Claim{Name: req.Name, Token: req.Token, Fence: st.rev}
+		if cur != nil {
+			st.lines[req.Name] = append(st.lines[req.Name], e)
+			holder = cur.leader()
+			return nil
+		}
+		if st.expiry == RedisExpiry {
+			e.expires = st.clock.Now().Add(s.ttl)
+			st.armKeyLocked(e)
+		}
+		st.holdLocked(e, st.clock.Now())
+		st.notifyLocked(req.Name)
+		return nil
+	})
 	if err != nil {
 		return election.Claim{}, nil, err
 	}
-	holder := st.leaderLocked(req.Name)
-	if holder != nil && !queue {
-		return election.Claim{}, holder, &election.TakenError{Holder: *holder}
-	}
-	st.rev++
-	meta := make(map[string]string, len(req.Metadata))
-	for k, v := range req.Metadata {
-		meta[k] = v
-	}
-	req.Metadata = meta
-	e := &entry{req: req, fence: st.rev, sess: ss.id}
-	c := election.Claim{Name: req.Name, Token: req.Token, Fence: st.rev}
-	if holder != nil {
-		st.lines[req.Name] = append(st.lines[req.Name], e)
-		return c, holder, nil
-	}
-	st.keys[req.Name] = e
-	ss.keys[req.Name] = struct{}{}
-	st.notifyLocked(req.Name)
-	return c, nil, nil
+	return c, holder, nil
 }
 
+// Renew extends the session (etcd, Consul) or each claim's own TTL (Redis)
+// and reports the claims the store no longer holds for their token in a
+// *election.NotOwnerError. ErrSessionExpired means the session is gone
+// (etcd, Consul) or was closed.
 func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
-	if err := s.client.enter(ctx, "renew"); err != nil {
-		return err
-	}
 	st := s.client.store
-	defer st.mu.Unlock()
-	ss, err := s.live()
+	if st.expiry == RedisExpiry {
+		// Like the redis backend: checks that need no round trip.
+		if s.isClosed() {
+			return s.expired("renew")
+		}
+		if len(claims) == 0 {
+			return nil
+		}
+	}
+	var lost []election.Claim
+	err := s.client.call(ctx, "renew", func() error {
+		ss, err := s.liveLocked("renew")
+		if err != nil {
+			return err
+		}
+		now := st.clock.Now()
+		for _, c := range claims {
+			e := st.holderLocked(c.Name)
+			switch {
+			case e == nil || e.req.Token != c.Token:
+				lost = append(lost, c)
+			case ss == nil: // Redis: the claim's own TTL
+				e.expires = now.Add(s.ttl)
+				st.armKeyLocked(e)
+			case e.sess != ss.id:
+				lost = append(lost, c)
+			}
+		}
+		if ss != nil {
+			st.renewSessionLocked(ss)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	var lost []election.Claim
-	for _, c := range claims {
-		e, ok := st.keys[c.Name]
-		if !ok || e.req.Token != c.Token || e.sess != ss.id {
-			lost = append(lost, c)
-		}
-	}
-	ss.expires = st.clock.Now().Add(ss.ttl)
 	if lost != nil {
 		return &election.NotOwnerError{Claims: lost}
 	}
 	return nil
 }
 
+// Release ends the claim if the store holds it with c's token (and c's
+// fence, when set), or takes it out of line; otherwise it returns
+// ErrNotOwner and changes nothing.
 func (s *session) Release(ctx context.Context, c election.Claim) error {
-	if err := s.client.enter(ctx, "release"); err != nil {
-		return err
-	}
 	st := s.client.store
-	defer st.mu.Unlock()
-	owns := func(e *entry) bool { return e.req.Token == c.Token && (c.Fence == 0 || e.fence == c.Fence) }
-	e, ok := st.keys[c.Name]
-	if !ok || !owns(e) {
-		// Not the holder: maybe a claim in line.
+	return s.client.call(ctx, "release", func() error {
+		owns := func(e *entry) bool { return e.req.Token == c.Token && (c.Fence == 0 || e.fence == c.Fence) }
+		if e := st.holderLocked(c.Name); e != nil && owns(e) {
+			st.endTermLocked(c.Name, EndRelease, st.clock.Now())
+			return nil
+		}
 		line := st.lines[c.Name]
 		for i, e := range line {
 			if owns(e) {
@@ -114,23 +202,37 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 			}
 		}
 		return fmt.Errorf("memory: release %q: %w", c.Name, election.ErrNotOwner)
-	}
-	if ss, ok := st.sessions[e.sess]; ok {
-		delete(ss.keys, c.Name)
-	}
-	st.endTermLocked(c.Name)
-	return nil
+	})
 }
 
-// Close ends the session and drops its claims, like an etcd lease revoke.
+// Close ends the session: in etcd and Consul modes it drops the session's
+// claims (an etcd lease revoke, a Consul session destroy) and watchers are
+// told; in Redis mode it does no I/O and the claims stay until they expire
+// or are released. Later calls of the session return ErrSessionExpired.
+// Close is idempotent.
 func (s *session) Close(ctx context.Context) error {
-	if err := s.client.enter(ctx, "close session"); err != nil {
-		return err
-	}
 	st := s.client.store
-	defer st.mu.Unlock()
-	if ss, ok := st.sessions[s.id]; ok {
-		st.dropSessionLocked(ss)
+	if st.expiry == RedisExpiry || s.isClosed() {
+		st.mu.Lock()
+		s.closed = true
+		st.mu.Unlock()
+		return nil
 	}
-	return nil
+	return s.client.call(ctx, "close session", func() error {
+		s.closed = true
+		if ss, ok := st.sessions[s.id]; ok {
+			st.dropSessionLocked(ss, EndSessionClose)
+		}
+		return nil
+	})
+}
+
+// quarantineLocked returns how much longer a claim with ttl is refused
+// after the store started again without its data (Redis mode), or a
+// non-positive duration.
+func (s *Store) quarantineLocked(ttl time.Duration) time.Duration {
+	if s.started.IsZero() {
+		return 0
+	}
+	return s.started.Add(ttl).Sub(s.clock.Now())
 }

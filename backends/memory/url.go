@@ -21,14 +21,28 @@ var (
 	named   = map[string]*Store{}
 )
 
+// ParamExpiry is the memory:// URL parameter that chooses the store's
+// [Expiry]: etcd (the default), redis or consul.
+const ParamExpiry = "expiry"
+
 // OpenURL opens a client of an in-process store: memory://NAME reaches the
 // store called NAME (created on first use) and memory:// a new private one.
-// The URL takes no parameters besides the elector's own (ttl,
-// renew_interval, drift_margin, removed by election.ParseURL), and no path,
-// user info or port; anything else is an error wrapping
-// election.ErrInvalidArgument that names every problem.
+// The URL takes one parameter of its own, expiry=etcd|redis|consul
+// ([ParamExpiry]), besides the elector's (ttl, renew_interval,
+// drift_margin, removed by election.ParseURL), and no path, user info or
+// port. A named store keeps the expiry it was created with: opening it
+// again with another (or none, which means etcd) is an error. Every problem
+// is reported at once, in an error wrapping election.ErrInvalidArgument.
 func OpenURL(ctx context.Context, u *url.URL) (election.Backend, error) {
-	err := urlopt.Parse(u.Query(), invalid)
+	expiry := EtcdExpiry
+	err := urlopt.Parse(u.Query(), invalid, urlopt.Func(ParamExpiry, "etcd, redis or consul", func(v string) error {
+		e, ok := parseExpiry(v)
+		if !ok {
+			return errors.New("unknown expiry")
+		}
+		expiry = e
+		return nil
+	}))
 	if u.Path != "" && u.Path != "/" || u.User != nil || u.Port() != "" {
 		err = errors.Join(err, invalid("url", "%s: a path, user info or port is not supported (want memory://NAME)", u.Redacted()))
 	}
@@ -36,14 +50,17 @@ func OpenURL(ctx context.Context, u *url.URL) (election.Backend, error) {
 		return nil, err
 	}
 	if u.Host == "" {
-		return NewStore().NewClient(), nil
+		return NewStore(WithExpiry(expiry)).NewClient(), nil
 	}
 	namedMu.Lock()
 	defer namedMu.Unlock()
 	s, ok := named[u.Host]
-	if !ok {
-		s = NewStore()
+	switch {
+	case !ok:
+		s = NewStore(WithExpiry(expiry))
 		named[u.Host] = s
+	case s.expiry != expiry:
+		return nil, invalid("url", "store %s exists with expiry=%v, not %v", u.Host, s.expiry, expiry)
 	}
 	return s.NewClient(), nil
 }
