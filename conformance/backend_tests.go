@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"time"
@@ -13,19 +12,7 @@ import (
 // fail with ErrNotOwner and change nothing. Checked on the raw Backend.
 func testWrongToken(e *env) {
 	a, b := e.newNode("a"), e.newNode("b")
-	sa, err := a.b.OpenSession(e.ctx, e.timing.TTL)
-	if err != nil {
-		e.t.Fatalf("OpenSession: %v", err)
-	}
-	defer sa.Close(context.Background())
-	if _, ok := sa.(election.Queuer); ok && e.queuer != nil {
-		*e.queuer = true
-	}
-	sb, err := b.b.OpenSession(e.ctx, e.timing.TTL)
-	if err != nil {
-		e.t.Fatalf("OpenSession: %v", err)
-	}
-	defer sb.Close(context.Background())
+	sa, sb := e.openSession(a, e.timing.TTL), e.openSession(b, e.timing.TTL)
 
 	held, err := sa.Claim(e.ctx, election.ClaimRequest{Name: "tokens", Token: "token-a-0123456789", ID: "a"})
 	if err != nil {

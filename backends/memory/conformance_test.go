@@ -12,6 +12,8 @@ import (
 
 type harness struct{ store *memory.Store }
 
+var _ conformance.Harness = (*harness)(nil)
+
 func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
 	c := h.store.NewClient()
 	return c, c, nil
@@ -23,6 +25,11 @@ func (h *harness) InvalidNames() []string                { return nil }
 func (h *harness) Close() error                          { return nil }
 func (h *harness) Timing() conformance.Timing {
 	return conformance.Timing{TTL: 300 * time.Millisecond}
+}
+
+// Capabilities: the store keeps a line of waiting claims per election.
+func (h *harness) Capabilities() conformance.Capabilities {
+	return conformance.Capabilities{Queue: true}
 }
 
 func TestConformance(t *testing.T) {

@@ -24,6 +24,8 @@ type harness struct {
 	clients faultproxy.Clients
 }
 
+var _ conformance.Harness = (*harness)(nil)
+
 var harnessCount atomic.Int64
 
 func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
@@ -42,6 +44,10 @@ func (h *harness) Timing() conformance.Timing {
 	// told, so the lag is scheduling only; generous for -race on 2 cores.
 	return conformance.Timing{TTL: time.Second, ExpiryLag: 250 * time.Millisecond}
 }
+
+// Capabilities: nothing optional. An election is one key set with NX;
+// Redis keeps no line of waiting claims.
+func (h *harness) Capabilities() conformance.Capabilities { return conformance.Capabilities{} }
 
 func (h *harness) InvalidNames() []string { return nil } // any name the core accepts is stored
 
