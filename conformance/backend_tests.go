@@ -8,56 +8,6 @@ import (
 	"github.com/electionkit/election"
 )
 
-// testWrongToken: renew and release with a token the store does not hold
-// fail with ErrNotOwner and change nothing. Checked on the raw Backend.
-func testWrongToken(e *env) {
-	a, b := e.newNode("a"), e.newNode("b")
-	sa, sb := e.openSession(a, e.timing.TTL), e.openSession(b, e.timing.TTL)
-
-	held, err := sa.Claim(e.ctx, election.ClaimRequest{Name: "tokens", Token: "token-a-0123456789", ID: "a"})
-	if err != nil {
-		e.t.Fatalf("Claim: %v", err)
-	}
-	if _, err := sb.Claim(e.ctx, election.ClaimRequest{Name: "tokens", Token: "token-b-0123456789", ID: "b"}); !errors.Is(err, election.ErrTaken) {
-		e.t.Fatalf("second Claim = %v, want ErrTaken", err)
-	} else {
-		var te *election.TakenError
-		if !errors.As(err, &te) || te.Holder.ID != "a" || te.Holder.Fence != held.Fence {
-			e.t.Fatalf("TakenError = %+v, want holder a with fence %d", te, held.Fence)
-		}
-	}
-	forged := election.Claim{Name: "tokens", Token: "token-b-0123456789", Fence: held.Fence}
-	if err := sb.Renew(e.ctx, []election.Claim{forged}); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Renew with a wrong token = %v, want ErrNotOwner", err)
-	}
-	if err := sb.Release(e.ctx, forged); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release with a wrong token = %v, want ErrNotOwner", err)
-	}
-	if err := sa.Release(e.ctx, election.Claim{Name: "tokens", Token: "not-the-token", Fence: held.Fence}); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release by the owner's session with a wrong token = %v, want ErrNotOwner", err)
-	}
-	l, err := b.b.Leader(e.ctx, "tokens")
-	if err != nil || l.ID != "a" || l.Fence != held.Fence {
-		e.t.Fatalf("after forged renew/release, Leader = %+v, %v; want a with fence %d unchanged", l, err, held.Fence)
-	}
-	if err := sa.Renew(e.ctx, []election.Claim{held}); err != nil {
-		e.t.Fatalf("owner's Renew = %v", err)
-	}
-	if err := sa.Release(e.ctx, held); err != nil {
-		e.t.Fatalf("owner's Release = %v", err)
-	}
-	if _, err := b.b.Leader(e.ctx, "tokens"); !errors.Is(err, election.ErrNoLeader) {
-		e.t.Fatalf("after release, Leader err = %v, want ErrNoLeader", err)
-	}
-	again, err := sb.Claim(e.ctx, election.ClaimRequest{Name: "tokens", Token: "token-b-0123456789", ID: "b"})
-	if err != nil {
-		e.t.Fatalf("Claim after release: %v", err)
-	}
-	if again.Fence <= held.Fence {
-		e.t.Fatalf("fence after re-claim %d is not greater than %d", again.Fence, held.Fence)
-	}
-}
-
 // testTryLease: a one-shot lease is exclusive, expires after its TTL, and
 // is released only with its token.
 func testTryLease(e *env) {

@@ -28,7 +28,7 @@ var suite = []spec{
 	{"ForcedHandoffs", 200, testHandoffs},
 	{"ManyElections", 20, testManyElections},
 	{"KeepsLeadership", 15, testKeepsLeadership},
-	{"WrongToken", 5, testWrongToken},
+	{"WrongToken", 10, testWrongToken},
 	{"CrashTakeover", 15, testCrash},
 	{"GracefulHandoff", 15, testGracefulHandoff},
 	{"Partition", 20, testPartition},
