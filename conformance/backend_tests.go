@@ -8,47 +8,65 @@ import (
 	"github.com/electionkit/election"
 )
 
-// testTryLease: a one-shot lease is exclusive, expires after its TTL, and
-// is released only with its token.
+// testTryLease: a one-shot lease is exclusive, held by the store for at
+// least its TTL (until then, every TryLease of another client gets
+// ErrTaken naming the holder), free within TTL + ExpiryLag + 2s when not
+// renewed, and released only with its token. A failure of the lower bound
+// means two holders could act at once; of the upper bound, that a crashed
+// holder blocks the lease far longer than its TTL.
 func testTryLease(e *env) {
 	a, b := e.newNode("a"), e.newNode("b")
 	ttl := e.timing.TTL
-	la, err := election.TryLease(e.ctx, a.b, "lease", ttl)
+	take := func(n *node) (*election.Lease, error) {
+		return election.TryLeaseWith(e.ctx, n.b, "lease", ttl, election.LeaseOptions{ID: n.id})
+	}
+	// wantTaken fails the test unless err is a *TakenError naming l,
+	// taken by holder.
+	wantTaken := func(err error, holder string, l *election.Lease, what string) {
+		e.t.Helper()
+		var taken *election.TakenError
+		if !errors.As(err, &taken) {
+			e.t.Fatalf("%s = %v, want a *TakenError", what, err)
+		}
+		if taken.Holder.ID != holder || taken.Holder.Fence != l.Fence() {
+			e.t.Fatalf("%s: taken by %+v, want %s with fence %d", what, taken.Holder, holder, l.Fence())
+		}
+	}
+	la, err := take(a)
 	if err != nil {
 		e.t.Fatalf("TryLease: %v", err)
 	}
 	if !la.Valid() {
 		e.t.Fatalf("fresh lease not valid")
 	}
-	if _, err := election.TryLease(e.ctx, b.b, "lease", ttl); !errors.Is(err, election.ErrTaken) {
-		e.t.Fatalf("second TryLease = %v, want ErrTaken", err)
-	}
+	_, err = take(b)
+	wantTaken(err, "a", la, "second TryLease")
 	if err := la.Renew(e.ctx); err != nil {
 		e.t.Fatalf("Renew: %v", err)
 	}
 	if err := la.Release(e.ctx); err != nil {
 		e.t.Fatalf("Release: %v", err)
 	}
-	lb, err := election.TryLease(e.ctx, b.b, "lease", ttl)
+	taken := time.Now()
+	lb, err := take(b)
 	if err != nil {
 		e.t.Fatalf("TryLease after release: %v", err)
 	}
 	if lb.Fence() <= la.Fence() {
 		e.t.Fatalf("fence %d after %d: not increasing", lb.Fence(), la.Fence())
 	}
-	// Let lb expire unrenewed; a stale Release must not free the new holder.
-	deadline := time.Now().Add(ttl + e.timing.ExpiryLag + 10*time.Second)
+	// Let lb expire unrenewed: a's attempts fail naming b until the TTL
+	// has passed, and one succeeds soon after.
 	var lc *election.Lease
-	for {
-		lc, err = election.TryLease(e.ctx, a.b, "lease", ttl)
+	e.awaitExpiry("b's unrenewed lease", taken, ttl, lb.TTL(), func() bool {
+		var err error
+		lc, err = take(a)
 		if err == nil {
-			break
+			return true
 		}
-		if !errors.Is(err, election.ErrTaken) || time.Now().After(deadline) {
-			e.t.Fatalf("TryLease after expiry: %v", err)
-		}
-		time.Sleep(ttl / 10)
-	}
+		wantTaken(err, "b", lb, "TryLease while b's lease runs out")
+		return false
+	})
 	if lb.Valid() {
 		e.t.Fatalf("expired lease still reports Valid")
 	}
