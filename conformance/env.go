@@ -101,18 +101,27 @@ func (e *env) openSession(n *node, ttl time.Duration) election.Session {
 	return s
 }
 
-// checkQueuer fails the test if s implements election.Queuer and the
-// harness does not declare Capabilities.Queue, or the other way round.
+// checkQueuer fails the test if s disagrees with the harness's
+// Capabilities.Queue (see queuerMismatch).
 func (e *env) checkQueuer(s election.Session) {
 	e.t.Helper()
+	if err := e.queuerMismatch(s); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// queuerMismatch returns an error if s implements election.Queuer and the
+// harness does not declare Capabilities.Queue, or the other way round.
+func (e *env) queuerMismatch(s election.Session) error {
 	_, queues := s.(election.Queuer)
 	switch {
 	case queues && !e.caps.Queue:
-		e.t.Fatalf("session %T implements election.Queuer but the harness's Capabilities().Queue is false: "+
+		return fmt.Errorf("session %T implements election.Queuer but the harness's Capabilities().Queue is false: "+
 			"declare it, or the suite never checks the line the core relies on", s)
 	case !queues && e.caps.Queue:
-		e.t.Fatalf("the harness's Capabilities().Queue is true but session %T does not implement election.Queuer", s)
+		return fmt.Errorf("the harness's Capabilities().Queue is true but session %T does not implement election.Queuer", s)
 	}
+	return nil
 }
 
 // candidate makes a started candidate on n whose terms are recorded.

@@ -188,7 +188,7 @@ func (e *env) expiredOwner(o owners) {
 	}
 }
 
-// awaitExpiry polls gone, every TTL/20, until it reports the claim gone.
+// awaitExpiry polls gone, every granted/20, until it reports the claim gone.
 // from is when the session holding the claim was opened or last renewed,
 // taken before that call. It fails the test if the claim is gone at a
 // probe that returned before from + minTTL (the store expired it early:
@@ -212,7 +212,7 @@ func (e *env) awaitExpiry(what string, from time.Time, minTTL, granted time.Dura
 		case e.ctx.Err() != nil:
 			e.t.Fatalf("%s: %v", what, e.ctx.Err())
 		}
-		time.Sleep(minTTL / 20)
+		time.Sleep(granted / 20)
 	}
 }
 
