@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/electionkit/election"
@@ -56,21 +57,16 @@ func (e *env) forgedToken(o owners) {
 	if _, err := sb.Claim(e.ctx, election.ClaimRequest{Name: name, Token: "token-b-0123456789", ID: "b"}); !errors.Is(err, election.ErrTaken) {
 		e.t.Fatalf("second Claim = %v, want ErrTaken", err)
 	} else {
+		e.noTokenIn(err, "second Claim")
 		var te *election.TakenError
 		if !errors.As(err, &te) || te.Holder.ID != "a" || te.Holder.Fence != held.Fence {
 			e.t.Fatalf("TakenError = %+v, want holder a with fence %d", te, held.Fence)
 		}
 	}
 	forged := election.Claim{Name: name, Token: "token-b-0123456789", Fence: held.Fence}
-	if err := sb.Renew(e.ctx, []election.Claim{forged}); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Renew with a wrong token = %v, want ErrNotOwner", err)
-	}
-	if err := sb.Release(e.ctx, forged); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release with a wrong token = %v, want ErrNotOwner", err)
-	}
-	if err := sa.Release(e.ctx, election.Claim{Name: name, Token: "not-the-token", Fence: held.Fence}); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release by the owner's session with a wrong token = %v, want ErrNotOwner", err)
-	}
+	e.wantNotOwner(sb.Renew(e.ctx, []election.Claim{forged}), "Renew with a wrong token")
+	e.wantNotOwner(sb.Release(e.ctx, forged), "Release with a wrong token")
+	e.wantNotOwner(sa.Release(e.ctx, election.Claim{Name: name, Token: "not-the-token", Fence: held.Fence}), "Release by the owner's session with a wrong token")
 	e.wantHolder(o.c, name, "a", held.Fence, "after a forged renew and release")
 	if err := sa.Renew(e.ctx, []election.Claim{held}); err != nil {
 		e.t.Fatalf("owner's Renew = %v", err)
@@ -103,13 +99,9 @@ func (e *env) releasedElsewhere(o owners) {
 		e.t.Fatalf("fence of the next term %d is not greater than %d", taken.Fence, held.Fence)
 	}
 	e.wantLost(sa.Renew(e.ctx, []election.Claim{held}), held, false, "Renew by the session that made a claim another session released")
-	if err := sa.Release(e.ctx, held); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release by the session that made a claim another session released = %v, want ErrNotOwner", err)
-	}
+	e.wantNotOwner(sa.Release(e.ctx, held), "Release by the session that made a claim another session released")
 	stale := election.Claim{Name: name, Token: held.Token, Fence: taken.Fence}
-	if err := sa.Release(e.ctx, stale); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release with a's old token and b's fence = %v, want ErrNotOwner", err)
-	}
+	e.wantNotOwner(sa.Release(e.ctx, stale), "Release with a's old token and b's fence")
 	e.wantHolder(o.c, name, "b", taken.Fence, "after the stale owner's renew and release")
 	if err := sb.Renew(e.ctx, []election.Claim{taken}); err != nil {
 		e.t.Fatalf("Renew by the new holder = %v", err)
@@ -134,9 +126,7 @@ func (e *env) lineChangedElsewhere(o owners) {
 	}
 	e.wantHolder(o.c, name, "b", queued.Fence, "after a's claim was released through another session, b next in line")
 	e.wantLost(sa.Renew(e.ctx, []election.Claim{held}), held, false, "Renew of a's claim after b was promoted")
-	if err := sa.Release(e.ctx, held); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release of a's claim after b was promoted = %v, want ErrNotOwner", err)
-	}
+	e.wantNotOwner(sa.Release(e.ctx, held), "Release of a's claim after b was promoted")
 	e.wantHolder(o.c, name, "b", queued.Fence, "after the stale owner's renew and release")
 
 	// a waits behind b; c takes a's claim out of line.
@@ -145,9 +135,7 @@ func (e *env) lineChangedElsewhere(o owners) {
 		e.t.Fatalf("Release of a's claim in line through another session = %v, want nil", err)
 	}
 	e.wantLost(sa.Renew(e.ctx, []election.Claim{again}), again, false, "Renew of a's claim taken out of line")
-	if err := sa.Release(e.ctx, again); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release of a's claim taken out of line = %v, want ErrNotOwner", err)
-	}
+	e.wantNotOwner(sa.Release(e.ctx, again), "Release of a's claim taken out of line")
 	if err := sb.Release(e.ctx, queued); err != nil {
 		e.t.Fatalf("Release by b, the holder = %v", err)
 	}
@@ -179,9 +167,7 @@ func (e *env) expiredOwner(o owners) {
 		e.t.Fatalf("fence after expiry %d is not greater than %d", taken.Fence, held.Fence)
 	}
 	e.wantLost(sa.Renew(e.ctx, []election.Claim{held}), held, true, "Renew of an expired claim")
-	if err := sa.Release(e.ctx, held); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release of an expired claim = %v, want ErrNotOwner", err)
-	}
+	e.wantNotOwner(sa.Release(e.ctx, held), "Release of an expired claim")
 	e.wantHolder(o.c, name, "b", taken.Fence, "after the expired owner's renew and release")
 	if err := sb.Renew(e.ctx, []election.Claim{taken}); err != nil {
 		e.t.Fatalf("Renew by the new holder = %v", err)
@@ -241,11 +227,43 @@ func (e *env) mustEnqueue(s election.Session, name, token, id string, holderFenc
 	return c
 }
 
+// wantNotOwner fails the test unless err wraps election.ErrNotOwner and
+// its text quotes no owner token.
+func (e *env) wantNotOwner(err error, what string) {
+	e.t.Helper()
+	if !errors.Is(err, election.ErrNotOwner) {
+		e.t.Fatalf("%s = %v, want ErrNotOwner", what, err)
+	}
+	e.noTokenIn(err, what)
+}
+
+// ownerTokens are the tokens WrongToken claims, renews and releases with.
+var ownerTokens = []string{
+	"token-a-0123456789", "token-b-0123456789", "not-the-token",
+	"token-released-a-0123456789", "token-released-b-0123456789",
+	"token-line-a-0123456789", "token-line-b-0123456789", "token-line-a2-0123456789",
+	"token-expired-a-0123456789", "token-expired-b-0123456789",
+}
+
+// noTokenIn fails the test if the text of err quotes an owner token in
+// full: errors end up in logs, and a token there lets whoever reads them
+// renew or release the claim. election.TokenPrefix is fine.
+func (e *env) noTokenIn(err error, what string) {
+	e.t.Helper()
+	text := err.Error()
+	for _, tok := range ownerTokens {
+		if strings.Contains(text, tok) {
+			e.t.Fatalf("%s: the error quotes the owner token %s… in full: %v", what, election.TokenPrefix(tok), err)
+		}
+	}
+}
+
 // wantLost checks a Renew error for claim c that the store no longer holds:
 // a *election.NotOwnerError listing c, or, when expiredOK, ErrSessionExpired.
 func (e *env) wantLost(err error, c election.Claim, expiredOK bool, what string) {
 	e.t.Helper()
 	if expiredOK && errors.Is(err, election.ErrSessionExpired) {
+		e.noTokenIn(err, what)
 		return
 	}
 	var no *election.NotOwnerError
@@ -256,6 +274,7 @@ func (e *env) wantLost(err error, c election.Claim, expiredOK bool, what string)
 		}
 		e.t.Fatalf("%s = %v, want %s", what, err, want)
 	}
+	e.noTokenIn(err, what)
 	for _, l := range no.Claims {
 		if l.Name == c.Name && l.Token == c.Token {
 			return
