@@ -284,9 +284,10 @@ func (c *histClient) do(in histIn) bool {
 		c.r.e.t.Errorf("client %d, session %d, %v(%s): %v", c.id, in.session, in.kind, in.token, err)
 		return false
 	}
-	if !skip {
-		c.r.record(c.id, in, out)
+	if skip {
+		return true
 	}
+	c.r.record(c.id, in, out)
 	mineToken := ""
 	if c.mine != nil {
 		mineToken = c.mine.Token
