@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +24,8 @@ type owners struct{ a, b, c *node }
 //   - forged: a session presents a token the store does not hold;
 //   - released elsewhere: the owner's session still remembers its claim,
 //     but another session released it by token and a third took the
-//     election;
+//     election; one renewal of that claim and another the owner still
+//     holds must list only the first;
 //   - changed line (Capabilities.Queue): another session's release
 //     promotes the claim waiting behind the owner's, or takes the owner's
 //     own claim out of line;
@@ -81,9 +83,10 @@ func (e *env) forgedToken(o owners) {
 	}
 }
 
-// releasedElsewhere: c releases a's claim by its token, b takes the
-// election; a's session, which made the claim and is alive, must learn
-// from the store that the claim is gone.
+// releasedElsewhere: c releases one of a's two claims by its token, b
+// takes that election; a's session, which made the claim and is alive,
+// must learn from the store that the claim is gone, and that the other
+// one is not.
 func (e *env) releasedElsewhere(o owners) {
 	const name = "tokens-released"
 	// A long TTL keeps the sessions alive throughout, so the only right
@@ -91,6 +94,7 @@ func (e *env) releasedElsewhere(o owners) {
 	long := 5 * e.timing.TTL
 	sa, sb, sc := e.openSession(o.a, long), e.openSession(o.b, long), e.openSession(o.c, long)
 	held := e.mustClaim(sa, name, "token-released-a-0123456789", "a")
+	kept := e.mustClaim(sa, name+"-kept", "token-kept-a-0123456789", "a")
 	if err := sc.Release(e.ctx, held); err != nil {
 		e.t.Fatalf("Release of a's claim, by its token, through another session = %v, want nil (release goes by token)", err)
 	}
@@ -98,7 +102,13 @@ func (e *env) releasedElsewhere(o owners) {
 	if taken.Fence <= held.Fence {
 		e.t.Fatalf("fence of the next term %d is not greater than %d", taken.Fence, held.Fence)
 	}
-	e.wantLost(sa.Renew(e.ctx, []election.Claim{held}), held, false, "Renew by the session that made a claim another session released")
+	// One renewal of both of a's claims: the store decides per claim.
+	err := sa.Renew(e.ctx, []election.Claim{kept, held})
+	e.wantLost(err, held, false, "Renew by the session that made a claim another session released")
+	if notOwnerLists(err, kept) {
+		e.t.Fatalf("Renew of two claims, one released elsewhere: the NotOwnerError also lists the claim the store still holds")
+	}
+	e.wantHolder(o.c, name+"-kept", "a", kept.Fence, "after a renewal of a's two claims")
 	e.wantNotOwner(sa.Release(e.ctx, held), "Release by the session that made a claim another session released")
 	stale := election.Claim{Name: name, Token: held.Token, Fence: taken.Fence}
 	e.wantNotOwner(sa.Release(e.ctx, stale), "Release with a's old token and b's fence")
@@ -240,7 +250,7 @@ func (e *env) wantNotOwner(err error, what string) {
 // ownerTokens are the tokens WrongToken claims, renews and releases with.
 var ownerTokens = []string{
 	"token-a-0123456789", "token-b-0123456789", "not-the-token",
-	"token-released-a-0123456789", "token-released-b-0123456789",
+	"token-released-a-0123456789", "token-released-b-0123456789", "token-kept-a-0123456789",
 	"token-line-a-0123456789", "token-line-b-0123456789", "token-line-a2-0123456789",
 	"token-expired-a-0123456789", "token-expired-b-0123456789",
 }
@@ -275,12 +285,20 @@ func (e *env) wantLost(err error, c election.Claim, expiredOK bool, what string)
 		e.t.Fatalf("%s = %v, want %s", what, err, want)
 	}
 	e.noTokenIn(err, what)
-	for _, l := range no.Claims {
-		if l.Name == c.Name && l.Token == c.Token {
-			return
-		}
+	if notOwnerLists(err, c) {
+		return
 	}
 	e.t.Fatalf("%s: NotOwnerError lists %d claims, not the claim of %q with fence %d", what, len(no.Claims), c.Name, c.Fence)
+}
+
+// notOwnerLists reports whether err is a *election.NotOwnerError that
+// lists c (same name and token).
+func notOwnerLists(err error, c election.Claim) bool {
+	var no *election.NotOwnerError
+	if !errors.As(err, &no) {
+		return false
+	}
+	return slices.ContainsFunc(no.Claims, func(l election.Claim) bool { return l.Name == c.Name && l.Token == c.Token })
 }
 
 // wantHolder reads name through n and fails unless id holds it with fence.
