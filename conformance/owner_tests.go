@@ -39,7 +39,9 @@ type owners struct{ a, b, c *node }
 // there means the backend answered from what its session remembers
 // instead of asking the store, or the store's own compare (the Redis
 // script, the etcd transaction, the Consul check-and-set) is broken:
-// a stale owner could renew or release its successor's term.
+// a stale owner could renew or release its successor's term. No error
+// text may quote an owner token in full (TokenPrefix is fine): errors are
+// logged, and a token in a log lets its reader renew or release the claim.
 func testWrongToken(e *env) {
 	o := owners{a: e.newNode("a"), b: e.newNode("b"), c: e.newNode("c")}
 	e.forgedToken(o)
