@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"time"
@@ -9,109 +8,65 @@ import (
 	"github.com/electionkit/election"
 )
 
-// testWrongToken: renew and release with a token the store does not hold
-// fail with ErrNotOwner and change nothing. Checked on the raw Backend.
-func testWrongToken(e *env) {
-	a, b := e.newNode("a"), e.newNode("b")
-	sa, err := a.b.OpenSession(e.ctx, e.timing.TTL)
-	if err != nil {
-		e.t.Fatalf("OpenSession: %v", err)
-	}
-	defer sa.Close(context.Background())
-	if _, ok := sa.(election.Queuer); ok && e.queuer != nil {
-		*e.queuer = true
-	}
-	sb, err := b.b.OpenSession(e.ctx, e.timing.TTL)
-	if err != nil {
-		e.t.Fatalf("OpenSession: %v", err)
-	}
-	defer sb.Close(context.Background())
-
-	held, err := sa.Claim(e.ctx, election.ClaimRequest{Name: "tokens", Token: "token-a-0123456789", ID: "a"})
-	if err != nil {
-		e.t.Fatalf("Claim: %v", err)
-	}
-	if _, err := sb.Claim(e.ctx, election.ClaimRequest{Name: "tokens", Token: "token-b-0123456789", ID: "b"}); !errors.Is(err, election.ErrTaken) {
-		e.t.Fatalf("second Claim = %v, want ErrTaken", err)
-	} else {
-		var te *election.TakenError
-		if !errors.As(err, &te) || te.Holder.ID != "a" || te.Holder.Fence != held.Fence {
-			e.t.Fatalf("TakenError = %+v, want holder a with fence %d", te, held.Fence)
-		}
-	}
-	forged := election.Claim{Name: "tokens", Token: "token-b-0123456789", Fence: held.Fence}
-	if err := sb.Renew(e.ctx, []election.Claim{forged}); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Renew with a wrong token = %v, want ErrNotOwner", err)
-	}
-	if err := sb.Release(e.ctx, forged); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release with a wrong token = %v, want ErrNotOwner", err)
-	}
-	if err := sa.Release(e.ctx, election.Claim{Name: "tokens", Token: "not-the-token", Fence: held.Fence}); !errors.Is(err, election.ErrNotOwner) {
-		e.t.Fatalf("Release by the owner's session with a wrong token = %v, want ErrNotOwner", err)
-	}
-	l, err := b.b.Leader(e.ctx, "tokens")
-	if err != nil || l.ID != "a" || l.Fence != held.Fence {
-		e.t.Fatalf("after forged renew/release, Leader = %+v, %v; want a with fence %d unchanged", l, err, held.Fence)
-	}
-	if err := sa.Renew(e.ctx, []election.Claim{held}); err != nil {
-		e.t.Fatalf("owner's Renew = %v", err)
-	}
-	if err := sa.Release(e.ctx, held); err != nil {
-		e.t.Fatalf("owner's Release = %v", err)
-	}
-	if _, err := b.b.Leader(e.ctx, "tokens"); !errors.Is(err, election.ErrNoLeader) {
-		e.t.Fatalf("after release, Leader err = %v, want ErrNoLeader", err)
-	}
-	again, err := sb.Claim(e.ctx, election.ClaimRequest{Name: "tokens", Token: "token-b-0123456789", ID: "b"})
-	if err != nil {
-		e.t.Fatalf("Claim after release: %v", err)
-	}
-	if again.Fence <= held.Fence {
-		e.t.Fatalf("fence after re-claim %d is not greater than %d", again.Fence, held.Fence)
-	}
-}
-
-// testTryLease: a one-shot lease is exclusive, expires after its TTL, and
-// is released only with its token.
+// testTryLease: a one-shot lease is exclusive, held by the store for at
+// least its TTL (until then, every TryLease of another client gets
+// ErrTaken naming the holder), free within TTL + ExpiryLag + 2s when not
+// renewed, and released only with its token. A failure of the lower bound
+// means two holders could act at once; of the upper bound, that a crashed
+// holder blocks the lease far longer than its TTL.
 func testTryLease(e *env) {
 	a, b := e.newNode("a"), e.newNode("b")
 	ttl := e.timing.TTL
-	la, err := election.TryLease(e.ctx, a.b, "lease", ttl)
+	take := func(n *node) (*election.Lease, error) {
+		return election.TryLeaseWith(e.ctx, n.b, "lease", ttl, election.LeaseOptions{ID: n.id})
+	}
+	// wantTaken fails the test unless err is a *TakenError naming l,
+	// taken by holder.
+	wantTaken := func(err error, holder string, l *election.Lease, what string) {
+		e.t.Helper()
+		var taken *election.TakenError
+		if !errors.As(err, &taken) {
+			e.t.Fatalf("%s = %v, want a *TakenError", what, err)
+		}
+		if taken.Holder.ID != holder || taken.Holder.Fence != l.Fence() {
+			e.t.Fatalf("%s: taken by %+v, want %s with fence %d", what, taken.Holder, holder, l.Fence())
+		}
+	}
+	la, err := take(a)
 	if err != nil {
 		e.t.Fatalf("TryLease: %v", err)
 	}
 	if !la.Valid() {
 		e.t.Fatalf("fresh lease not valid")
 	}
-	if _, err := election.TryLease(e.ctx, b.b, "lease", ttl); !errors.Is(err, election.ErrTaken) {
-		e.t.Fatalf("second TryLease = %v, want ErrTaken", err)
-	}
+	_, err = take(b)
+	wantTaken(err, "a", la, "second TryLease")
 	if err := la.Renew(e.ctx); err != nil {
 		e.t.Fatalf("Renew: %v", err)
 	}
 	if err := la.Release(e.ctx); err != nil {
 		e.t.Fatalf("Release: %v", err)
 	}
-	lb, err := election.TryLease(e.ctx, b.b, "lease", ttl)
+	taken := time.Now()
+	lb, err := take(b)
 	if err != nil {
 		e.t.Fatalf("TryLease after release: %v", err)
 	}
 	if lb.Fence() <= la.Fence() {
 		e.t.Fatalf("fence %d after %d: not increasing", lb.Fence(), la.Fence())
 	}
-	// Let lb expire unrenewed; a stale Release must not free the new holder.
-	deadline := time.Now().Add(ttl + e.timing.ExpiryLag + 10*time.Second)
+	// Let lb expire unrenewed: a's attempts fail naming b until the TTL
+	// has passed, and one succeeds soon after.
 	var lc *election.Lease
-	for {
-		lc, err = election.TryLease(e.ctx, a.b, "lease", ttl)
+	e.awaitExpiry("b's unrenewed lease", taken, ttl, lb.TTL(), func() bool {
+		var err error
+		lc, err = take(a)
 		if err == nil {
-			break
+			return true
 		}
-		if !errors.Is(err, election.ErrTaken) || time.Now().After(deadline) {
-			e.t.Fatalf("TryLease after expiry: %v", err)
-		}
-		time.Sleep(ttl / 10)
-	}
+		wantTaken(err, "b", lb, "TryLease while b's lease runs out")
+		return false
+	})
 	if lb.Valid() {
 		e.t.Fatalf("expired lease still reports Valid")
 	}

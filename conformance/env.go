@@ -18,7 +18,7 @@ type env struct {
 	ctx    context.Context
 	h      Harness
 	timing Timing
-	queuer *bool // set when a session implements election.Queuer
+	caps   Capabilities
 
 	terms termlog.Log
 }
@@ -81,6 +81,47 @@ func (n *node) sawEvent(kind election.EventKind, match func(election.Event) bool
 		}
 	}
 	return false
+}
+
+// openSession opens a session on n's raw Backend, closed when the test
+// ends, and fails the test if the session disagrees with the harness's
+// Capabilities.Queue.
+func (e *env) openSession(n *node, ttl time.Duration) election.Session {
+	e.t.Helper()
+	s, err := n.b.OpenSession(e.ctx, ttl)
+	if err != nil {
+		e.t.Fatalf("OpenSession(%v) on %s: %v", ttl, n.id, err)
+	}
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*e.timing.TTL+5*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	e.checkQueuer(s)
+	return s
+}
+
+// checkQueuer fails the test if s disagrees with the harness's
+// Capabilities.Queue (see queuerMismatch).
+func (e *env) checkQueuer(s election.Session) {
+	e.t.Helper()
+	if err := e.queuerMismatch(s); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// queuerMismatch returns an error if s implements election.Queuer and the
+// harness does not declare Capabilities.Queue, or the other way round.
+func (e *env) queuerMismatch(s election.Session) error {
+	_, queues := s.(election.Queuer)
+	switch {
+	case queues && !e.caps.Queue:
+		return fmt.Errorf("session %T implements election.Queuer but the harness's Capabilities().Queue is false: "+
+			"declare it, or the suite never checks the line the core relies on", s)
+	case !queues && e.caps.Queue:
+		return fmt.Errorf("the harness's Capabilities().Queue is true but session %T does not implement election.Queuer", s)
+	}
+	return nil
 }
 
 // candidate makes a started candidate on n whose terms are recorded.

@@ -33,6 +33,12 @@ type Harness interface {
 	// store may expire a claim.
 	Timing() Timing
 
+	// Capabilities declares what the backend does beyond the Backend
+	// contract. The suite runs a capability's checks only when it is
+	// declared, and fails (never skips) a subtest that finds the backend's
+	// sessions disagreeing with the declaration.
+	Capabilities() Capabilities
+
 	// InvalidNames returns election names the backend cannot store beyond
 	// the core's own rules (empty, too long, invalid UTF-8), for which the
 	// backend must return ErrInvalidArgument. It may be empty.
@@ -52,6 +58,25 @@ type Timing struct {
 	// Consul keeps sessions up to 2×TTL). The suite allows this plus a
 	// scheduling margin before it reports a slow takeover.
 	ExpiryLag time.Duration
+}
+
+// Capabilities is a harness's answer to "what does this backend do beyond
+// the Backend contract". The zero value declares nothing optional.
+type Capabilities struct {
+	// Queue declares that the backend's sessions implement
+	// [election.Queuer]: the store keeps waiting claims in line and the
+	// end of a term starts the next one. When it is set, QueuedHandoff
+	// runs and LinearizableHistory enqueues claims and checks the line;
+	// when it is not, QueuedHandoff is skipped and says why.
+	//
+	// Every session the suite opens on the raw Backend is checked against
+	// it: a session that implements Queuer while Queue is false, or does
+	// not while it is true, fails the subtest. Such a failure means the
+	// harness is out of date with its backend, or the backend gained or
+	// lost queueing by accident (a wrapper type that hides the method, a
+	// method renamed); either way the core would campaign differently from
+	// what the suite proved.
+	Queue bool
 }
 
 // Link is one client's network path to the store.

@@ -1,12 +1,15 @@
 package conformance
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -14,197 +17,184 @@ import (
 	"github.com/electionkit/election"
 )
 
-// The sequential specification of one election, for porcupine: at most one
-// holder, claims succeed only when vacant and with a greater fence than any
-// before, renew and release only with the holder's token.
-type electionState struct {
-	holder string // token of the holder, "" when vacant
-	fence  uint64 // fence of the latest term
-}
+// historyName is the election LinearizableHistory runs on.
+const historyName = "linearizable"
 
-type opKind int
-
-const (
-	opClaim opKind = iota
-	opRenew
-	opRelease
-	opLeader
-)
-
-type histIn struct {
-	kind  opKind
-	token string
-}
-
-type histOut struct {
-	ok     bool   // claim, renew, release succeeded; leader read found a holder
-	holder string // claim taken or leader read: the holder's ID (= its token)
-	fence  uint64 // claim ok: the new fence; taken or leader read: the holder's
-}
-
-var electionModel = porcupine.Model{
-	Init: func() any { return electionState{} },
-	Step: func(state, input, output any) (bool, any) {
-		st, in, out := state.(electionState), input.(histIn), output.(histOut)
-		switch in.kind {
-		case opClaim:
-			if st.holder == "" {
-				return out.ok && out.fence > st.fence, electionState{holder: in.token, fence: out.fence}
-			}
-			return !out.ok && out.holder == st.holder && out.fence == st.fence, st
-		case opRenew:
-			return out.ok == (st.holder == in.token), st
-		case opRelease:
-			if st.holder == in.token {
-				return out.ok, electionState{fence: st.fence}
-			}
-			return !out.ok, st
-		default: // opLeader
-			if st.holder == "" {
-				return !out.ok, st
-			}
-			return out.ok && out.holder == st.holder && out.fence == st.fence, st
-		}
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(histIn), output.(histOut)
-		return fmt.Sprintf("%v(%s) -> ok=%v holder=%s fence=%d", in.kind, in.token, out.ok, out.holder, out.fence)
-	},
-}
-
-// testLinearizable: concurrent clients claim, renew, release and read one
-// election on the raw Backend; porcupine checks that the recorded history
-// is linearizable against the sequential specification above.
+// testLinearizable: concurrent clients claim (with Capabilities.Queue also
+// enqueue), renew, release (their own claims and, by token, each other's)
+// and read one election on the raw Backend, with the suite's short TTL;
+// each client once stops renewing while it holds the election, long enough
+// for its claim to expire, and any client may let its session lapse
+// between operations. Two watchers record what they see.
+//
+// porcupine checks the history against historyModel, which allows a holder
+// (or a claim in line) to vanish only if the store could have expired it,
+// a TTL after its session's last OpenSession or renewal call; checkWatch
+// checks each watcher's stream; and both watchers must show a last claim
+// made after every client stopped. A failure prints the history: it means
+// two holders at once, a claim lost early, a line out of order, a fence
+// that did not increase, or a watch that reported a term that never was,
+// reordered terms or stopped reporting.
 func testLinearizable(e *env) {
-	const clients, opsPerClient = 4, 60
-	ttl := 10 * e.timing.TTL // long enough that nothing expires during the run
-	start := time.Now()
+	const clients, opsPerClient, watchers = 4, 60, 2
+	r := &historyRun{e: e, start: time.Now()}
+	wctx, stopWatching := context.WithCancel(e.ctx)
 	var (
-		mu      sync.Mutex
-		history []porcupine.Operation
-		tokens  []string // every token claimed with, for forged releases
-		wg      sync.WaitGroup
+		ws    []*histWatcher
+		wwait sync.WaitGroup
 	)
-	for ci := 0; ci < clients; ci++ {
-		n := e.newNode(fmt.Sprintf("lin-%d", ci))
-		sess, err := n.b.OpenSession(e.ctx, ttl)
-		if err != nil {
-			e.t.Fatalf("OpenSession: %v", err)
+	defer func() {
+		stopWatching()
+		wwait.Wait()
+	}()
+	for i := range watchers {
+		w := &histWatcher{r: r, n: e.newNode(fmt.Sprintf("watch-%d", i))}
+		ws = append(ws, w)
+		wwait.Add(1)
+		go func() {
+			defer wwait.Done()
+			w.run(wctx)
+		}()
+	}
+	for _, w := range ws {
+		e.waitFor(e.settle(), "the watches to start", func() bool { return w.count() > 0 })
+	}
+
+	var (
+		cs []*histClient
+		wg sync.WaitGroup
+	)
+	for i := range clients {
+		c := &histClient{r: r, id: i, n: e.newNode(fmt.Sprintf("lin-%d", i)), rng: rand.New(rand.NewPCG(uint64(i), uint64(r.start.UnixNano())))}
+		c.stallFrom = opsPerClient/6 + c.rng.IntN(opsPerClient/2)
+		if !c.reopen() {
+			return
 		}
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(ci), 7))
-			var mine *election.Claim
-			for op := 0; op < opsPerClient && e.ctx.Err() == nil; op++ {
-				var in histIn
-				switch r := rng.IntN(100); {
-				case r < 40:
-					in = histIn{kind: opClaim, token: fmt.Sprintf("c%d-op%d", ci, op)}
-				case r < 55 && mine != nil:
-					in = histIn{kind: opRenew, token: mine.Token}
-				case r < 80:
-					in = histIn{kind: opRelease}
-					mu.Lock()
-					switch {
-					case mine != nil && rng.IntN(2) == 0:
-						in.token = mine.Token
-					case len(tokens) > 0:
-						in.token = tokens[rng.IntN(len(tokens))]
-					default:
-						in.token = "never-claimed"
-					}
-					mu.Unlock()
-				default:
-					in = histIn{kind: opLeader}
-				}
-				call := time.Since(start).Nanoseconds()
-				out, skip, err := e.historyOp(sess, n.b, in, &mine)
-				ret := time.Since(start).Nanoseconds()
-				if err != nil {
-					e.t.Errorf("client %d %v: %v", ci, in, err)
-					return
-				}
-				mu.Lock()
-				if in.kind == opClaim {
-					tokens = append(tokens, in.token)
-				}
-				if !skip {
-					history = append(history, porcupine.Operation{ClientId: ci, Input: in, Call: call, Output: out, Return: ret})
-				}
-				mu.Unlock()
-			}
+			c.run(opsPerClient)
 		}()
 	}
 	wg.Wait()
 	if e.t.Failed() {
 		return
 	}
-	if took := time.Since(start); took >= ttl {
-		e.t.Fatalf("the run took %v, longer than the sessions' TTL %v: claims may have expired mid-history", took, ttl)
+	for _, c := range cs {
+		c.finish()
 	}
-	res, _ := porcupine.CheckOperationsVerbose(electionModel, history, time.Minute)
-	if res != porcupine.Ok {
-		sort.Slice(history, func(i, j int) bool { return history[i].Call < history[j].Call })
-		var b strings.Builder
-		for _, op := range history {
-			fmt.Fprintf(&b, "  client %d [%8.3fms %8.3fms] %s\n", op.ClientId, float64(op.Call)/1e6, float64(op.Return)/1e6,
-				electionModel.DescribeOperation(op.Input, op.Output))
-		}
-		e.t.Fatalf("history of %d operations is not linearizable against the election model: %v\n%s", len(history), res, b.String())
+	if e.t.Failed() {
+		return
 	}
-}
-
-func (k opKind) String() string {
-	return [...]string{"claim", "renew", "release", "leader"}[k]
-}
-
-// historyOp performs one operation and maps its result to the model's
-// output. skip reports a claim refused without a holder (a store that
-// refuses claims for a while, such as Redis's restart quarantine), which
-// changes nothing and is left out of the history.
-func (e *env) historyOp(s election.Session, b election.Backend, in histIn, mine **election.Claim) (histOut, bool, error) {
-	const name = "linearizable"
-	switch in.kind {
-	case opClaim:
-		c, err := s.Claim(e.ctx, election.ClaimRequest{Name: name, Token: in.token, ID: in.token})
-		var taken *election.TakenError
-		switch {
-		case err == nil:
-			*mine = &c
-			return histOut{ok: true, fence: c.Fence}, false, nil
-		case errors.As(err, &taken):
-			if taken.Holder.ID == "" && taken.Holder.Fence == 0 {
-				return histOut{}, true, nil
-			}
-			return histOut{holder: taken.Holder.ID, fence: taken.Holder.Fence}, false, nil
-		default:
-			return histOut{}, false, err
-		}
-	case opRenew:
-		err := s.Renew(e.ctx, []election.Claim{**mine})
-		if err != nil && !errors.Is(err, election.ErrNotOwner) {
-			return histOut{}, false, err
-		}
-		return histOut{ok: err == nil}, false, nil
-	case opRelease:
-		c := election.Claim{Name: name, Token: in.token}
-		if *mine != nil && (*mine).Token == in.token {
-			c = **mine
-		}
-		err := s.Release(e.ctx, c)
-		if err != nil && !errors.Is(err, election.ErrNotOwner) {
-			return histOut{}, false, err
-		}
-		return histOut{ok: err == nil}, false, nil
+	history := r.operations()
+	res, _ := porcupine.CheckOperationsVerbose(historyModel(e.timing.TTL), history, time.Minute)
+	switch res {
+	case porcupine.Ok:
+	case porcupine.Unknown:
+		e.t.Fatalf("porcupine could not decide within a minute whether the history of %d operations is linearizable\n%s", len(history), describeHistory(history))
 	default:
-		l, err := b.Leader(e.ctx, name)
-		switch {
-		case errors.Is(err, election.ErrNoLeader):
-			return histOut{}, false, nil
-		case err != nil:
-			return histOut{}, false, err
-		}
-		return histOut{ok: true, holder: l.ID, fence: l.Fence}, false, nil
+		e.t.Fatalf("history of %d operations is not linearizable against the election model\n%s", len(history), describeHistory(history))
 	}
+	final := r.finalClaim(ws)
+	stopWatching()
+	wwait.Wait()
+	granted := grantsOf(history)
+	granted[final.Fence] = grant{token: "final", call: r.finalCall}
+	for i, w := range ws {
+		if problems := checkWatch(granted, w.seen); len(problems) > 0 {
+			e.t.Errorf("watcher %d saw %d events; what no correct store sends:\n  %s\nhistory:\n%s",
+				i, len(w.seen), strings.Join(problems, "\n  "), describeHistory(history))
+		}
+	}
+	if r.stalls.Load() == 0 {
+		e.t.Errorf("no client held the election when its stall came: the run exercised no expiry")
+	}
+	e.t.Logf("%d operations, %d stalls with a claim held, %d sessions, watchers saw %d and %d events",
+		len(history), r.stalls.Load(), r.sessions.Load(), len(ws[0].seen), len(ws[1].seen))
+}
+
+// historyRun is the shared record of one LinearizableHistory run.
+type historyRun struct {
+	e     *env
+	start time.Time
+
+	sessions atomic.Int64 // sessions opened, numbering them
+	stalls   atomic.Int64 // stalls taken while holding the election
+
+	mu        sync.Mutex
+	history   []porcupine.Operation
+	tokens    []string // every token granted a claim, for releases by others
+	finalCall int64
+}
+
+// now is the run's clock: nanoseconds since it started.
+func (r *historyRun) now() int64 { return time.Since(r.start).Nanoseconds() }
+
+func (r *historyRun) record(client int, in histIn, out histOut) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.history = append(r.history, porcupine.Operation{ClientId: client, Input: in, Call: in.call, Output: out, Return: in.ret})
+	if (in.kind == opClaim || in.kind == opEnqueue) && out.result == resOK {
+		r.tokens = append(r.tokens, in.token)
+	}
+}
+
+func (r *historyRun) operations() []porcupine.Operation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.history)
+}
+
+// someToken returns a token some client was granted a claim with.
+func (r *historyRun) someToken(rng *rand.Rand) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.tokens) == 0 {
+		return "never-granted"
+	}
+	return r.tokens[rng.IntN(len(r.tokens))]
+}
+
+// finalClaim waits, once every client has released what it held, for the
+// election to be vacant, claims it through a fresh session and waits for
+// every watcher to show that claim: a watch that stopped reporting fails
+// here.
+func (r *historyRun) finalClaim(ws []*histWatcher) election.Claim {
+	e := r.e
+	n := e.newNode("final")
+	from := time.Now()
+	e.awaitExpiry("the last claims of the run", from, 0, e.timing.TTL, func() bool {
+		_, err := n.b.Leader(e.ctx, historyName)
+		if err != nil && !errors.Is(err, election.ErrNoLeader) {
+			e.t.Fatalf("Leader after the run: %v", err)
+		}
+		return err != nil
+	})
+	s := e.openSession(n, e.timing.TTL)
+	r.mu.Lock()
+	r.finalCall = r.now()
+	r.mu.Unlock()
+	final := e.mustClaim(s, historyName, "final", "final")
+	for i, w := range ws {
+		e.waitFor(e.settle(), fmt.Sprintf("watcher %d to show the last claim (fence %d)", i, final.Fence), func() bool {
+			return w.saw(final.Fence)
+		})
+	}
+	return final
+}
+
+// describeHistory lists history in call order, one operation a line.
+func describeHistory(history []porcupine.Operation) string {
+	ops := slices.Clone(history)
+	sort.Slice(ops, func(i, j int) bool { return ops[i].Call < ops[j].Call })
+	var b strings.Builder
+	for _, op := range ops {
+		in := op.Input.(histIn)
+		fmt.Fprintf(&b, "  client %d [%9.3fms %9.3fms] opened %9.3fms  %s\n", op.ClientId,
+			float64(op.Call)/1e6, float64(op.Return)/1e6, float64(in.opened)/1e6, describeOp(op.Input, op.Output))
+	}
+	return b.String()
 }

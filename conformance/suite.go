@@ -28,7 +28,7 @@ var suite = []spec{
 	{"ForcedHandoffs", 200, testHandoffs},
 	{"ManyElections", 20, testManyElections},
 	{"KeepsLeadership", 15, testKeepsLeadership},
-	{"WrongToken", 5, testWrongToken},
+	{"WrongToken", 10, testWrongToken},
 	{"CrashTakeover", 15, testCrash},
 	{"GracefulHandoff", 15, testGracefulHandoff},
 	{"Partition", 20, testPartition},
@@ -40,30 +40,22 @@ var suite = []spec{
 	{"TryLease", 15, testTryLease},
 	{"InvalidArguments", 5, testInvalid},
 	{"LinearizableHistory", 30, testLinearizable},
+	{"QueuedHandoff", 10, testQueuedHandoff},
 }
-
-// queueSpec is run only for a backend whose sessions implement
-// election.Queuer, which WrongToken finds out.
-var queueSpec = spec{"QueuedHandoff", 10, testQueuedHandoff}
 
 // Run runs the whole suite against the backend that newHarness gives
-// access to, one fresh Harness per subtest. For a backend whose sessions
-// implement [election.Queuer] it adds QueuedHandoff, after the others;
-// WrongToken finds out whether they do, so select both to run it alone:
-// -run 'TestConformance/(WrongToken|QueuedHandoff)'.
+// access to, one fresh Harness per subtest. Subtests that need a
+// capability the harness does not declare (see [Capabilities]) are
+// skipped with the reason; a backend that disagrees with its harness's
+// declaration fails them.
 func Run(t *testing.T, newHarness NewHarness) {
-	var queuer bool
 	for _, s := range suite {
-		runSpec(t, newHarness, s, &queuer)
-	}
-	if queuer {
-		runSpec(t, newHarness, queueSpec, nil)
+		runSpec(t, newHarness, s)
 	}
 }
 
-// runSpec runs one subtest with a fresh Harness. queuer, when not nil, is
-// set if a session the subtest opened implements election.Queuer.
-func runSpec(t *testing.T, newHarness NewHarness, s spec, queuer *bool) {
+// runSpec runs one subtest with a fresh Harness.
+func runSpec(t *testing.T, newHarness NewHarness, s spec) {
 	t.Run(s.name, func(t *testing.T) {
 		ctx0, cancel0 := context.WithTimeout(context.Background(), time.Minute)
 		h, err := newHarness(ctx0, t)
@@ -83,11 +75,11 @@ func runSpec(t *testing.T, newHarness NewHarness, s spec, queuer *bool) {
 				t.Errorf("harness Close: %v", err)
 			}
 		})
-		s.fn(&env{t: t, ctx: ctx, h: h, timing: timing, queuer: queuer})
+		s.fn(&env{t: t, ctx: ctx, h: h, timing: timing, caps: h.Capabilities()})
 	})
 }
 
-// skipUnsupported skips the test when err says the harness cannot inject
+// fault skips the test when err says the harness cannot inject
 // the fault, and fails it on any other error.
 func (e *env) fault(what string, err error) {
 	e.t.Helper()

@@ -49,6 +49,10 @@ func (h *harness) Timing() conformance.Timing {
 	return conformance.Timing{TTL: conformanceTTL, ExpiryLag: conformanceTTL + 500*time.Millisecond}
 }
 
+// Capabilities: nothing optional. An election is one KV key locked by
+// one session; Consul keeps no line of waiting claims.
+func (h *harness) Capabilities() conformance.Capabilities { return conformance.Capabilities{} }
+
 // InvalidNames is empty: names are escaped, so every name the core accepts
 // can be stored.
 func (h *harness) InvalidNames() []string { return nil }

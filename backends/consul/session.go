@@ -18,6 +18,8 @@ import (
 // Release when the key keeps changing under them.
 const maxRounds = 4
 
+var _ election.Session = (*session)(nil)
+
 // session is one Consul session; every claim made through it is a KV lock
 // held by it.
 type session struct {

@@ -55,6 +55,12 @@ func (h *harness) Store() conformance.Store { return h.server.Process }
 
 func (h *harness) Timing() conformance.Timing { return conformanceTiming }
 
+// Capabilities: sessions queue waiting claims as entries under the
+// election's range, the lowest create revision holding it.
+func (h *harness) Capabilities() conformance.Capabilities {
+	return conformance.Capabilities{Queue: true}
+}
+
 // InvalidNames is empty: names are escaped into keys, so every name the
 // core accepts can be stored.
 func (h *harness) InvalidNames() []string { return nil }

@@ -62,6 +62,11 @@ func checkTTL(ttl time.Duration) error {
 	return nil
 }
 
+var (
+	_ election.Session = (*session)(nil)
+	_ election.Queuer  = (*session)(nil)
+)
+
 // session is one etcd lease and the claims made through it.
 //
 // Keys. Every claim, held or waiting in line, is one entry: a key under

@@ -14,6 +14,8 @@ const conformanceTTL = 300 * time.Millisecond
 
 type harness struct{ store *memory.Store }
 
+var _ conformance.Harness = (*harness)(nil)
+
 func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
 	c := h.store.NewClient()
 	return c, c, nil
@@ -32,6 +34,11 @@ func (h *harness) Timing() conformance.Timing {
 		t.ExpiryLag = conformanceTTL
 	}
 	return t
+}
+
+// Capabilities: only the etcd-like mode keeps a line of waiting claims.
+func (h *harness) Capabilities() conformance.Capabilities {
+	return conformance.Capabilities{Queue: h.store.Expiry() == memory.EtcdExpiry}
 }
 
 // TestConformance runs the suite once per expiry mode; only the etcd-like

@@ -24,13 +24,58 @@ type harness struct {
 	clients faultproxy.Clients
 }
 
+var _ conformance.Harness = (*harness)(nil)
+
+// conformanceTTL is the TTL the suite campaigns with.
+const conformanceTTL = time.Second
+
 var harnessCount atomic.Int64
 
 func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
-	q := url.Values{"prefix": {h.prefix}, "dial_timeout": {"1s"}}
 	return h.clients.Dial(h.srv.addr, func(addr string) (election.Backend, error) {
-		return OpenURL(ctx, &url.URL{Scheme: "redis", Host: addr, Path: "/", RawQuery: q.Encode()})
+		return OpenURL(ctx, h.url(addr))
 	})
+}
+
+// url addresses the server at addr with the subtest's prefix. The
+// quarantine is the suite's TTL, the longest any candidate of the suite
+// uses (raw sessions with longer TTLs never outlive a restart).
+func (h *harness) url(addr string) *url.URL {
+	q := url.Values{"prefix": {h.prefix}, "dial_timeout": {"1s"}, "quarantine": {conformanceTTL.String()}}
+	return &url.URL{Scheme: "redis", Host: addr, Path: "/", RawQuery: q.Encode()}
+}
+
+// awaitQuarantine returns once the server claims again: a subtest that
+// starts right after redis-server did (the first one, or one after a
+// restart) would otherwise see its raw claims refused with no holder.
+// Candidates wait the quarantine out by themselves; raw sessions do not.
+func (h *harness) awaitQuarantine(ctx context.Context) error {
+	b, err := OpenURL(ctx, h.url(h.srv.addr))
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	s, err := b.OpenSession(ctx, conformanceTTL)
+	if err != nil {
+		return err
+	}
+	defer s.Close(ctx)
+	req := election.ClaimRequest{Name: "harness-ready", Token: "harness-ready-token", ID: "harness"}
+	for {
+		c, err := s.Claim(ctx, req)
+		var taken *election.TakenError
+		switch {
+		case err == nil:
+			return s.Release(ctx, c)
+		case !errors.As(err, &taken) || taken.Holder.ID != "" || taken.ExpiresIn <= 0:
+			return fmt.Errorf("claim while waiting out the quarantine: %w", err)
+		}
+		select {
+		case <-time.After(taken.ExpiresIn + time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("waiting out the quarantine: %w", ctx.Err())
+		}
+	}
 }
 
 func (h *harness) CloseBackend(b election.Backend) error { return h.clients.Close(b) }
@@ -40,8 +85,12 @@ func (h *harness) Store() conformance.Store { return h.srv.proc }
 func (h *harness) Timing() conformance.Timing {
 	// Redis expires keys on time and the core claims at the PTTL it was
 	// told, so the lag is scheduling only; generous for -race on 2 cores.
-	return conformance.Timing{TTL: time.Second, ExpiryLag: 250 * time.Millisecond}
+	return conformance.Timing{TTL: conformanceTTL, ExpiryLag: 250 * time.Millisecond}
 }
+
+// Capabilities: nothing optional. An election is one key set with NX;
+// Redis keeps no line of waiting claims.
+func (h *harness) Capabilities() conformance.Capabilities { return conformance.Capabilities{} }
 
 func (h *harness) InvalidNames() []string { return nil } // any name the core accepts is stored
 
@@ -60,9 +109,13 @@ func (h *harness) Close() error {
 func TestConformance(t *testing.T) {
 	srv := startServer(t)
 	conformance.Run(t, func(ctx context.Context, _ testing.TB) (conformance.Harness, error) {
-		return &harness{
+		h := &harness{
 			srv:    srv,
 			prefix: fmt.Sprintf("conformance-%d", harnessCount.Add(1)),
-		}, nil
+		}
+		if err := h.awaitQuarantine(ctx); err != nil {
+			return nil, err
+		}
+		return h, nil
 	})
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/electionkit/election"
 )
 
+var _ election.Session = (*session)(nil)
+
 // session is an [election.Session] on Redis. Redis has no server-side
 // session: it holds the TTL every claim and renewal uses, and a closed flag.
 type session struct {
