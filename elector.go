@@ -29,7 +29,7 @@ type Elector struct {
 	life context.Context
 	kill context.CancelFunc
 
-	openMu  sync.Mutex // serialises session opening
+	opening chan struct{} // a one-slot semaphore serialising session opening
 	mu      sync.Mutex
 	sess    *session
 	closing bool
@@ -67,6 +67,7 @@ func New(b Backend, cfg Config) (*Elector, error) {
 		kill:    kill,
 		cands:   map[*Candidate]struct{}{},
 		newSess: make(chan struct{}, 1),
+		opening: make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
 	e.events.fn = cfg.OnEvent
@@ -276,8 +277,14 @@ func (e *Elector) freshSession(ctx context.Context) (*session, error) {
 
 // currentSession returns the live session, opening one if needed.
 func (e *Elector) currentSession(ctx context.Context) (*session, error) {
-	e.openMu.Lock()
-	defer e.openMu.Unlock()
+	// A channel, not a mutex: waiting for another goroutine's OpenSession
+	// must end with ctx.
+	select {
+	case e.opening <- struct{}{}:
+		defer func() { <-e.opening }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("election: open session: %w: %w", ErrUnavailable, ctx.Err())
+	}
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
