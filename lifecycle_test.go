@@ -815,9 +815,6 @@ func TestStep(t *testing.T) {
 				t.Run("input="+st.name, func(t *testing.T) {
 					fx := fixtureNamed(fx.name)
 					in := st.in(fx.s)
-					if fx.name == "stopped" && in.kind == inWatch {
-						t.Skip("a stopped candidate still follows its watch: fixed in the next commit")
-					}
 					wantNext, want := expect(cells, fx, st, in)
 					next, got := stepFrom(fx.s, in)
 					where := fmt.Sprintf("state %s, input %s", fx.name, st.name)
