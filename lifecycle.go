@@ -245,6 +245,11 @@ func (m *stepper) step(in input) {
 		do(effect{kind: effReply, replies: []chan error{in.reply}, err: err})
 		return
 	}
+	// Stopped is for good: whatever its watch still delivers, a stopped
+	// candidate reports nothing after its last event.
+	if s.state == StateStopped {
+		return
+	}
 	// Inputs about a term other than the current one are stale.
 	switch in.kind {
 	case inRenewed, inDeadline, inOverrun, inSessionLost, inHandlersDone, inReleased:
