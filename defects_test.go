@@ -1,0 +1,237 @@
+package election_test
+
+// Regression tests for the defects of issue 11, filed against f0001dd. Each
+// test is named after its defect and fails on f0001dd for that defect's
+// reason. They use only API that f0001dd has too, and observe the store
+// itself (a fresh client's Leader, the sessions a wrapped backend opened) or
+// a second elector's candidate where the new core has richer API (Done,
+// ErrHandlersRunning). Timing runs in testing/synctest bubbles: fake time
+// moves only when every goroutine is blocked, so a schedule is exact and
+// each check is a state, not a race against a real clock.
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/electionkit/election"
+	"github.com/electionkit/election/backends/memory"
+)
+
+// defectTTL is the TTL of the tests' electors.
+const defectTTL = 10 * time.Second
+
+// TestDefect1CloseKeepsSessionWhileHandlersRun: defect 1, Elector.Close
+// revoked the session while a handler of a held claim still ran, so the
+// store elected another candidate under that handler. Elector A's leader
+// has a handler that ignores cancellation; A is closed with a context that
+// ends first. The store must keep A's claim, renewed, for as long as the
+// handler runs (checked over 3 TTLs, in the store itself), and the
+// candidate of elector B that waits in line must take over only once the
+// handler has returned.
+func TestDefect1CloseKeepsSessionWhileHandlersRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.NewStore()
+		cfg := election.Config{TTL: defectTTL}
+		elA := mustElector(t, store.NewClient(), cfg)
+		elB := mustElector(t, store.NewClient(), cfg)
+		defer closeQuietly(elA, elB)
+		unblock, free := gate()
+		defer free()
+		a := mustCandidate(t, elA, election.CandidateConfig{Name: "job", ID: "a", Handlers: []election.Handler{
+			func(ctx context.Context, _ election.Term) { <-ctx.Done(); <-unblock },
+		}})
+		b := mustCandidate(t, elB, election.CandidateConfig{Name: "job", ID: "b"})
+		startAll(t, a, b)
+		if !a.IsLeader() {
+			t.Fatal("a not elected on the first attempt against an empty store")
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := elA.Close(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close with a's handler still running = %v; want an error wrapping context.DeadlineExceeded", err)
+		}
+		for waited := time.Duration(0); waited <= 3*defectTTL; waited += defectTTL {
+			if got := storeLeader(t, store.NewClient(), "job"); got != "a" || b.IsLeader() {
+				t.Fatalf("%v after Close returned, with a's handler still running, the store's leader is %s (b leads: %v); "+
+					"want a's claim held, its session renewed, until the handler returns", waited, got, b.IsLeader())
+			}
+			time.Sleep(defectTTL)
+		}
+		free()
+		eventually(t, 3*defectTTL, b.IsLeader, "b elected after a's handler returned")
+	})
+}
+
+// TestDefect2StopRacingLossLeavesNoZombie: defect 2, Stop racing a loss
+// the candidate had not yet processed left a zombie: the term stayed in the
+// session, which renewed its claim for ever, so the election had no leader
+// until the process exited. The race is made deterministic: a's link to the
+// store is cut, so renewals fail and its term ends at its deadline; the
+// handler calls Stop as soon as its context ends; and an OnEvent callback
+// (which f0001dd runs in the candidate's loop) keeps the loop busy from the
+// faultyBackend wraps a Backend so that a test can step into its sessions'
+// operations where the memory store of both versions has no control: hold
+// an answer back after the store applied the operation (a slow network, a
+// paused process), lose renewal answers, or change the store in the middle
+// of a call.
+type faultyBackend struct {
+	election.Backend
+
+	mu       sync.Mutex
+	hooks    faultHooks
+	sessions []*faultySession
+}
+
+// faultHooks are the points a test may step in at; nil ones do nothing.
+type faultHooks struct {
+	// afterOpen runs once the store opened a session, before the elector
+	// hears of it.
+	afterOpen func(s *faultySession)
+	// afterWrite runs once the store answered a claim or an enqueue, before
+	// the elector hears of it.
+	afterWrite func(s *faultySession, cl election.Claim, holder *election.Leader, err error)
+	// renew runs in place of Renew.
+	renew func(ctx context.Context, s *faultySession, claims []election.Claim) error
+}
+
+func (b *faultyBackend) setHooks(h faultHooks) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.hooks = h
+}
+
+func (b *faultyBackend) currentHooks() faultHooks {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.hooks
+}
+
+// sessionCounts returns how many sessions were opened, and how many of them
+// the elector has not closed.
+func (b *faultyBackend) sessionCounts() (opened, open int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.sessions {
+		select {
+		case <-s.closed:
+		default:
+			open++
+		}
+	}
+	return len(b.sessions), open
+}
+
+func (b *faultyBackend) OpenSession(ctx context.Context, ttl time.Duration) (election.Session, error) {
+	inner, err := b.Backend.OpenSession(ctx, ttl)
+	if err != nil {
+		return nil, err
+	}
+	s := &faultySession{inner: inner, b: b, closed: make(chan struct{})}
+	b.mu.Lock()
+	b.sessions = append(b.sessions, s)
+	b.mu.Unlock()
+	if h := b.currentHooks().afterOpen; h != nil {
+		h(s)
+	}
+	return s, nil
+}
+
+// faultySession is a session of a faultyBackend. It keeps the store's line
+// (Enqueue) like the memory store it wraps.
+type faultySession struct {
+	inner     election.Session
+	b         *faultyBackend
+	closeOnce sync.Once
+	closed    chan struct{} // closed when the elector closes the session
+}
+
+func (s *faultySession) TTL() time.Duration { return s.inner.TTL() }
+
+func (s *faultySession) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
+	cl, err := s.inner.Claim(ctx, req)
+	if h := s.b.currentHooks().afterWrite; h != nil {
+		h(s, cl, nil, err)
+	}
+	return cl, err
+}
+
+func (s *faultySession) Enqueue(ctx context.Context, req election.ClaimRequest) (election.Claim, *election.Leader, error) {
+	cl, holder, err := s.inner.(election.Queuer).Enqueue(ctx, req)
+	if h := s.b.currentHooks().afterWrite; h != nil {
+		h(s, cl, holder, err)
+	}
+	return cl, holder, err
+}
+
+func (s *faultySession) Renew(ctx context.Context, claims []election.Claim) error {
+	if h := s.b.currentHooks().renew; h != nil {
+		return h(ctx, s, claims)
+	}
+	return s.inner.Renew(ctx, claims)
+}
+
+func (s *faultySession) Release(ctx context.Context, c election.Claim) error {
+	return s.inner.Release(ctx, c)
+}
+
+func (s *faultySession) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return s.inner.Close(ctx)
+}
+
+// gate returns a channel and the function that closes it, once.
+func gate() (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	return ch, func() { once.Do(func() { close(ch) }) }
+}
+
+// startAll starts the candidates in order.
+func startAll(t *testing.T, cs ...*election.Candidate) {
+	t.Helper()
+	for _, c := range cs {
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatalf("Start %s: %v", c.ID(), err)
+		}
+	}
+}
+
+// closeQuietly closes the electors, ignoring errors: the cleanup of a test
+// that may have failed.
+func closeQuietly(els ...*election.Elector) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*defectTTL)
+	defer cancel()
+	for _, el := range els {
+		_ = el.Close(ctx)
+	}
+}
+
+// storeLeader returns the ID of the election's holder as the store behind
+// b reports it, or "<vacant>".
+func storeLeader(t *testing.T, b election.Backend, name string) string {
+	t.Helper()
+	l, err := b.Leader(context.Background(), name)
+	switch {
+	case errors.Is(err, election.ErrNoLeader):
+		return "<vacant>"
+	case err != nil:
+		t.Fatalf("Leader %q: %v", name, err)
+	}
+	return l.ID
+}
+
+// eventually waits in the bubble's fake time, up to within, for cond.
+func eventually(t *testing.T, within time.Duration, cond func() bool, what string) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > within {
+			t.Fatalf("not %s within %v", what, within)
+		}
+	}
+}
