@@ -12,7 +12,10 @@ package election_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -75,6 +78,76 @@ func TestDefect1CloseKeepsSessionWhileHandlersRun(t *testing.T) {
 // store is cut, so renewals fail and its term ends at its deadline; the
 // handler calls Stop as soon as its context ends; and an OnEvent callback
 // (which f0001dd runs in the candidate's loop) keeps the loop busy from the
+// watch failure until just after that instant, so the loss and the stop
+// are both pending when the loop next looks, and each schedule picks one at
+// random. After the link heals, the store must not hold a's claim 3 TTLs
+// later, and b (another elector, in line) must lead. Every one of the
+// schedules must pass; f0001dd fails about half of them.
+func TestDefect2StopRacingLossLeavesNoZombie(t *testing.T) {
+	const schedules = 20
+	var zombies []string
+	for i := range schedules {
+		synctest.Test(t, func(t *testing.T) {
+			if z := stopRacingDeadlineLoss(t); z != "" {
+				zombies = append(zombies, fmt.Sprintf("schedule %d: %s", i, z))
+			}
+		})
+	}
+	if len(zombies) > 0 {
+		t.Errorf("%d of %d schedules left a zombie claim after Stop raced a deadline loss:\n%s",
+			len(zombies), schedules, strings.Join(zombies, "\n"))
+	}
+}
+
+// stopRacingDeadlineLoss runs one schedule of TestDefect2 and describes
+// the zombie it left, if any.
+func stopRacingDeadlineLoss(t *testing.T) string {
+	store := memory.NewStore()
+	clientA := store.NewClient()
+	leaderCtx := make(chan context.Context, 1)
+	var busy atomic.Bool
+	cfgA := election.Config{TTL: defectTTL, RenewInterval: 2 * time.Second, DriftMargin: 4 * time.Second,
+		OnEvent: func(ev election.Event) {
+			if ev.Kind == election.EventWatchFailed && ev.Candidate == "a" && busy.CompareAndSwap(false, true) {
+				ctx := <-leaderCtx
+				<-ctx.Done()
+				time.Sleep(time.Millisecond) // fake time moves once all else is blocked: the loss and the Stop are both pending
+			}
+		}}
+	elA := mustElector(t, clientA, cfgA)
+	elB := mustElector(t, store.NewClient(), election.Config{TTL: defectTTL})
+	defer closeQuietly(elA, elB)
+	var a *election.Candidate
+	stopped := make(chan struct{})
+	a = mustCandidate(t, elA, election.CandidateConfig{Name: "job", ID: "a", Handlers: []election.Handler{
+		func(ctx context.Context, _ election.Term) {
+			leaderCtx <- ctx
+			<-ctx.Done()
+			_ = a.Stop(context.Background())
+			close(stopped)
+		},
+	}})
+	b := mustCandidate(t, elB, election.CandidateConfig{Name: "job", ID: "b"})
+	startAll(t, a, b)
+	time.Sleep(3 * time.Second)
+	if err := clientA.Cut(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-stopped // a's term ended at its deadline; its handler called Stop, which returned
+	if err := clientA.Heal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * defectTTL)
+	if got := storeLeader(t, store.NewClient(), "job"); got == "a" || !b.IsLeader() {
+		return fmt.Sprintf("3 TTLs after a stopped the store's leader is %s and b leads: %v", got, b.IsLeader())
+	}
+	return ""
+}
+
+// TestDefect3StopKeepsClaimUnderStuckLostHandler: defect 3, Stop while the
+// handler of a lost term was stuck returned at once and released the key
+// under that handler. a's renewals fail until its term ends at its deadline
+// (the store still holds the claim: the link heals before the store's
 // faultyBackend wraps a Backend so that a test can step into its sessions'
 // operations where the memory store of both versions has no control: hold
 // an answer back after the store applied the operation (a slow network, a
