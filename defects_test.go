@@ -148,6 +148,61 @@ func stopRacingDeadlineLoss(t *testing.T) string {
 // handler of a lost term was stuck returned at once and released the key
 // under that handler. a's renewals fail until its term ends at its deadline
 // (the store still holds the claim: the link heals before the store's
+// TTL); its handler ignores cancellation. Stop with a context that ends
+// must report that it gave up (context.DeadlineExceeded), and the store must
+// keep a's claim (checked over 3 TTLs) until the handler returns; only then
+// may b, waiting in line on another elector, lead.
+func TestDefect3StopKeepsClaimUnderStuckLostHandler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.NewStore()
+		clientA := store.NewClient()
+		lost := make(chan struct{})
+		var lostOnce sync.Once
+		cfgA := election.Config{TTL: defectTTL, RenewInterval: 2 * time.Second, DriftMargin: 4 * time.Second,
+			OnEvent: func(ev election.Event) {
+				if ev.Kind == election.EventLost && ev.Candidate == "a" {
+					lostOnce.Do(func() { close(lost) })
+				}
+			}}
+		elA := mustElector(t, clientA, cfgA)
+		elB := mustElector(t, store.NewClient(), election.Config{TTL: defectTTL})
+		defer closeQuietly(elA, elB)
+		unblock, free := gate()
+		defer free()
+		var returned atomic.Bool
+		a := mustCandidate(t, elA, election.CandidateConfig{Name: "job", ID: "a", Handlers: []election.Handler{
+			func(ctx context.Context, _ election.Term) { <-ctx.Done(); <-unblock; returned.Store(true) },
+		}})
+		b := mustCandidate(t, elB, election.CandidateConfig{Name: "job", ID: "b"})
+		startAll(t, a, b)
+		time.Sleep(3 * time.Second)
+		if err := clientA.Cut(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		<-lost
+		if err := clientA.Heal(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := a.Stop(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Stop with the lost term's handler stuck = %v (handler returned: %v); "+
+				"want it to give up with context.DeadlineExceeded and keep the claim", err, returned.Load())
+		}
+		for waited := time.Duration(0); waited <= 3*defectTTL; waited += defectTTL {
+			if got := storeLeader(t, store.NewClient(), "job"); got != "a" || b.IsLeader() {
+				t.Fatalf("%v after Stop, with the lost term's handler still running, the store's leader is %s (b leads: %v); "+
+					"want a's claim kept until the handler returns", waited, got, b.IsLeader())
+			}
+			time.Sleep(defectTTL)
+		}
+		free()
+		eventually(t, 3*defectTTL, b.IsLeader, "b elected after a's handler returned")
+	})
+}
+
 // faultyBackend wraps a Backend so that a test can step into its sessions'
 // operations where the memory store of both versions has no control: hold
 // an answer back after the store applied the operation (a slow network, a
