@@ -203,6 +203,51 @@ func TestDefect3StopKeepsClaimUnderStuckLostHandler(t *testing.T) {
 	})
 }
 
+// TestDefect4NoHandlerStartsPastDeadline: defect 4, handlers started before
+// the deadline check, so a term born past its deadline (after a pause
+// between the claim and the start) ran its handlers. The store grants a's
+// first claim, then its answer is held back past the term's deadline (the
+// session's last renewal + TTL − DriftMargin, read before the claim): no
+// handler may run for that term. Later terms may run theirs.
+func TestDefect4NoHandlerStartsPastDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const drift = time.Second
+		fb := &faultyBackend{Backend: memory.New()}
+		var bornDead atomic.Uint64
+		fb.setHooks(faultHooks{afterWrite: func(_ *faultySession, cl election.Claim, holder *election.Leader, err error) {
+			if err == nil && holder == nil && bornDead.CompareAndSwap(0, cl.Fence) {
+				time.Sleep(defectTTL - drift + time.Millisecond) // the process pauses after the store granted the claim
+			}
+		}})
+		el := mustElector(t, fb, election.Config{TTL: defectTTL, DriftMargin: drift})
+		defer closeQuietly(el)
+		var mu sync.Mutex
+		var ran []uint64
+		a := mustCandidate(t, el, election.CandidateConfig{Name: "job", ID: "a", Handlers: []election.Handler{
+			func(ctx context.Context, term election.Term) {
+				mu.Lock()
+				ran = append(ran, term.Fence)
+				mu.Unlock()
+				<-ctx.Done()
+			},
+		}})
+		startAll(t, a)
+		time.Sleep(defectTTL)
+		synctest.Wait()
+		if bornDead.Load() == 0 {
+			t.Fatal("the store granted no claim")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, fence := range ran {
+			if fence == bornDead.Load() {
+				t.Fatalf("a handler ran for term %d, which started 1ms past its deadline; want no handler for a term born dead "+
+					"(handlers ran for fences %v)", fence, ran)
+			}
+		}
+	})
+}
+
 // faultyBackend wraps a Backend so that a test can step into its sessions'
 // operations where the memory store of both versions has no control: hold
 // an answer back after the store applied the operation (a slow network, a
