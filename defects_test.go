@@ -248,6 +248,99 @@ func TestDefect4NoHandlerStartsPastDeadline(t *testing.T) {
 	})
 }
 
+// TestDefect5ConfigRejectsScheduleWithoutRetry: defect 5, validation ignored
+// RenewJitter and the renewal timeout: TTL 10s with RenewInterval 8.9s was
+// accepted, although with the default 10% jitter a renewal may come 9.79s
+// after the last, past the 9s deadline, so the leader lost on a healthy
+// store. New must reject it with ErrInvalidArgument and show the
+// arithmetic; a jitter of 0.5 must count too (RenewInterval 4s passes with
+// 0.1 and fails with 0.5).
+func TestDefect5ConfigRejectsScheduleWithoutRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  election.Config
+		want []string // in the error; none: accepted
+	}{
+		{"interval 8.9s", election.Config{TTL: defectTTL, RenewInterval: 8900 * time.Millisecond},
+			[]string{"RenewJitter", "RenewTimeout", "8.9s×1.10", "= 18.74s", "TTL − DriftMargin = 10s − 1s = 9s"}},
+		{"interval 4s, jitter 0.5", election.Config{TTL: defectTTL, RenewInterval: 4 * time.Second, RenewJitter: 0.5},
+			[]string{"4s×1.50", "= 10.05s", "TTL − DriftMargin = 10s − 1s = 9s"}},
+		{"interval 4s, jitter 0.1", election.Config{TTL: defectTTL, RenewInterval: 4 * time.Second, RenewJitter: 0.1}, nil},
+	} {
+		_, err := election.New(memory.New(), tc.cfg)
+		switch {
+		case tc.want == nil && err != nil:
+			t.Errorf("%s: New = %v; want it accepted", tc.name, err)
+		case tc.want == nil:
+		case !errors.Is(err, election.ErrInvalidArgument):
+			t.Errorf("%s: New = %v; want ErrInvalidArgument: the renewal schedule leaves no retry before the deadline", tc.name, err)
+		default:
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: New = %q; want the arithmetic, with %q", tc.name, err, w)
+				}
+			}
+		}
+	}
+}
+
+// TestDefect5NoChurnAfterDeadlineLoss: defect 5, after a deadline loss the
+// session's stale renewal time made every new claim a term born past its
+// deadline, so the candidate claimed and lost in a tight loop (573 claims
+// in 0.9s of fake time). A valid config; the store stays up and answers a
+// claim in 1ms, but the answers to a's renewals are lost until 500ms after
+// its term ended at its deadline. Over 3 TTLs after that, a may be granted
+// one claim (two in all) and lose once, and must lead at the end.
+func TestDefect5NoChurnAfterDeadlineLoss(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fb := &faultyBackend{Backend: memory.New()}
+		var granted atomic.Int64
+		var answersLost atomic.Bool
+		fb.setHooks(faultHooks{
+			afterWrite: func(_ *faultySession, _ election.Claim, holder *election.Leader, err error) {
+				if err == nil && holder == nil {
+					granted.Add(1)
+				}
+				time.Sleep(time.Millisecond)
+			},
+			renew: func(ctx context.Context, s *faultySession, claims []election.Claim) error {
+				err := s.inner.Renew(ctx, claims)
+				if err == nil && answersLost.Load() {
+					return fmt.Errorf("renewal answer lost: %w", election.ErrUnavailable)
+				}
+				return err
+			},
+		})
+		var losses atomic.Int64
+		lost := make(chan struct{})
+		el := mustElector(t, fb, election.Config{TTL: defectTTL, RenewInterval: 2 * time.Second, DriftMargin: time.Second,
+			OnEvent: func(ev election.Event) {
+				if ev.Kind == election.EventLost && losses.Add(1) == 1 {
+					close(lost)
+				}
+			}})
+		defer closeQuietly(el)
+		a := mustCandidate(t, el, election.CandidateConfig{Name: "job", ID: "a"})
+		startAll(t, a)
+		time.Sleep(3 * time.Second)
+		answersLost.Store(true)
+		<-lost
+		time.Sleep(500 * time.Millisecond)
+		answersLost.Store(false)
+		time.Sleep(3 * defectTTL)
+		synctest.Wait()
+		g, l := granted.Load(), losses.Load()
+		t.Logf("a was granted %d claims and lost leadership %d times", g, l)
+		if g > 2 || l > 1 {
+			t.Errorf("after one deadline loss, a was granted %d claims and lost leadership %d times in %v of fake time; "+
+				"want at most 2 claims and 1 loss", g, l, 500*time.Millisecond+3*defectTTL)
+		}
+		if !a.IsLeader() {
+			t.Errorf("a does not lead 3 TTLs after its renewals were answered again")
+		}
+	})
+}
+
 // faultyBackend wraps a Backend so that a test can step into its sessions'
 // operations where the memory store of both versions has no control: hold
 // an answer back after the store applied the operation (a slow network, a
