@@ -10,9 +10,11 @@ package election_test
 // each check is a state, not a race against a real clock.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -337,6 +339,78 @@ func TestDefect5NoChurnAfterDeadlineLoss(t *testing.T) {
 		}
 		if !a.IsLeader() {
 			t.Errorf("a does not lead 3 TTLs after its renewals were answered again")
+		}
+	})
+}
+
+// TestDefect6EventsNeverCarryWholeToken: defect 6, the whole owner token of
+// a lost claim leaked through Event.Err (NotOwnerError.Claims[].Token) on
+// the renewed and lost events: errors.As handed it out and slog's JSON
+// handler printed it. a's key vanishes from the store while its session
+// lives (released behind its back within a renewal), so the renewal reports
+// it not owned. Every event, and EventRenewed and EventLost in particular,
+// must keep the token out of errors.As(Event.Err, *NotOwnerError), of
+// Err.Error() and of a slog JSON rendering of the event.
+func TestDefect6EventsNeverCarryWholeToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fb := &faultyBackend{Backend: memory.New()}
+		var drop atomic.Bool
+		var token atomic.Value
+		fb.setHooks(faultHooks{renew: func(ctx context.Context, s *faultySession, claims []election.Claim) error {
+			if len(claims) > 0 && drop.CompareAndSwap(true, false) {
+				token.Store(claims[0].Token)
+				if err := s.inner.Release(ctx, claims[0]); err != nil {
+					return err
+				}
+			}
+			return s.inner.Renew(ctx, claims)
+		}})
+		var mu sync.Mutex
+		var events []election.Event
+		el := mustElector(t, fb, election.Config{TTL: defectTTL, OnEvent: func(ev election.Event) {
+			mu.Lock()
+			events = append(events, ev)
+			mu.Unlock()
+		}})
+		a := mustCandidate(t, el, election.CandidateConfig{Name: "job", ID: "a", Handlers: []election.Handler{
+			func(ctx context.Context, _ election.Term) { <-ctx.Done() },
+		}})
+		startAll(t, a)
+		time.Sleep(time.Second)
+		drop.Store(true)
+		time.Sleep(defectTTL)
+		closeAll(t, el)
+
+		tok, _ := token.Load().(string)
+		if len(tok) <= len(election.TokenPrefix(tok)) {
+			t.Fatalf("no claim was dropped, or its token %q is no longer than its prefix", tok)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		var renewedNotOwner, lostNotOwner bool
+		for _, ev := range events {
+			renewedNotOwner = renewedNotOwner || ev.Kind == election.EventRenewed && errors.Is(ev.Err, election.ErrNotOwner)
+			lostNotOwner = lostNotOwner || ev.Kind == election.EventLost && ev.Reason == election.LossNotOwner
+			var no *election.NotOwnerError
+			if errors.As(ev.Err, &no) {
+				for _, c := range no.Claims {
+					if strings.Contains(c.Token, tok) {
+						t.Errorf("%v event: errors.As(Event.Err, *NotOwnerError) hands out the whole owner token %q", ev.Kind, c.Token)
+					}
+				}
+			}
+			if ev.Err != nil && strings.Contains(ev.Err.Error(), tok) {
+				t.Errorf("%v event: Err.Error() = %q carries the whole owner token", ev.Kind, ev.Err)
+			}
+			var buf bytes.Buffer
+			slog.New(slog.NewJSONHandler(&buf, nil)).Info("election event", "event", ev)
+			if strings.Contains(buf.String(), tok) {
+				t.Errorf("%v event: slog's JSON handler prints the whole owner token: %s", ev.Kind, strings.TrimSpace(buf.String()))
+			}
+		}
+		if !renewedNotOwner || !lostNotOwner {
+			t.Errorf("want an EventRenewed whose Err is ErrNotOwner (got one: %v) and an EventLost with reason %q (got one: %v)",
+				renewedNotOwner, election.LossNotOwner, lostNotOwner)
 		}
 	})
 }
