@@ -415,6 +415,187 @@ func TestDefect6EventsNeverCarryWholeToken(t *testing.T) {
 	})
 }
 
+// TestDefect7NoTermStartsAfterStopReturned: defect 7, a term could start
+// after Stop returned. The store grants a's first claim but its answer
+// takes 300ms; Stop, called meanwhile with a 100ms context, must not
+// return before the claim is settled, and no handler may start after it
+// has returned; the claim must not be left in the store.
+func TestDefect7NoTermStartsAfterStopReturned(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fb := &faultyBackend{Backend: memory.New()}
+		claimed := make(chan struct{})
+		var slow atomic.Bool
+		fb.setHooks(faultHooks{afterWrite: func(*faultySession, election.Claim, *election.Leader, error) {
+			if slow.CompareAndSwap(false, true) {
+				close(claimed)
+				time.Sleep(300 * time.Millisecond) // the store granted the claim; its answer is slow
+			}
+		}})
+		el := mustElector(t, fb, election.Config{TTL: defectTTL})
+		defer closeQuietly(el)
+		var stopReturned atomic.Bool
+		var started, late atomic.Int64
+		a := mustCandidate(t, el, election.CandidateConfig{Name: "job", ID: "a", Handlers: []election.Handler{
+			func(ctx context.Context, _ election.Term) {
+				started.Add(1)
+				if stopReturned.Load() {
+					late.Add(1)
+				}
+				<-ctx.Done()
+			},
+		}})
+		startDone := make(chan error, 1)
+		go func() { startDone <- a.Start(context.Background()) }()
+		<-claimed
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		stopErr := a.Stop(ctx)
+		cancel()
+		stopReturned.Store(true)
+		time.Sleep(defectTTL)
+		synctest.Wait()
+		<-startDone
+		if n := late.Load(); n > 0 {
+			t.Errorf("%d handler(s) started after Stop returned (Stop returned %v); want no term for a stopped candidate", n, stopErr)
+		}
+		if got := storeLeader(t, fb, "job"); got != "<vacant>" {
+			t.Errorf("a TTL after Stop the store's leader is %s; want the claim released", got)
+		}
+	})
+}
+
+// TestDefect7QueuedCandidateRejoinsLineWithoutWatch: defect 7, a queued
+// candidate relied on its watch alone. The store puts c's claim in line
+// behind h, then c's session ends on the store before c hears the answer,
+// and its elector learns that (a renewal finds the session gone) before c
+// records the claim as waiting. The line went with the session, and the
+// watch shows nothing (h still holds): c must rejoin the line on its own.
+// When h then stops, the store must elect c from the line (EventClaimed
+// with Queued), not by a claim c makes after its watch shows a vacancy.
+func TestDefect7QueuedCandidateRejoinsLineWithoutWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.NewStore()
+		fb := &faultyBackend{Backend: store.NewClient()}
+		var dropped atomic.Bool
+		fb.setHooks(faultHooks{afterWrite: func(s *faultySession, _ election.Claim, holder *election.Leader, err error) {
+			if err == nil && holder != nil && dropped.CompareAndSwap(false, true) {
+				_ = s.inner.Close(context.Background()) // the session ends on the store, with c's place in line
+				<-s.closed                              // the elector found it gone and closed it
+			}
+		}})
+		var mu sync.Mutex
+		var events []election.Event
+		elH := mustElector(t, store.NewClient(), election.Config{TTL: defectTTL})
+		elC := mustElector(t, fb, election.Config{TTL: defectTTL, OnEvent: func(ev election.Event) {
+			mu.Lock()
+			events = append(events, ev)
+			mu.Unlock()
+		}})
+		defer closeQuietly(elH, elC)
+		h := mustCandidate(t, elH, election.CandidateConfig{Name: "job", ID: "h"})
+		c := mustCandidate(t, elC, election.CandidateConfig{Name: "job", ID: "c"})
+		startAll(t, h, c)
+		time.Sleep(2 * defectTTL)
+		synctest.Wait()
+		count := func(want func(election.Event) bool) (n int) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, ev := range events {
+				if ev.Candidate == "c" && want(ev) {
+					n++
+				}
+			}
+			return n
+		}
+		if !dropped.Load() {
+			t.Fatal("c's claim never went into the line")
+		}
+		queued := count(func(ev election.Event) bool { return ev.Kind == election.EventClaimTaken && ev.Queued })
+		if queued < 2 {
+			t.Errorf("2 TTLs after c's place in line went with its session, c joined the line %d time(s); "+
+				"want it to rejoin when its elector found the session gone, not wait for its watch", queued)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), defectTTL)
+		defer cancel()
+		if err := h.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 3*defectTTL, c.IsLeader, "c elected after h stopped")
+		synctest.Wait() // OnEvent runs just after the fact
+		if n := count(func(ev election.Event) bool { return ev.Kind == election.EventClaimed && ev.Queued }); n != 1 {
+			t.Errorf("c was elected %d time(s) from the line; want once: it should have been in line when h stopped", n)
+		}
+	})
+}
+
+// TestDefect7CloseEndsObservers: defect 7, some goroutines were not
+// tracked: an Observe goroutine outlived its elector's Close and kept
+// watching the store. After Close, the Observe channel must be closed
+// (its goroutine has returned) although the observer's own context is
+// still live.
+func TestDefect7CloseEndsObservers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := mustElector(t, memory.New(), election.Config{TTL: defectTTL})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		changes, err := el.Observe(ctx, "job")
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-changes // the current state: vacant
+		closeAll(t, el)
+		for {
+			synctest.Wait()
+			select {
+			case _, open := <-changes:
+				if !open {
+					return
+				}
+			default:
+				t.Fatal("after Close returned, the Observe channel is still open: its goroutine outlives the elector")
+			}
+		}
+	})
+}
+
+// TestDefect7NoSessionReopenedAfterClose: defect 7, the session could be
+// reopened after Close. The store opens a's session on its first claim,
+// but its answer takes 300ms; Close is called meanwhile with a 100ms
+// context. Every session the store opened must have been closed by the
+// elector once Close has returned and the dust settled (a TTL later):
+// none may be kept, claimed through and left to expire.
+func TestDefect7NoSessionReopenedAfterClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fb := &faultyBackend{Backend: memory.New()}
+		opening := make(chan struct{})
+		var slow atomic.Bool
+		var answered atomic.Value
+		fb.setHooks(faultHooks{afterOpen: func(*faultySession) {
+			if slow.CompareAndSwap(false, true) {
+				close(opening)
+				time.Sleep(300 * time.Millisecond) // the store opened the session; its answer is slow
+				answered.Store(time.Now())
+			}
+		}})
+		el := mustElector(t, fb, election.Config{TTL: defectTTL})
+		a := mustCandidate(t, el, election.CandidateConfig{Name: "job", ID: "a"})
+		startDone := make(chan error, 1)
+		go func() { startDone <- a.Start(context.Background()) }()
+		<-opening
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		closeErr := el.Close(ctx)
+		cancel()
+		closed := time.Now()
+		time.Sleep(defectTTL)
+		synctest.Wait()
+		<-startDone
+		if opened, open := fb.sessionCounts(); open > 0 {
+			at, _ := answered.Load().(time.Time)
+			t.Errorf("%d of %d sessions the store opened were never closed by the elector; the slow one was answered %v after "+
+				"Close returned (%v): the elector took a session after Close", open, opened, at.Sub(closed), closeErr)
+		}
+	})
+}
+
 // faultyBackend wraps a Backend so that a test can step into its sessions'
 // operations where the memory store of both versions has no control: hold
 // an answer back after the store applied the operation (a slow network, a
