@@ -152,6 +152,10 @@ func Run(t *testing.T, hook func(election.Event)) *Tour {
 		rec.Wait(t, election.EventReleased, Stubborn)
 		rec.Wait(t, election.EventClaimed, Heir)
 		heal(t, clientA)
+		// Stop now reports the failed release (the elector retries it).
+		if err := stubborn.Stop(ctx); !errors.Is(err, election.ErrUnavailable) {
+			t.Fatalf("Stubborn's Stop after the failed release = %v, want ErrUnavailable", err)
+		}
 
 		// Heir steps down at once: it has no handler.
 		if err := heir.Stop(ctx); err != nil {
