@@ -295,16 +295,26 @@ func TestObservability(t *testing.T) {
 	if !l.IsLeader("reaper") {
 		t.Fatal("not leading after start")
 	}
+	// Events reach the logger and then the metrics just after the fact,
+	// from the elector's own goroutine: wait for them.
+	const isLeader = `
+# HELP election_is_leader 1 while the candidate leads the election (state leading or uncertain), else 0.
+# TYPE election_is_leader gauge
+election_is_leader{candidate="a",election="reaper"} 1
+`
+	var gatherErr error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		gatherErr = testutil.GatherAndCompare(reg, strings.NewReader(isLeader), "election_is_leader")
+		if gatherErr == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if gatherErr != nil {
+		t.Error(gatherErr)
+	}
 	claimed := logs.FilterMessage("election: leadership claimed").All()
 	if len(claimed) != 1 || claimed[0].ContextMap()["election"] != "reaper" {
 		t.Errorf("claimed log entries: %v", claimed)
-	}
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP election_is_leader 1 while the candidate leads the election, else 0.
-# TYPE election_is_leader gauge
-election_is_leader{candidate="a",election="reaper"} 1
-`), "election_is_leader"); err != nil {
-		t.Error(err)
 	}
 	app.RequireStop()
 	if logs.FilterMessage("election: leadership released").Len() != 1 {

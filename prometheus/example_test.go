@@ -23,7 +23,15 @@ func ExampleNew() {
 		fmt.Println(err)
 		return
 	}
-	el, err := election.New(memory.New(), election.Config{TTL: time.Second, OnEvent: m.OnEvent})
+	// OnEvent runs just after the fact, in the elector's own goroutine:
+	// here a second hook says when the claim has reached the metrics.
+	claimed := make(chan struct{})
+	el, err := election.New(memory.New(), election.Config{TTL: time.Second, OnEvent: election.TeeEvents(m.OnEvent,
+		func(ev election.Event) {
+			if ev.Kind == election.EventClaimed {
+				close(claimed)
+			}
+		})})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -38,9 +46,10 @@ func ExampleNew() {
 		fmt.Println(err)
 		return
 	}
+	<-claimed
 
 	err = testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP election_is_leader 1 while the candidate leads the election, else 0.
+# HELP election_is_leader 1 while the candidate leads the election (state leading or uncertain), else 0.
 # TYPE election_is_leader gauge
 election_is_leader{candidate="pod-1",election="reaper"} 1
 `), "election_is_leader")

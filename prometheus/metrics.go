@@ -12,14 +12,33 @@
 //
 // With the default namespace "election":
 //
-//	election_claim_attempts_total{election,outcome}  counter    outcome: success, taken, error
-//	election_claim_duration_seconds{election}         histogram  store time of claims that reached the store
-//	election_renewals_total{outcome}                  counter    outcome: success, failure (one per session renewal)
-//	election_renew_duration_seconds                   histogram  store time of session renewals, failed ones included
-//	election_leadership_losses_total{election,reason} counter    reason: deadline, not-owner, session-expired, superseded, other
-//	election_leader_changes_total{election}           counter    new terms seen by this process
-//	election_watch_failures_total{election}           counter    watches broken and re-established
-//	election_is_leader{election,candidate}            gauge      1 while the candidate leads, else 0
+//	election_claim_attempts_total{election,outcome}      counter    outcome: success, taken, error
+//	election_claim_duration_seconds{election}            histogram  store time of claims that reached the store
+//	election_renewals_total{outcome}                     counter    outcome: success, failure (one per session renewal)
+//	election_renew_duration_seconds                      histogram  store time of session renewals, failed ones included
+//	election_leadership_losses_total{election,reason}    counter    reason: deadline, not-owner, session-expired, superseded, other
+//	election_leader_changes_total{election}              counter    new terms seen by this process
+//	election_watch_failures_total{election}              counter    watches broken and re-established
+//	election_is_leader{election,candidate}               gauge      1 while the candidate leads (leading or uncertain), else 0
+//	election_candidate_state{election,candidate,state}   gauge      1 for the candidate's current state, 0 for the others
+//	election_handler_overruns_total{election}            counter    terms whose handlers still ran past the term's deadline
+//	election_handler_overrun_seconds{election}           histogram  how long past the deadline such handlers returned
+//
+// election_is_leader and election_candidate_state follow the State every
+// candidate event carries (the state the event left the candidate in), so
+// they are right whatever the event. A candidate leads in the states
+// leading and uncertain: uncertain means its renewals fail and it leads
+// until its term's deadline unless one succeeds. The state label takes the
+// names of [election.State] (idle, campaigning, claiming, queued, leading,
+// uncertain, stepping-down, releasing, resigned, stopped), or "other" for
+// a state this package does not know.
+//
+// A handler overrun means that handlers of an ended term ignored their
+// cancelled context past the term's deadline, when the store may expire
+// the claim and elect another leader: from then on only fencing keeps
+// their writes from overlapping the next leader's. Any increase of
+// election_handler_overruns_total deserves a page; the histogram, observed
+// when the handlers finally return, shows how late they were.
 //
 // Contention per election is the rate of claims that found the election
 // held: rate(election_claim_attempts_total{outcome="taken"}[5m]).
@@ -27,13 +46,17 @@
 // # Cardinality
 //
 // Labels are election names and candidate IDs only, plus fixed sets of
-// outcomes and reasons; never tokens, fences, leader IDs seen from
+// outcomes, reasons and states; never tokens, fences, leader IDs seen from
 // elsewhere or error text. The number of series is therefore bounded by
 // the elections this process campaigns in (and the candidates it creates)
-// times a small constant. Renewals are per session, not per election, so
+// times a small constant: about 15 series per election (plus histogram
+// buckets) and 11 per candidate (is_leader and one per state). A stopped
+// candidate keeps its series (state "stopped"), so that the last word
+// about it stays visible. Renewals are per session, not per election, so
 // their series do not grow with the number of elections. Give candidates
 // stable IDs (a pod or host name): the default ID has a random suffix, so
-// each restart of a process exports a fresh election_is_leader series.
+// each restart of a process exports fresh election_is_leader and
+// election_candidate_state series.
 package electionprom
 
 import (
@@ -47,7 +70,8 @@ import (
 	"github.com/electionkit/election"
 )
 
-// Label values of the outcome and reason labels.
+// Label values of the outcome, reason and state labels (the other states
+// are named by [election.State.String]).
 const (
 	OutcomeSuccess = "success"
 	OutcomeTaken   = "taken"
@@ -56,17 +80,33 @@ const (
 	// ReasonOther stands for a loss reason this package does not know,
 	// so that a new reason in the core cannot grow the label set.
 	ReasonOther = "other"
+	// StateOther stands, in election_candidate_state, for a state this
+	// package does not know, for the same reason.
+	StateOther = "other"
 )
+
+var knownStates = []election.State{
+	election.StateIdle, election.StateCampaigning, election.StateClaiming, election.StateQueued,
+	election.StateLeading, election.StateUncertain, election.StateSteppingDown, election.StateReleasing,
+	election.StateResigned, election.StateStopped,
+}
 
 var knownReasons = []election.LossReason{
 	election.LossDeadline, election.LossNotOwner, election.LossSessionExpired, election.LossSuperseded,
 }
 
-// DefaultBuckets are the latency buckets, in seconds, of both histograms
-// unless an [Option] replaces them: 1ms to about 8s, doubling, which
-// covers store round trips from a local memory store to a renewal that
-// times out after the default RenewInterval (TTL/3).
+// DefaultBuckets are the latency buckets, in seconds, of both latency
+// histograms unless an [Option] replaces them: 1ms to about 8s, doubling,
+// which covers store round trips from a local memory store to a renewal
+// that times out after the default RenewInterval (TTL/3).
 var DefaultBuckets = prometheus.ExponentialBuckets(0.001, 2, 14)
+
+// DefaultOverrunBuckets are the buckets, in seconds, of
+// election_handler_overrun_seconds unless [WithOverrunBuckets] replaces
+// them: 10ms to about 164s, doubling. The core reports an overrun from
+// DriftMargin/2 past the deadline on (500ms with a 10s TTL), and a handler
+// that ignores its context can run on for minutes.
+var DefaultOverrunBuckets = prometheus.ExponentialBuckets(0.01, 2, 15)
 
 // Metrics is a [prometheus.Collector] for the events of one or more
 // electors. Its OnEvent method is safe for concurrent use and never blocks
@@ -80,12 +120,19 @@ type Metrics struct {
 	changes       *prometheus.CounterVec
 	watchFailures *prometheus.CounterVec
 	isLeader      *prometheus.GaugeVec
+	state         *prometheus.GaugeVec
+	overruns      *prometheus.CounterVec
+	overrunTime   *prometheus.HistogramVec
 
 	mu sync.Mutex
 	// lastFence is the newest term seen per election, so that a term seen
 	// by several candidates or through several events counts once.
 	lastFence map[string]uint64
+	// states is the state label set to 1 per candidate.
+	states map[candidateKey]string
 }
+
+type candidateKey struct{ election, candidate string }
 
 var _ prometheus.Collector = (*Metrics)(nil)
 
@@ -93,10 +140,11 @@ var _ prometheus.Collector = (*Metrics)(nil)
 type Option func(*options)
 
 type options struct {
-	namespace    string
-	constLabels  prometheus.Labels
-	claimBuckets []float64
-	renewBuckets []float64
+	namespace      string
+	constLabels    prometheus.Labels
+	claimBuckets   []float64
+	renewBuckets   []float64
+	overrunBuckets []float64
 }
 
 // WithNamespace replaces the metric name prefix "election". An empty
@@ -129,6 +177,12 @@ func WithRenewBuckets(b ...float64) Option {
 	return func(o *options) { o.renewBuckets = append([]float64(nil), b...) }
 }
 
+// WithOverrunBuckets replaces the buckets (in seconds, strictly
+// increasing) of election_handler_overrun_seconds.
+func WithOverrunBuckets(b ...float64) Option {
+	return func(o *options) { o.overrunBuckets = append([]float64(nil), b...) }
+}
+
 // New creates the metrics and registers them with reg as one collector.
 // It returns an error, never panics: an error wrapping
 // [election.ErrInvalidArgument] for a nil reg or bad options (every
@@ -137,7 +191,7 @@ func WithRenewBuckets(b ...float64) Option {
 // reg already holds metrics of the same names and labels). Nothing is
 // registered when New fails. Unregister with reg.Unregister(m).
 func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
-	o := options{namespace: "election", claimBuckets: DefaultBuckets, renewBuckets: DefaultBuckets}
+	o := options{namespace: "election", claimBuckets: DefaultBuckets, renewBuckets: DefaultBuckets, overrunBuckets: DefaultOverrunBuckets}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -169,7 +223,7 @@ func (o options) validate(reg prometheus.Registerer) error {
 	for _, b := range []struct {
 		name    string
 		buckets []float64
-	}{{"claim buckets", o.claimBuckets}, {"renew buckets", o.renewBuckets}} {
+	}{{"claim buckets", o.claimBuckets}, {"renew buckets", o.renewBuckets}, {"overrun buckets", o.overrunBuckets}} {
 		if err := checkBuckets(b.buckets); err != nil {
 			errs = append(errs, invalid(b.name, "%v", err))
 		}
@@ -229,14 +283,28 @@ func newMetrics(o options) *Metrics {
 		}, []string{"election"}),
 		isLeader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Name: "is_leader", ConstLabels: cl,
-			Help: "1 while the candidate leads the election, else 0.",
+			Help: "1 while the candidate leads the election (state leading or uncertain), else 0.",
 		}, []string{"election", "candidate"}),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Name: "candidate_state", ConstLabels: cl,
+			Help: "1 for the candidate's current state, 0 for the others: idle, campaigning, claiming, queued, leading, uncertain (leading, renewals failing), stepping-down, releasing, resigned, stopped, other.",
+		}, []string{"election", "candidate", "state"}),
+		overruns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "handler_overruns_total", ConstLabels: cl,
+			Help: "Terms whose handlers still ran past the term's deadline, when the store may elect another leader and only fencing protects their writes.",
+		}, []string{"election"}),
+		overrunTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "handler_overrun_seconds", ConstLabels: cl, Buckets: o.overrunBuckets,
+			Help: "How long past the term's deadline the handlers of a term returned, for terms whose handlers returned late.",
+		}, []string{"election"}),
 		lastFence: map[string]uint64{},
+		states:    map[candidateKey]string{},
 	}
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.claims, m.claimLatency, m.renewals, m.renewLatency, m.losses, m.changes, m.watchFailures, m.isLeader}
+	return []prometheus.Collector{m.claims, m.claimLatency, m.renewals, m.renewLatency, m.losses, m.changes,
+		m.watchFailures, m.isLeader, m.state, m.overruns, m.overrunTime}
 }
 
 // Describe implements [prometheus.Collector].

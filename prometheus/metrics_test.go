@@ -139,6 +139,15 @@ func TestRealEvents(t *testing.T) {
 				if l.value != "a" && l.value != "b" {
 					t.Errorf("candidate label %q", l.value)
 				}
+			case "state":
+				known := false
+				for _, st := range []string{"idle", "campaigning", "claiming", "queued", "leading", "uncertain",
+					"stepping-down", "releasing", "resigned", "stopped"} {
+					known = known || l.value == st
+				}
+				if !known {
+					t.Errorf("state label %q", l.value)
+				}
 			case "outcome", "reason", "le":
 			default:
 				t.Errorf("unexpected label %s=%q", l.name, l.value)
@@ -188,6 +197,53 @@ election_leadership_losses_total{election="e",reason="superseded"} 0
 	}
 }
 
+// A state the package does not know is exported as "other", so that a new
+// state in the core cannot grow the label set; the candidate does not lead
+// in it.
+func TestUnknownStateIsOther(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := electionprom.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.OnEvent(election.Event{Kind: election.EventClaimed, State: election.StateLeading, Election: "e", Candidate: "c", Fence: 1})
+	m.OnEvent(election.Event{Kind: election.EventKind(99), State: election.State(42), Election: "e", Candidate: "c"})
+	for name, want := range map[string]float64{electionprom.StateOther: 1, "leading": 0, "idle": 0} {
+		if v := stateOf(t, reg, "e", "c", name); v != want {
+			t.Errorf("election_candidate_state{state=%q} = %v, want %v", name, v, want)
+		}
+	}
+	m.OnEvent(election.Event{Kind: election.EventStopped, State: election.StateStopped, Election: "e", Candidate: "c"})
+	for name, want := range map[string]float64{"other": 0, "stopped": 1} {
+		if v := stateOf(t, reg, "e", "c", name); v != want {
+			t.Errorf("after the stop, election_candidate_state{state=%q} = %v, want %v", name, v, want)
+		}
+	}
+}
+
+func stateOf(t *testing.T, reg *prometheus.Registry, name, candidate, state string) float64 {
+	t.Helper()
+	v, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range v {
+		if mf.GetName() != "election_candidate_state" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			if got["election"] == name && got["candidate"] == candidate && got["state"] == state {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
 func TestNewErrors(t *testing.T) {
 	if _, err := electionprom.New(nil); !errors.Is(err, election.ErrInvalidArgument) {
 		t.Errorf("New(nil) = %v, want ErrInvalidArgument", err)
@@ -195,11 +251,12 @@ func TestNewErrors(t *testing.T) {
 	_, err := electionprom.New(prometheus.NewRegistry(),
 		electionprom.WithClaimBuckets(1, 1),
 		electionprom.WithRenewBuckets(),
+		electionprom.WithOverrunBuckets(2, 1),
 		electionprom.WithConstLabels(prometheus.Labels{"le": "x"}))
 	if !errors.Is(err, election.ErrInvalidArgument) {
 		t.Fatalf("bad options: %v, want ErrInvalidArgument", err)
 	}
-	for _, s := range []string{"claim buckets", "renew buckets", `"le"`} {
+	for _, s := range []string{"claim buckets", "renew buckets", "overrun buckets", `"le"`} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not name %s", err, s)
 		}

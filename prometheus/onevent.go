@@ -8,14 +8,18 @@ import (
 
 // OnEvent updates the metrics for ev; pass it as [election.Config.OnEvent].
 // It is safe for concurrent use, does no I/O and never blocks beyond a
-// short mutex. Events of kinds it does not know are ignored. A nil m
-// ignores every event.
+// short mutex. Every event of a candidate sets election_is_leader and
+// election_candidate_state from the state it carries; events of kinds it
+// does not know change nothing else. A nil m ignores every event.
 func (m *Metrics) OnEvent(ev election.Event) {
 	if m == nil {
 		return
 	}
 	if ev.Election != "" {
 		m.touch(ev.Election)
+	}
+	if ev.Candidate != "" {
+		m.setState(ev.Election, ev.Candidate, ev.State)
 	}
 	switch ev.Kind {
 	case election.EventClaimed:
@@ -25,13 +29,10 @@ func (m *Metrics) OnEvent(ev election.Event) {
 			m.claims.WithLabelValues(ev.Election, OutcomeSuccess).Inc()
 			m.observeClaim(ev)
 		}
-		m.isLeader.WithLabelValues(ev.Election, ev.Candidate).Set(1)
 		m.seeTerm(ev.Election, ev.Fence, true)
 	case election.EventClaimTaken:
 		m.claims.WithLabelValues(ev.Election, OutcomeTaken).Inc()
 		m.observeClaim(ev)
-		// A claim is only made by a follower.
-		m.isLeader.WithLabelValues(ev.Election, ev.Candidate).Set(0)
 		if ev.Leader != nil {
 			m.seeTerm(ev.Election, ev.Leader.Fence, false)
 		}
@@ -50,9 +51,12 @@ func (m *Metrics) OnEvent(ev election.Event) {
 		m.renewLatency.Observe(seconds(ev.Latency))
 	case election.EventLost:
 		m.losses.WithLabelValues(ev.Election, reasonLabel(ev.Reason)).Inc()
-		m.isLeader.WithLabelValues(ev.Election, ev.Candidate).Set(0)
-	case election.EventReleased:
-		m.isLeader.WithLabelValues(ev.Election, ev.Candidate).Set(0)
+	case election.EventHandlerOverrun:
+		m.overruns.WithLabelValues(ev.Election).Inc()
+	case election.EventHandlersReturned:
+		if ev.Overrun > 0 {
+			m.overrunTime.WithLabelValues(ev.Election).Observe(seconds(ev.Overrun))
+		}
 	case election.EventWatchFailed:
 		m.watchFailures.WithLabelValues(ev.Election).Inc()
 	case election.EventLeaderChanged:
@@ -87,6 +91,45 @@ func (m *Metrics) touch(name string) {
 	m.losses.WithLabelValues(name, ReasonOther)
 	m.changes.WithLabelValues(name)
 	m.watchFailures.WithLabelValues(name)
+	m.overruns.WithLabelValues(name)
+	m.overrunTime.WithLabelValues(name)
+}
+
+// setState makes st the candidate's state in election_candidate_state and
+// election_is_leader. The first time a candidate is seen every state gets
+// its series; after that only the two that change are written. The gauges
+// are written under the mutex, so that two events of one candidate cannot
+// leave two states at 1.
+func (m *Metrics) setState(name, candidate string, st election.State) {
+	label := stateLabel(st)
+	key := candidateKey{name, candidate}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	prev, seen := m.states[key]
+	switch {
+	case !seen:
+		for _, s := range knownStates {
+			m.state.WithLabelValues(name, candidate, s.String()).Set(0)
+		}
+	case prev != label:
+		m.state.WithLabelValues(name, candidate, prev).Set(0)
+	}
+	m.states[key] = label
+	m.state.WithLabelValues(name, candidate, label).Set(1)
+	leading := 0.0
+	if st == election.StateLeading || st == election.StateUncertain {
+		leading = 1
+	}
+	m.isLeader.WithLabelValues(name, candidate).Set(leading)
+}
+
+func stateLabel(st election.State) string {
+	for _, k := range knownStates {
+		if st == k {
+			return st.String()
+		}
+	}
+	return StateOther
 }
 
 // seeTerm counts a leader change when fence is newer than every term seen

@@ -18,6 +18,7 @@ func ExampleOnEvent() {
 	hook := zaplog.OnEvent(zap.NewExample())
 	hook(election.Event{
 		Kind:        election.EventLost,
+		State:       election.StateSteppingDown,
 		Election:    "reaper",
 		Candidate:   "pod-1",
 		TokenPrefix: "3f9a1c2e",
@@ -26,7 +27,7 @@ func ExampleOnEvent() {
 		Err:         election.ErrLost,
 	})
 	// Output:
-	// {"level":"error","msg":"election: leadership lost","election":"reaper","candidate":"pod-1","operation":"lost","token_prefix":"3f9a1c2e","fence":7,"reason":"deadline","error":"election: leadership lost"}
+	// {"level":"error","msg":"election: leadership lost","election":"reaper","candidate":"pod-1","operation":"lost","state":"stepping-down","token_prefix":"3f9a1c2e","fence":7,"reason":"deadline","error":"election: leadership lost"}
 }
 
 // Wire the hook into an elector; combine it with metrics through

@@ -25,8 +25,10 @@ func TestLevelsAndFields(t *testing.T) {
 		name  string
 		ev    election.Event
 		level zapcore.Level
-		want  map[string]any // fields that must be present with these values
-		omit  []string       // fields that must be absent
+		// message, if set, is the whole message
+		message string
+		want    map[string]any // fields that must be present with these values
+		omit    []string       // fields that must be absent
 	}{
 		{
 			name:  "claimed",
@@ -70,7 +72,7 @@ func TestLevelsAndFields(t *testing.T) {
 			ev:    election.Event{Kind: election.EventRenewed, Latency: 2 * time.Millisecond, Count: 3, TTL: time.Second},
 			level: zapcore.DebugLevel,
 			want:  map[string]any{zaplog.KeyOperation: "renewed", zaplog.KeyCount: int64(3), zaplog.KeyLatency: 2 * time.Millisecond},
-			omit:  []string{zaplog.KeyElection, zaplog.KeyCandidate, "error"},
+			omit:  []string{zaplog.KeyElection, zaplog.KeyCandidate, zaplog.KeyState, "error"},
 		},
 		{
 			name:  "renewed with claims not held",
@@ -117,6 +119,59 @@ func TestLevelsAndFields(t *testing.T) {
 			omit:  []string{zaplog.KeyLeader},
 		},
 		{
+			name:  "started",
+			ev:    election.Event{Kind: election.EventStarted, State: election.StateClaiming, Election: "reaper", Candidate: "pod-1"},
+			level: zapcore.InfoLevel,
+			want:  map[string]any{zaplog.KeyOperation: "started", zaplog.KeyState: "claiming", zaplog.KeyCandidate: "pod-1"},
+			omit:  []string{zaplog.KeyFence, zaplog.KeyOverrun, "error"},
+		},
+		{
+			name:  "uncertain",
+			ev:    election.Event{Kind: election.EventUncertain, State: election.StateUncertain, Election: "reaper", Candidate: "pod-1", TokenPrefix: "0123abcd", Fence: 7, Err: storeErr},
+			level: zapcore.WarnLevel,
+			want:  map[string]any{zaplog.KeyOperation: "uncertain", zaplog.KeyState: "uncertain", zaplog.KeyFence: uint64(7), "error": storeErr.Error()},
+		},
+		{
+			name:  "recovered",
+			ev:    election.Event{Kind: election.EventRecovered, State: election.StateLeading, Election: "reaper", Candidate: "pod-1", Fence: 7},
+			level: zapcore.InfoLevel,
+			want:  map[string]any{zaplog.KeyOperation: "recovered", zaplog.KeyState: "leading", zaplog.KeyFence: uint64(7)},
+			omit:  []string{"error"},
+		},
+		{
+			name:  "stepping down",
+			ev:    election.Event{Kind: election.EventSteppingDown, State: election.StateSteppingDown, Election: "reaper", Candidate: "pod-1", Fence: 7},
+			level: zapcore.InfoLevel,
+			want:  map[string]any{zaplog.KeyOperation: "stepping-down", zaplog.KeyState: "stepping-down", zaplog.KeyFence: uint64(7)},
+		},
+		{
+			name:    "handler overrun",
+			ev:      election.Event{Kind: election.EventHandlerOverrun, State: election.StateSteppingDown, Election: "reaper", Candidate: "pod-1", Fence: 7, Overrun: 1200 * time.Millisecond},
+			level:   zapcore.ErrorLevel,
+			message: `election: handlers of candidate "pod-1" in election "reaper" (fence 7) still run 1.2s past the term's deadline; the store may elect another leader: only fencing protects writes now`,
+			want:    map[string]any{zaplog.KeyOperation: "handler-overrun", zaplog.KeyState: "stepping-down", zaplog.KeyFence: uint64(7), zaplog.KeyOverrun: 1200 * time.Millisecond},
+		},
+		{
+			name:    "handlers returned late",
+			ev:      election.Event{Kind: election.EventHandlersReturned, State: election.StateReleasing, Election: "reaper", Candidate: "pod-1", Fence: 7, Overrun: 1500 * time.Millisecond},
+			level:   zapcore.WarnLevel,
+			message: "election: handlers returned 1.5s past the term's deadline",
+			want:    map[string]any{zaplog.KeyOperation: "handlers-returned", zaplog.KeyState: "releasing", zaplog.KeyOverrun: 1500 * time.Millisecond},
+		},
+		{
+			name:  "handlers returned in time",
+			ev:    election.Event{Kind: election.EventHandlersReturned, State: election.StateReleasing, Election: "reaper", Candidate: "pod-1", Fence: 7},
+			level: zapcore.DebugLevel,
+			want:  map[string]any{zaplog.KeyOperation: "handlers-returned", zaplog.KeyState: "releasing"},
+			omit:  []string{zaplog.KeyOverrun},
+		},
+		{
+			name:  "stopped",
+			ev:    election.Event{Kind: election.EventStopped, State: election.StateStopped, Election: "reaper", Candidate: "pod-2"},
+			level: zapcore.InfoLevel,
+			want:  map[string]any{zaplog.KeyOperation: "stopped", zaplog.KeyState: "stopped"},
+		},
+		{
 			name:  "hand-built event with a whole token",
 			ev:    election.Event{Kind: election.EventClaimed, Election: "reaper", TokenPrefix: "0123456789abcdef0123456789abcdef"},
 			level: zapcore.InfoLevel,
@@ -140,6 +195,9 @@ func TestLevelsAndFields(t *testing.T) {
 			e := entries[0]
 			if e.Level != tc.level {
 				t.Errorf("level = %v, want %v", e.Level, tc.level)
+			}
+			if tc.message != "" && e.Message != tc.message {
+				t.Errorf("message %q, want %q", e.Message, tc.message)
 			}
 			if !strings.HasPrefix(e.Message, "election: ") {
 				t.Errorf("message %q does not start with %q", e.Message, "election: ")

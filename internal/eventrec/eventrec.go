@@ -53,3 +53,11 @@ func (r *Recorder) Wait(t testing.TB, kind election.EventKind, candidate string)
 		}
 	}
 }
+
+// Events returns a copy of every event recorded so far, in the order
+// recorded.
+func (r *Recorder) Events() []election.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]election.Event(nil), r.seen...)
+}
