@@ -67,10 +67,6 @@ func (c *Candidate) run() {
 		next, effects := step(s, in)
 		s = next
 		c.publish(s)
-		if in.kind == inClaimed && !firstDone {
-			firstDone = true
-			close(c.first)
-		}
 		for _, e := range effects {
 			switch e.kind {
 			case effClaim:
@@ -121,6 +117,12 @@ func (c *Candidate) run() {
 					c.mu.Unlock()
 				}
 			}
+		}
+		// After the effects: a term won by the first claim has started,
+		// so IsLeader is true when Start returns.
+		if in.kind == inClaimed && !firstDone {
+			firstDone = true
+			close(c.first)
 		}
 	}
 	if timer != nil {

@@ -38,11 +38,12 @@ type Elector struct {
 	newSess chan struct{} // wakes the renewal loop when a session opens
 
 	loops      sync.WaitGroup // the renewal loop and observers
-	renewing   bool           // the renewal loop runs
-	closer     sync.Once      // starts the goroutine that finishes a Close that gave up waiting
-	finishOnce sync.Once
-	finishErr  error
-	doneOnce   sync.Once
+	renewing   bool           // guarded by mu: the renewal loop runs
+	closer     bool           // guarded by mu: a goroutine finishes a Close that gave up waiting
+	finishing  bool           // guarded by mu: finish has begun
+	finished   chan struct{}  // closed when finish's store calls are done
+	finishErr  error          // set before finished is closed
+	doneClosed bool           // guarded by mu
 	done       chan struct{}
 }
 
@@ -59,16 +60,17 @@ func New(b Backend, cfg Config) (*Elector, error) {
 	}
 	life, kill := context.WithCancel(context.Background())
 	e := &Elector{
-		backend: b,
-		cfg:     cfg,
-		clock:   cfg.Clock,
-		rng:     newLockedRand(cfg.Rand),
-		life:    life,
-		kill:    kill,
-		cands:   map[*Candidate]struct{}{},
-		newSess: make(chan struct{}, 1),
-		opening: make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		backend:  b,
+		cfg:      cfg,
+		clock:    cfg.Clock,
+		rng:      newLockedRand(cfg.Rand),
+		life:     life,
+		kill:     kill,
+		cands:    map[*Candidate]struct{}{},
+		newSess:  make(chan struct{}, 1),
+		opening:  make(chan struct{}, 1),
+		finished: make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	e.events.fn = cfg.OnEvent
 	return e, nil
@@ -117,14 +119,18 @@ func (e *Elector) Close(ctx context.Context) error {
 	}
 	if waiting {
 		// Finish once the handlers have returned: keep renewing till then.
-		e.closer.Do(func() {
+		e.mu.Lock()
+		start := !e.closer
+		e.closer = true
+		e.mu.Unlock()
+		if start {
 			go func() {
 				for _, c := range cands {
 					<-c.done
 				}
 				_ = e.finish()
 			}()
-		})
+		}
 		return errors.Join(errs...)
 	}
 	if err := e.finish(); err != nil {
@@ -141,7 +147,11 @@ func (e *Elector) Done() <-chan struct{} { return e.done }
 // renewal loop and observers end, the pending releases get one last try,
 // the session ends, queued events are delivered, and Done is closed.
 func (e *Elector) finish() error {
-	e.finishOnce.Do(func() {
+	e.mu.Lock()
+	first := !e.finishing
+	e.finishing = true
+	e.mu.Unlock()
+	if first {
 		e.kill()
 		e.loops.Wait()
 		e.mu.Lock()
@@ -156,12 +166,22 @@ func (e *Elector) finish() error {
 			}
 			cancel()
 		}
-	})
+		close(e.finished)
+	} else {
+		// A channel, not a sync.Once: a second Close waits for the first
+		// one's bounded store calls without holding a lock.
+		<-e.finished
+	}
 	// An OnEvent callback that called Close cannot wait for itself.
 	if !e.events.isSelf() {
 		e.events.wait()
 	}
-	e.doneOnce.Do(func() { close(e.done) })
+	e.mu.Lock()
+	if !e.doneClosed {
+		e.doneClosed = true
+		close(e.done)
+	}
+	e.mu.Unlock()
 	return e.finishErr
 }
 

@@ -66,6 +66,10 @@ const (
 	// releases a claim is reported by EventReleased with State
 	// StateStopped.)
 	EventStopped
+	// EventClaiming: a claim is on its way to the store: the watch showed a
+	// vacancy, a retry timer fired, or the candidate left the line or its
+	// hold-off after Resign.
+	EventClaiming
 )
 
 var eventKindNames = map[EventKind]string{
@@ -85,6 +89,7 @@ var eventKindNames = map[EventKind]string{
 	EventHandlersReturned: "handlers-returned",
 	EventHandlerOverrun:   "handler-overrun",
 	EventStopped:          "stopped",
+	EventClaiming:         "claiming",
 }
 
 // String returns the kind's name, for logs and metric labels.

@@ -230,6 +230,13 @@ func (m *stepper) arm(d time.Duration) {
 // stopTimer makes any armed timer void.
 func (m *stepper) stopTimer() { m.s.timer++ }
 
+// claim sends a claim: Claiming, then campaign.
+func (m *stepper) claim() {
+	m.s.state, m.s.then = StateClaiming, exitCampaign
+	m.emit(Event{Kind: EventClaiming})
+	m.do(effect{kind: effClaim})
+}
+
 func (m *stepper) step(in input) {
 	s := &m.s
 	emit, do, arm, stopTimer := m.emit, m.do, m.arm, m.stopTimer
@@ -239,8 +246,8 @@ func (m *stepper) step(in input) {
 	if in.kind == inResign && s.state != StateLeading && s.state != StateUncertain &&
 		!(s.then == exitResign && (s.state == StateSteppingDown || s.state == StateReleasing)) {
 		err := fmt.Errorf("%w: resign in state %v", ErrNotLeader, s.state)
-		if s.state == StateStopped {
-			err = fmt.Errorf("%w: resign: candidate stopped", ErrStopped)
+		if s.state == StateStopped || s.then == exitStop && (s.state == StateClaiming || s.state == StateSteppingDown || s.state == StateReleasing) {
+			err = fmt.Errorf("%w: resign: candidate stopping", ErrStopped)
 		}
 		do(effect{kind: effReply, replies: []chan error{in.reply}, err: err})
 		return
@@ -263,9 +270,14 @@ func (m *stepper) step(in input) {
 	}
 
 	before := s.leader
-	if in.kind == inWatch && in.watch.Err != nil {
+	switch {
+	case in.kind != inWatch:
+	case in.watch.Err != nil:
 		emit(Event{Kind: EventWatchFailed, Err: in.watch.Err})
-	} else if in.kind == inWatch {
+	case (s.state == StateLeading || s.state == StateUncertain) && !s.confirmed &&
+		(in.watch.Leader == nil || in.watch.Leader.Fence < s.term.claim.Fence):
+		// The event predates the term: the candidate itself leads.
+	default:
 		s.leader = in.watch.Leader
 	}
 
@@ -286,8 +298,7 @@ func (m *stepper) step(in input) {
 	case StateCampaigning:
 		switch in.kind {
 		case inTimer:
-			s.state = StateClaiming
-			do(effect{kind: effClaim})
+			m.claim()
 		case inWatch:
 			switch w := in.watch; {
 			case w.Err != nil:
@@ -296,8 +307,7 @@ func (m *stepper) step(in input) {
 				arm(0)
 			case w.Leader == nil:
 				stopTimer()
-				s.state = StateClaiming
-				do(effect{kind: effClaim})
+				m.claim()
 			case w.ExpiresIn > 0:
 				// The store does not push expiry: claim when it is due.
 				arm(w.ExpiresIn + time.Millisecond)
@@ -337,14 +347,12 @@ func (m *stepper) step(in input) {
 				// the claim to the elector and join again.
 				do(effect{kind: effAbandon, term: t})
 				s.term = nil
-				s.state = StateClaiming
-				do(effect{kind: effClaim})
+				m.claim()
 			}
 		case inSessionLost:
 			// The line was dropped with the session: join anew.
 			s.term = nil
-			s.state = StateClaiming
-			do(effect{kind: effClaim})
+			m.claim()
 		case inStop:
 			s.state, s.then = StateReleasing, exitStop
 			emit(Event{Kind: EventSteppingDown, Fence: t.claim.Fence, TokenPrefix: t.info.TokenPrefix})
@@ -360,7 +368,7 @@ func (m *stepper) step(in input) {
 		case inStop:
 			s.then = exitStop
 		case inResign:
-			s.resigners = append(s.resigners, in.reply)
+			s.resigners = append(s.resigners[:len(s.resigners):len(s.resigners)], in.reply)
 		case inRenewed:
 			if in.renew == renewNotOwner {
 				s.gone = true
@@ -397,7 +405,7 @@ func (m *stepper) step(in input) {
 		case inStop:
 			s.then = exitStop
 		case inResign:
-			s.resigners = append(s.resigners, in.reply)
+			s.resigners = append(s.resigners[:len(s.resigners):len(s.resigners)], in.reply)
 		case inReleased:
 			t := s.term
 			do(effect{kind: effUntrack, term: t})
@@ -408,15 +416,13 @@ func (m *stepper) step(in input) {
 	case StateResigned:
 		switch in.kind {
 		case inTimer:
-			s.state = StateClaiming
-			do(effect{kind: effClaim})
+			m.claim()
 		case inWatch:
 			if l := in.watch.Leader; in.watch.Err == nil && l != nil && l.ID != s.id {
 				// Another candidate took over: campaign again, which on a
 				// store with a line means joining it now.
 				stopTimer()
-				s.state = StateClaiming
-				do(effect{kind: effClaim})
+				m.claim()
 			}
 		case inStop:
 			stopTimer()
@@ -563,7 +569,7 @@ func (m *stepper) leading(in input) {
 		cause := errStopping
 		if in.kind == inResign {
 			s.then, cause = exitResign, errResigned
-			s.resigners = append(s.resigners, in.reply)
+			s.resigners = append(s.resigners[:len(s.resigners):len(s.resigners)], in.reply)
 		} else {
 			s.then = exitStop
 		}
