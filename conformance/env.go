@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/electionkit/election"
-	"github.com/electionkit/election/internal/termlog"
+	"github.com/electionkit/election/internal/history"
 )
 
 // env is one subtest's world: the harness, its nodes and the recorded
@@ -20,7 +20,9 @@ type env struct {
 	timing Timing
 	caps   Capabilities
 
-	terms termlog.Log
+	// hist records every term, as the handlers see it, and the events of
+	// every node, for the history checks (internal/history).
+	hist *history.Recorder
 }
 
 // node is one process: a backend client with its own link and an elector.
@@ -29,6 +31,8 @@ type node struct {
 	b    election.Backend
 	link Link
 	el   *election.Elector
+
+	hist *history.Recorder
 
 	mu        sync.Mutex
 	lastRenew time.Time // send time of the last renewal that covered claims
@@ -41,7 +45,7 @@ func (e *env) newNode(id string) *node {
 	if err != nil {
 		e.t.Fatalf("harness NewBackend: %v", err)
 	}
-	n := &node{id: id, b: b, link: link}
+	n := &node{id: id, b: b, link: link, hist: e.hist}
 	el, err := election.New(b, election.Config{TTL: e.timing.TTL, OnEvent: n.record})
 	if err != nil {
 		e.t.Fatalf("election.New with TTL %v: %v", e.timing.TTL, err)
@@ -58,6 +62,7 @@ func (e *env) newNode(id string) *node {
 }
 
 func (n *node) record(ev election.Event) {
+	n.hist.OnEvent(n.id)(ev)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if ev.Kind == election.EventRenewed && ev.Count > 0 {
@@ -138,7 +143,7 @@ func (e *env) newCandidate(n *node, name, id string, meta map[string]string) *el
 	e.t.Helper()
 	c, err := n.el.NewCandidate(election.CandidateConfig{
 		Name: name, ID: id, Metadata: meta,
-		Handlers: []election.Handler{e.recorder()},
+		Handlers: []election.Handler{e.hist.Handler(n.id)},
 	})
 	if err != nil {
 		e.t.Fatalf("NewCandidate %s: %v", id, err)
@@ -147,17 +152,17 @@ func (e *env) newCandidate(n *node, name, id string, meta map[string]string) *el
 }
 
 // recorder returns a handler that records its term's interval.
-func (e *env) recorder() election.Handler { return e.terms.Handler }
+func (e *env) recorder() election.Handler { return e.hist.Handler("") }
 
 // checkIntervals fails the test if two terms of one election overlap or a
 // later term's fence is not greater than an earlier one's. It returns the
 // number of terms seen.
 func (e *env) checkIntervals() int {
 	e.t.Helper()
-	return e.terms.Check(e.t)
+	return e.hist.Report(e.t, history.Bounds{})
 }
 
-func (e *env) termCount(name string) int { return e.terms.Count(name) }
+func (e *env) termCount(name string) int { return e.hist.Count(name) }
 
 // waitFor polls cond every 5ms until it holds or d passes. Polling is fine
 // in a test; the library itself never polls.

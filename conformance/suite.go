@@ -15,6 +15,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/electionkit/election/internal/history"
 )
 
 type spec struct {
@@ -41,6 +43,8 @@ var suite = []spec{
 	{"InvalidArguments", 5, testInvalid},
 	{"LinearizableHistory", 30, testLinearizable},
 	{"QueuedHandoff", 10, testQueuedHandoff},
+	{"LingeringHandlerStop", 15, testLingeringStop},
+	{"LingeringHandlerLoss", 20, testLingeringLoss},
 }
 
 // Run runs the whole suite against the backend that newHarness gives
@@ -75,7 +79,7 @@ func runSpec(t *testing.T, newHarness NewHarness, s spec) {
 				t.Errorf("harness Close: %v", err)
 			}
 		})
-		s.fn(&env{t: t, ctx: ctx, h: h, timing: timing, caps: h.Capabilities()})
+		s.fn(&env{t: t, ctx: ctx, h: h, timing: timing, caps: h.Capabilities(), hist: history.New(time.Now)})
 	})
 }
 

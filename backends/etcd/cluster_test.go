@@ -11,7 +11,7 @@ import (
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/backends/etcd"
-	"github.com/electionkit/election/internal/termlog"
+	"github.com/electionkit/election/internal/history"
 )
 
 // TestClusterLeaderKill: on a three-member cluster, the member that is the
@@ -28,7 +28,7 @@ func TestClusterLeaderKill(t *testing.T) {
 	}
 	ctx := testCtx(t)
 	admin := rawClient(t, endpoints...)
-	log := &termlog.Log{}
+	log := history.New(time.Now)
 	names := []string{"cluster-0", "cluster-1", "cluster-2"}
 	byName := map[string][]*election.Candidate{}
 	var electors []*election.Elector
@@ -44,7 +44,7 @@ func TestClusterLeaderKill(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.AddHandlers(log.Handler)
+			c.AddHandlers(log.Handler(fmt.Sprintf("node-%d", node)))
 			if err := c.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +62,7 @@ func TestClusterLeaderKill(t *testing.T) {
 		for _, el := range electors {
 			_ = el.Close(stopCtx)
 		}
-		if n, want := log.Check(t), len(names)*(1+rounds); n < want {
+		if n, want := log.Report(t, history.Bounds{}), len(names)*(1+rounds); n < want {
 			t.Errorf("saw %d terms, want at least %d", n, want)
 		}
 	}()

@@ -26,10 +26,12 @@
 package history
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/electionkit/election"
@@ -694,4 +696,37 @@ func (r *Recorder) Dump() string {
 		fmt.Fprintf(&b, "%s %s\n", stamp(l.at), l.text)
 	}
 	return b.String()
+}
+
+// Handler returns an election.Handler that records its runs in process:
+// each from its call until its context ends.
+func (r *Recorder) Handler(process string) election.Handler {
+	return func(ctx context.Context, t election.Term) {
+		run := r.Begin(process, t)
+		defer run.Return()
+		<-ctx.Done()
+	}
+}
+
+// Count returns the number of runs of election name recorded so far.
+func (r *Recorder) Count(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, run := range r.runs {
+		if run.Election == name {
+			n++
+		}
+	}
+	return n
+}
+
+// Report reports every violation Check finds on tb, as errors, and returns
+// the number of runs recorded.
+func (r *Recorder) Report(tb testing.TB, b Bounds) int {
+	tb.Helper()
+	for _, v := range r.Check(b) {
+		tb.Errorf("%v", v)
+	}
+	return len(r.Runs())
 }
