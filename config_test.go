@@ -87,17 +87,21 @@ func TestNewCandidateRejectsBadConfig(t *testing.T) {
 }
 
 func TestOpenURL(t *testing.T) {
-	b, cfg, err := election.Open(t.Context(), "memory://url-test?ttl=3s&renew_interval=1s&drift_margin=300ms")
+	b, cfg, err := election.Open(t.Context(), "memory://url-test?ttl=3s&renew_interval=1s&drift_margin=300ms&renew_timeout=400ms&op_timeout=250ms")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer election.CloseBackend(b)
-	if cfg.TTL != 3*time.Second || cfg.RenewInterval != time.Second || cfg.DriftMargin != 300*time.Millisecond {
+	if cfg.TTL != 3*time.Second || cfg.RenewInterval != time.Second || cfg.DriftMargin != 300*time.Millisecond ||
+		cfg.RenewTimeout != 400*time.Millisecond || cfg.OpTimeout != 250*time.Millisecond {
 		t.Fatalf("cfg = %+v", cfg)
+	}
+	if _, err := election.New(b, cfg); err != nil {
+		t.Fatalf("New with the URL's settings: %v", err)
 	}
 	for _, bad := range []string{
 		"", "no-scheme", "nosuch://x", "memory://x?ttl=abc", "memory://x?ttl=-1s", "memory://x?bogus=1",
-		"memory://x?ttl=1s&ttl=2s", "memory://x:80",
+		"memory://x?ttl=1s&ttl=2s", "memory://x:80", "memory://x?renew_timeout=0s", "memory://x?op_timeout=soon",
 	} {
 		if _, _, err := election.Open(t.Context(), bad); !errors.Is(err, election.ErrInvalidArgument) {
 			t.Errorf("Open(%q) = %v, want ErrInvalidArgument", bad, err)

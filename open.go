@@ -19,6 +19,8 @@ const (
 	ParamTTL           = "ttl"
 	ParamRenewInterval = "renew_interval"
 	ParamDriftMargin   = "drift_margin"
+	ParamRenewTimeout  = "renew_timeout"
+	ParamOpTimeout     = "op_timeout"
 )
 
 // ParseURL splits a backend URL such as
@@ -26,7 +28,8 @@ const (
 //	etcd://h1:2379,h2:2379/prefix?ttl=10s&dial_timeout=2s
 //
 // into the elector settings it carries (ttl, renew_interval, drift_margin,
-// as Go durations) and the URL left for the backend. Every problem is
+// renew_timeout, op_timeout, as Go durations) and the URL left for the
+// backend. Every problem is
 // reported at once, wrapping ErrInvalidArgument and naming the field.
 func ParseURL(raw string) (Config, *url.URL, error) {
 	var cfg Config
@@ -44,7 +47,9 @@ func ParseURL(raw string) (Config, *url.URL, error) {
 	err = urlopt.Take(q, invalid,
 		positiveDuration(ParamTTL, &cfg.TTL),
 		positiveDuration(ParamRenewInterval, &cfg.RenewInterval),
-		positiveDuration(ParamDriftMargin, &cfg.DriftMargin))
+		positiveDuration(ParamDriftMargin, &cfg.DriftMargin),
+		positiveDuration(ParamRenewTimeout, &cfg.RenewTimeout),
+		positiveDuration(ParamOpTimeout, &cfg.OpTimeout))
 	if err != nil {
 		return Config{}, nil, err
 	}
@@ -125,10 +130,13 @@ type Settings struct {
 	// URL names the backend: etcd://, redis://, rediss://, consul://,
 	// memory://. Required.
 	URL string `json:"url" yaml:"url"`
-	// TTL, RenewInterval and DriftMargin: see [Config].
+	// TTL, RenewInterval, DriftMargin, RenewTimeout and OpTimeout: see
+	// [Config].
 	TTL           Duration `json:"ttl,omitempty" yaml:"ttl,omitempty"`
 	RenewInterval Duration `json:"renew_interval,omitempty" yaml:"renew_interval,omitempty"`
 	DriftMargin   Duration `json:"drift_margin,omitempty" yaml:"drift_margin,omitempty"`
+	RenewTimeout  Duration `json:"renew_timeout,omitempty" yaml:"renew_timeout,omitempty"`
+	OpTimeout     Duration `json:"op_timeout,omitempty" yaml:"op_timeout,omitempty"`
 	// ID identifies this process's candidates. Default: host, pid and a
 	// random suffix.
 	ID string `json:"id,omitempty" yaml:"id,omitempty"`
@@ -142,11 +150,14 @@ const (
 	EnvTTL           = "TTL"
 	EnvRenewInterval = "RENEW_INTERVAL"
 	EnvDriftMargin   = "DRIFT_MARGIN"
+	EnvRenewTimeout  = "RENEW_TIMEOUT"
+	EnvOpTimeout     = "OP_TIMEOUT"
 	EnvID            = "ID"
 )
 
 // FromEnv returns s overridden by the environment variables prefix+URL,
-// prefix+TTL, prefix+RENEW_INTERVAL, prefix+DRIFT_MARGIN and prefix+ID
+// prefix+TTL, prefix+RENEW_INTERVAL, prefix+DRIFT_MARGIN,
+// prefix+RENEW_TIMEOUT, prefix+OP_TIMEOUT and prefix+ID
 // (for example ELECTION_URL with prefix "ELECTION_"). Set but empty
 // variables are ignored. Bad durations are errors naming the variable.
 func (s Settings) FromEnv(prefix string) (Settings, error) {
@@ -160,7 +171,8 @@ func (s Settings) FromEnv(prefix string) (Settings, error) {
 	for _, p := range []struct {
 		name string
 		dst  *Duration
-	}{{EnvTTL, &s.TTL}, {EnvRenewInterval, &s.RenewInterval}, {EnvDriftMargin, &s.DriftMargin}} {
+	}{{EnvTTL, &s.TTL}, {EnvRenewInterval, &s.RenewInterval}, {EnvDriftMargin, &s.DriftMargin},
+		{EnvRenewTimeout, &s.RenewTimeout}, {EnvOpTimeout, &s.OpTimeout}} {
 		v := os.Getenv(prefix + p.name)
 		if v == "" {
 			continue
@@ -191,6 +203,12 @@ func (s Settings) Open(ctx context.Context) (Backend, Config, error) {
 	}
 	if s.DriftMargin != 0 {
 		cfg.DriftMargin = time.Duration(s.DriftMargin)
+	}
+	if s.RenewTimeout != 0 {
+		cfg.RenewTimeout = time.Duration(s.RenewTimeout)
+	}
+	if s.OpTimeout != 0 {
+		cfg.OpTimeout = time.Duration(s.OpTimeout)
 	}
 	return b, cfg, nil
 }
