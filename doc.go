@@ -39,6 +39,37 @@
 // ([Queuer]: etcd), a waiting candidate is already in it, so the store
 // write that ends a term elects it and the push is all it waits for.
 //
+// # Lifecycle
+//
+// A [Candidate]'s life is one state machine ([State]; the pure transition
+// function step and its diagram are in lifecycle.go), driven by one
+// goroutine per candidate:
+//
+//	Idle ──Start──▶ Claiming ──won──────────────────────▶ Leading ──renewal fails──▶ Uncertain
+//	                 ▲  │  │                                ▲ │  ▲                      │  │
+//	     vacancy,    │  │  └─in line──▶ Queued ──first──────┘ │  └──────renewal ok──────┘  │
+//	     retry timer │  │ taken, failed                       │                            │
+//	                 │  ▼                                     │ Stop, Resign, Close, loss  │ deadline, loss
+//	             Campaigning                                  ▼                            │
+//	                 ▲                       SteppingDown ◀─────────────────────────────────┘
+//	                 │             handlers cancelled; the claim is kept (and renewed)
+//	                 │ after a loss                 │ last handler returned
+//	                 └────────────────────── Releasing ──after Resign──▶ Resigned ──another leads,
+//	                                                │                              or one TTL──▶ Claiming
+//	                                                └──after Stop or Close──▶ Stopped
+//
+// Stop, Resign, Close and every loss share the one step-down path: the
+// handlers' context is cancelled, and the claim is kept, and renewed while
+// the store answers, until the last handler of the term returns; only then
+// is it released by its token. A claim outlives its handlers, never the
+// reverse. A Stop, Resign or Close whose context ends while handlers run
+// returns an error wrapping [ErrHandlersRunning] and the release happens
+// later ([Candidate.Done], [Elector.Done]). While renewals fail before the
+// deadline the leader is [StateUncertain]; handlers that still run
+// DriftMargin/2 past their term's deadline, when the store may elect
+// another, are reported ([EventHandlerOverrun]). Every change of state is
+// an [Event].
+//
 // Backends register by URL scheme ([Register]), the way database/sql
 // drivers do. Backend authors prove their implementation with the
 // conformance suite in package conformance.
