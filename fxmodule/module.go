@@ -167,15 +167,24 @@ func (r *resources) start(ctx context.Context) error {
 }
 
 // stop hands over and closes. If jobs do not return before ctx ends, the
-// elector and backend are left open: the session then keeps the claims
-// until the jobs return (the core releases them then) or the process
-// exits and they expire, so that no other instance leads while this one's
-// jobs still run.
+// elector keeps their claims (and renews them) until they return, then
+// releases them and ends its session; the backend is closed after that,
+// in the background, so that no other instance leads while this one's jobs
+// still run.
 func (r *resources) stop(ctx context.Context) error {
-	if err := r.leadership.stop(ctx); err != nil {
-		return fmt.Errorf("%w (jobs still running: session and backend left open until they return)", err)
+	err := r.leadership.stop(ctx)
+	if err == nil {
+		return r.close(ctx)
 	}
-	return r.close(ctx)
+	if !errors.Is(err, election.ErrHandlersRunning) || r.elector == nil {
+		return errors.Join(err, r.close(ctx))
+	}
+	_ = r.elector.Close(ctx) // ErrHandlersRunning too: it finishes once the jobs return
+	go func() {
+		<-r.elector.Done()
+		_ = r.close(context.Background())
+	}()
+	return fmt.Errorf("%w (the claims are kept until the jobs return, then released; the backend is closed then)", err)
 }
 
 // close closes the elector (if any), unregisters the metrics and closes

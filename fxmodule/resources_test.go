@@ -48,8 +48,9 @@ func newResources(t *testing.T, client *memory.Client, jobs ...Job) *resources {
 }
 
 // A job that ignores its context keeps the claim: stop reports the error
-// and leaves the session open, so no one else is elected while the job
-// runs; once it returns, the core releases and the election is free.
+// (ErrHandlersRunning) and the elector keeps its session, so no one else is
+// elected while the job runs; once it returns, the core releases, the
+// elector finishes closing and the backend is closed: no goroutine left.
 func TestStopWithStuckJobKeepsClaim(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	store := memory.NewStore()
@@ -67,8 +68,9 @@ func TestStopWithStuckJobKeepsClaim(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	err := r.stop(ctx)
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "jobs still running") {
-		t.Fatalf("stop = %v, want the deadline and an explanation", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, election.ErrHandlersRunning) ||
+		!strings.Contains(err.Error(), "kept until the jobs return") {
+		t.Fatalf("stop = %v, want the deadline, ErrHandlersRunning and an explanation", err)
 	}
 	observer := store.NewClient()
 	defer observer.Close()
@@ -88,9 +90,13 @@ func TestStopWithStuckJobKeepsClaim(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := r.close(context.Background()); err != nil {
-		t.Error(err)
+	select {
+	case <-r.elector.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the elector did not finish closing after the job returned")
 	}
+	// The backend is closed just after Done, in the background; the
+	// deferred VerifyNone waits for its goroutines to end.
 }
 
 // fx does not call OnStop after a failed OnStart: a start whose context
