@@ -468,8 +468,8 @@ func (r *Recorder) checkZombies(b Bounds) []Violation {
 				from = closed
 			}
 		}
-		quiet := r.quietFrom(processOf[h.Holder], from, slack)
-		if end.Sub(quiet) > slack {
+		quiet, ok := r.quietFrom(processOf[h.Holder], from, slack)
+		if ok && end.Sub(quiet) > slack {
 			out = append(out, Violation{"zombie", fmt.Sprintf(
 				"election %q: the store held %s's claim (fence %d) until %s, %v after it stopped at %s (quiet from %s; slack %v)",
 				h.Election, h.Holder, h.Fence, stampOrHeld(h.To), end.Sub(at), stamp(at), stamp(quiet), slack)})
@@ -481,8 +481,8 @@ func (r *Recorder) checkZombies(b Bounds) []Violation {
 // quietFrom returns when the world around process (its own link, and the
 // store) went quiet for good after from: the end of the last fault that
 // began before that moment plus slack, since any such fault may have kept
-// a release from the store.
-func (r *Recorder) quietFrom(process string, from time.Time, slack time.Duration) time.Time {
+// a release from the store. ok is false if such a fault never ended.
+func (r *Recorder) quietFrom(process string, from time.Time, slack time.Duration) (quiet time.Time, ok bool) {
 	t := from
 	for moved := true; moved; {
 		moved = false
@@ -491,14 +491,14 @@ func (r *Recorder) quietFrom(process string, from time.Time, slack time.Duration
 				continue
 			}
 			if f.To.IsZero() {
-				return time.Time{}.Add(1<<63 - 1) // never quiet
+				return time.Time{}, false
 			}
 			if f.To.After(t) {
 				t, moved = f.To, true
 			}
 		}
 	}
-	return t
+	return t, true
 }
 
 // ended returns when the term (candidate, fence) ended for its candidate
