@@ -522,7 +522,7 @@ func (r *Recorder) Lingering(since time.Time) bool {
 		if !run.End.IsZero() && !run.End.After(since) {
 			continue
 		}
-		if _, ok := r.ended(run.Candidate, run.Fence); ok && run.End.IsZero() {
+		if _, ok := r.ended(run.Candidate, run.Fence); ok {
 			return true
 		}
 	}
