@@ -176,9 +176,10 @@ func (r *Recorder) Crash(process string) {
 }
 
 // Closing records that process began to close its elector now. A claim
-// of one of its candidates may then outlive the candidate by
-// Bounds.ClosedSlack more: if its last release fails, the elector does not
-// retry it, and it expires with the session.
+// of one of its candidates that could still be on its way out (within
+// Bounds.ZombieSlack of the candidate's stop) may then outlive the
+// candidate by Bounds.ClosedSlack more: if its last release fails, the
+// elector does not retry it, and it expires with the session.
 func (r *Recorder) Closing(process string) {
 	now := r.now()
 	r.mu.Lock()
@@ -287,8 +288,9 @@ type Bounds struct {
 	// operation timeouts.
 	ZombieSlack time.Duration
 	// ClosedSlack is the more a claim may outlive its stopped candidate
-	// once the candidate's elector began to close: a TTL and the store's
-	// expiry lag.
+	// when the candidate's elector began to close within ZombieSlack of
+	// the stop (counted as ZombieSlack is), counted from the Closing: a TTL
+	// and the store's expiry lag.
 	ClosedSlack time.Duration
 	// Healed is when every fault had ended and the world was quiet. Zero
 	// skips the liveness check.
@@ -460,16 +462,26 @@ func (r *Recorder) checkZombies(b Bounds) []Violation {
 		if h.From.After(from) {
 			from = h.From
 		}
+		process := processOf[h.Holder]
 		slack := b.ZombieSlack
-		closed, wasClosed := r.closed[processOf[h.Holder]]
-		if wasClosed && end.After(closed) {
+		quiet, ok := r.quietFrom(process, from, slack)
+		if !ok {
+			continue
+		}
+		// An elector that began to close while the claim could still be on
+		// its way out makes one last release, not retried if it fails: the
+		// claim may then expire with the session. One that began to close
+		// later found a zombie already.
+		if closed, wasClosed := r.closed[process]; wasClosed && end.After(closed) && !closed.After(quiet.Add(slack)) {
 			slack += b.ClosedSlack
 			if closed.After(from) {
 				from = closed
 			}
+			if quiet, ok = r.quietFrom(process, from, slack); !ok {
+				continue
+			}
 		}
-		quiet, ok := r.quietFrom(processOf[h.Holder], from, slack)
-		if ok && end.Sub(quiet) > slack {
+		if end.Sub(quiet) > slack {
 			out = append(out, Violation{"zombie", fmt.Sprintf(
 				"election %q: the store held %s's claim (fence %d) until %s, %v after it stopped at %s (quiet from %s; slack %v)",
 				h.Election, h.Holder, h.Fence, stampOrHeld(h.To), end.Sub(at), stamp(at), stamp(quiet), slack)})

@@ -484,13 +484,38 @@ func TestZombies(t *testing.T) {
 		name: "no ClosedSlack for a Closing after the hold ended",
 		build: func(s *scene, bad bool) {
 			stoppedAt10(s, 16*sec)
-			at := 15 * sec
+			at := 11500 * time.Millisecond
 			if bad {
 				at = 16 * sec
 			}
 			s.at(at).rec.Closing("p1")
 		},
 		want: "zombie: the store held c1's claim (fence 1) until 03:00:16.000000, 6s after it stopped at 03:00:10.000000 (quiet from 03:00:10.000000; slack 2s)",
+	}, {
+		name: "no ClosedSlack for a Closing after the claim had outlived its slack",
+		build: func(s *scene, bad bool) {
+			stoppedAt10(s, 16*sec)
+			at := 12 * sec
+			if bad {
+				at += time.Millisecond
+			}
+			s.at(at).rec.Closing("p1")
+		},
+		want: "zombie: the store held c1's claim (fence 1) until 03:00:16.000000, 6s after it stopped at 03:00:10.000000 (quiet from 03:00:10.000000; slack 2s)",
+	}, {
+		name: "the slack before a Closing counts from the end of the faults",
+		build: func(s *scene, bad bool) {
+			stoppedAt10(s, 27*sec)
+			heal := s.at(11*sec).rec.Fault("p1", "cut")
+			s.at(20 * sec)
+			heal()
+			at := 21 * sec
+			if bad {
+				at = 22*sec + time.Millisecond
+			}
+			s.at(at).rec.Closing("p1")
+		},
+		want: "zombie: the store held c1's claim (fence 1) until 03:00:27.000000, 17s after it stopped at 03:00:10.000000 (quiet from 03:00:20.000000; slack 2s)",
 	}, {
 		name: "a crashed process's claims expire on their own",
 		build: func(s *scene, bad bool) {
