@@ -176,9 +176,10 @@ func (r *Recorder) Crash(process string) {
 }
 
 // Closing records that process began to close its elector now. A claim
-// of one of its candidates may then outlive the candidate by
-// Bounds.ClosedSlack more: if its last release fails, the elector does not
-// retry it, and it expires with the session.
+// of one of its candidates that could still be on its way out (within
+// Bounds.ZombieSlack of the candidate's stop) may then outlive the
+// candidate by Bounds.ClosedSlack more: if its last release fails, the
+// elector does not retry it, and it expires with the session.
 func (r *Recorder) Closing(process string) {
 	now := r.now()
 	r.mu.Lock()
@@ -287,8 +288,9 @@ type Bounds struct {
 	// operation timeouts.
 	ZombieSlack time.Duration
 	// ClosedSlack is the more a claim may outlive its stopped candidate
-	// once the candidate's elector began to close: a TTL and the store's
-	// expiry lag.
+	// when the candidate's elector began to close within ZombieSlack of
+	// the stop (counted as ZombieSlack is), counted from the Closing: a TTL
+	// and the store's expiry lag.
 	ClosedSlack time.Duration
 	// Healed is when every fault had ended and the world was quiet. Zero
 	// skips the liveness check.
@@ -460,15 +462,25 @@ func (r *Recorder) checkZombies(b Bounds) []Violation {
 		if h.From.After(from) {
 			from = h.From
 		}
+		process := processOf[h.Holder]
 		slack := b.ZombieSlack
-		closed, wasClosed := r.closed[processOf[h.Holder]]
-		if wasClosed && end.After(closed) {
+		quiet, ok := r.quietFrom(process, from, slack)
+		if !ok {
+			continue
+		}
+		// An elector that began to close while the claim could still be on
+		// its way out makes one last release, not retried if it fails: the
+		// claim may then expire with the session. One that began to close
+		// later found a zombie already.
+		if closed, wasClosed := r.closed[process]; wasClosed && end.After(closed) && !closed.After(quiet.Add(slack)) {
 			slack += b.ClosedSlack
 			if closed.After(from) {
 				from = closed
 			}
+			if quiet, ok = r.quietFrom(process, from, slack); !ok {
+				continue
+			}
 		}
-		quiet := r.quietFrom(processOf[h.Holder], from, slack)
 		if end.Sub(quiet) > slack {
 			out = append(out, Violation{"zombie", fmt.Sprintf(
 				"election %q: the store held %s's claim (fence %d) until %s, %v after it stopped at %s (quiet from %s; slack %v)",
@@ -481,8 +493,8 @@ func (r *Recorder) checkZombies(b Bounds) []Violation {
 // quietFrom returns when the world around process (its own link, and the
 // store) went quiet for good after from: the end of the last fault that
 // began before that moment plus slack, since any such fault may have kept
-// a release from the store.
-func (r *Recorder) quietFrom(process string, from time.Time, slack time.Duration) time.Time {
+// a release from the store. ok is false if such a fault never ended.
+func (r *Recorder) quietFrom(process string, from time.Time, slack time.Duration) (quiet time.Time, ok bool) {
 	t := from
 	for moved := true; moved; {
 		moved = false
@@ -491,14 +503,14 @@ func (r *Recorder) quietFrom(process string, from time.Time, slack time.Duration
 				continue
 			}
 			if f.To.IsZero() {
-				return time.Time{}.Add(1<<63 - 1) // never quiet
+				return time.Time{}, false
 			}
 			if f.To.After(t) {
 				t, moved = f.To, true
 			}
 		}
 	}
-	return t
+	return t, true
 }
 
 // ended returns when the term (candidate, fence) ended for its candidate
@@ -522,7 +534,7 @@ func (r *Recorder) Lingering(since time.Time) bool {
 		if !run.End.IsZero() && !run.End.After(since) {
 			continue
 		}
-		if _, ok := r.ended(run.Candidate, run.Fence); ok && run.End.IsZero() {
+		if _, ok := r.ended(run.Candidate, run.Fence); ok {
 			return true
 		}
 	}

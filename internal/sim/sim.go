@@ -269,16 +269,40 @@ type cand struct {
 	rng     *rand.Rand // the handler's choices; used by one term at a time
 	mu      sync.Mutex
 	started bool
-	stopped bool      // Stop asked
-	stopRet time.Time // when a Stop (or its elector's Close) first returned
+	stopped bool // Stop asked
+	// stopRet is when a Stop (or its elector's Close) first returned with
+	// the candidate stopped; keptRet, when one first returned before that,
+	// the candidate stepping down with handlers running (ErrHandlersRunning).
+	stopRet, keptRet time.Time
 }
 
 // stopReturned records that a Stop or Close of k returned.
 func (k *cand) stopReturned() {
+	stopped := false
+	select {
+	case <-k.c.Done():
+		stopped = true
+	default:
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.stopRet.IsZero() {
+	switch {
+	case stopped && k.stopRet.IsZero():
 		k.stopRet = time.Now()
+	case !stopped && k.keptRet.IsZero():
+		k.keptRet = time.Now()
+	}
+}
+
+// endsNow reports whether ctx is done within the current instant of the
+// bubble's fake time: the clock moves only once every goroutine is durably
+// blocked, so a cancellation already under way has happened by then.
+func endsNow(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	case <-time.After(time.Nanosecond):
+		return ctx.Err() != nil
 	}
 }
 
@@ -677,13 +701,22 @@ func (k *cand) handler(ctx context.Context, t election.Term) {
 	run := w.rec.Begin(k.proc.plan.name, t)
 	defer run.Return()
 	k.mu.Lock()
-	if !k.stopRet.IsZero() {
-		w.violate("%s: a handler of fence %d started at %v, after Stop or Close returned at %v", k.plan.id, t.Fence, time.Now(), k.stopRet)
-	}
+	stopRet, keptRet := k.stopRet, k.keptRet
 	behaviour := k.rng.IntN(100)
 	linger := time.Duration(k.rng.Int64N(int64(3 * w.p.ttl)))
 	early := time.Duration(k.rng.Int64N(int64(w.p.ttl)))
 	k.mu.Unlock()
+	switch {
+	case !stopRet.IsZero():
+		w.violate("%s: a handler of fence %d started at %v, after Stop or Close returned at %v", k.plan.id, t.Fence, time.Now(), stopRet)
+	case !keptRet.IsZero() && !endsNow(ctx):
+		// A Stop that returned ErrHandlersRunning saw the term stepping
+		// down with this handler registered, and its goroutine may begin
+		// only now; but it must find the term ended. A live context is a
+		// term that started after Stop returned.
+		w.violate("%s: a handler of fence %d started at %v with a live context, after Stop or Close returned ErrHandlersRunning at %v",
+			k.plan.id, t.Fence, time.Now(), keptRet)
+	}
 	tick := time.NewTicker(w.p.ttl / 5)
 	defer tick.Stop()
 	write := func() { w.rec.Write(run) }
