@@ -53,8 +53,9 @@ type Config struct {
 
 	// OpTimeout bounds each claim and each release attempt. Default
 	// RenewInterval/2; it must be below TTL − DriftMargin. A Stop or Close
-	// whose context has already ended still makes one release attempt of
-	// at most OpTimeout.
+	// whose context has already ended gives the handlers it cancels up to
+	// OpTimeout to return, then makes one release attempt of at most
+	// OpTimeout.
 	OpTimeout time.Duration
 
 	// DriftMargin is subtracted from the local deadline to absorb a clock

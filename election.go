@@ -163,12 +163,13 @@ func (c *Candidate) requestStop() {
 // The claim outlives the handlers: if ctx ends while handlers still run,
 // Stop returns an error wrapping [ErrHandlersRunning] and ctx's error, and
 // the candidate keeps the claim (its elector keeps renewing it) and releases
-// it when the last handler returns; [Candidate.Done] is closed then. With
-// no handler running, Stop finishes the release even if ctx has ended: one
-// attempt, bounded by Config.OpTimeout, so that `defer c.Stop(ctx)` with a
-// cancelled ctx still hands over at once. Called from one of its own
-// handlers, Stop cannot wait for that handler: it starts the step-down and
-// returns the ErrHandlersRunning error at once.
+// it when the last handler returns; [Candidate.Done] is closed then. A ctx
+// that has already ended when Stop is called (`defer c.Stop(signalCtx)`)
+// still hands over at once: the handlers, just cancelled, get up to
+// Config.OpTimeout to return, then the claim gets one release attempt of
+// at most OpTimeout. Called from one of its own handlers, Stop cannot wait
+// for that handler: it starts the step-down and returns the
+// ErrHandlersRunning error at once.
 //
 // A release the store did not answer is returned as an error wrapping
 // [ErrUnavailable]; the elector retries it in the background. Stop is
@@ -189,6 +190,8 @@ func (c *Candidate) Done() <-chan struct{} { return c.done }
 // awaitStopped waits until the candidate has stopped, or ctx has ended
 // while handlers still run.
 func (c *Candidate) awaitStopped(ctx context.Context, op string) error {
+	w := c.newWaiter(ctx)
+	defer w.stop()
 	for {
 		select {
 		case <-c.done:
@@ -200,7 +203,7 @@ func (c *Candidate) awaitStopped(ctx context.Context, op string) error {
 			return nil
 		default:
 		}
-		changed, err := c.waitable(ctx, op)
+		changed, err := c.waitable(w, op)
 		if err != nil {
 			return err
 		}
@@ -208,19 +211,72 @@ func (c *Candidate) awaitStopped(ctx context.Context, op string) error {
 		case <-c.done:
 		case <-changed:
 		case <-liveDone(ctx):
+		case <-w.pending():
 		}
 	}
 }
 
+// waiter is how Stop, Resign and Close wait: until they are done, or until
+// their context has ended while handlers still run. A context that had
+// already ended when the call was made (the common `defer
+// c.Stop(signalCtx)`) first gives the handlers, just cancelled, a grace of
+// OpTimeout to return, so that a handler that returns promptly is still
+// released by the call. A call from a handler gets no grace: it cannot
+// wait for itself.
+type waiter struct {
+	ctx   context.Context
+	grace chan struct{} // closed once the grace has passed
+	timer Timer
+}
+
+func (c *Candidate) newWaiter(ctx context.Context) *waiter {
+	w := &waiter{ctx: ctx, grace: make(chan struct{})}
+	if ctx.Err() == nil || errors.Is(context.Cause(ctx), errFromHandler) {
+		close(w.grace)
+		return w
+	}
+	w.timer = c.el.clock.AfterFunc(c.el.cfg.OpTimeout, func() { close(w.grace) })
+	return w
+}
+
+func (w *waiter) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+// over reports whether the wait may give up on running handlers.
+func (w *waiter) over() bool {
+	if w.ctx.Err() == nil {
+		return false
+	}
+	select {
+	case <-w.grace:
+		return true
+	default:
+		return false
+	}
+}
+
+// pending is a channel that fires when the grace ends, nil once it has.
+func (w *waiter) pending() <-chan struct{} {
+	select {
+	case <-w.grace:
+		return nil
+	default:
+		return w.grace
+	}
+}
+
 // waitable returns the channel to wait on for the next change, or the
-// error to return because ctx has ended while handlers run.
-func (c *Candidate) waitable(ctx context.Context, op string) (<-chan struct{}, error) {
+// error to return because the wait is over while handlers run.
+func (c *Candidate) waitable(w *waiter, op string) (<-chan struct{}, error) {
 	c.mu.Lock()
 	state, t, changed := c.pub.state, c.pub.term, c.changed
 	c.mu.Unlock()
-	if ctx.Err() != nil && state == StateSteppingDown && t != nil && t.running() {
+	if w.over() && state == StateSteppingDown && t != nil && t.running() {
 		return nil, fmt.Errorf("election: %s %q in %q: %w; the claim is kept until they return: %w",
-			op, c.cfg.ID, c.cfg.Name, ErrHandlersRunning, context.Cause(ctx))
+			op, c.cfg.ID, c.cfg.Name, ErrHandlersRunning, context.Cause(w.ctx))
 	}
 	return changed, nil
 }
@@ -257,13 +313,15 @@ func (c *Candidate) Resign(ctx context.Context) error {
 	c.post(input{kind: inResign, reply: reply})
 	ctx, cancel := c.el.waitContext(ctx, c)
 	defer cancel()
+	w := c.newWaiter(ctx)
+	defer w.stop()
 	for {
 		select {
 		case err := <-reply:
 			return c.resigned(err)
 		default:
 		}
-		changed, err := c.waitable(ctx, "resign")
+		changed, err := c.waitable(w, "resign")
 		if err != nil {
 			return err
 		}
@@ -272,6 +330,7 @@ func (c *Candidate) Resign(ctx context.Context) error {
 			return c.resigned(err)
 		case <-changed:
 		case <-liveDone(ctx):
+		case <-w.pending():
 		}
 	}
 }

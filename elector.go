@@ -107,15 +107,10 @@ func (e *Elector) Close(ctx context.Context) error {
 	}
 	ctx, cancel := e.waitContext(ctx, nil)
 	defer cancel()
-	var (
-		errs    []error
-		waiting bool
-	)
-	for _, c := range cands {
-		if err := c.awaitStopped(ctx, "close"); err != nil {
-			waiting = waiting || errors.Is(err, ErrHandlersRunning)
-			errs = append(errs, err)
-		}
+	errs := awaitAll(ctx, cands)
+	waiting := false
+	for _, err := range errs {
+		waiting = waiting || errors.Is(err, ErrHandlersRunning)
 	}
 	if waiting {
 		// Finish once the handlers have returned: keep renewing till then.
@@ -137,6 +132,38 @@ func (e *Elector) Close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// awaitAll waits for every candidate of cands to stop, or for ctx to end
+// while its handlers run, and returns their errors. The candidates are
+// waited for side by side (by at most 64 goroutines), so that each one's
+// state is judged when Close is called, not after the others.
+func awaitAll(ctx context.Context, cands []*Candidate) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		next = make(chan *Candidate)
+	)
+	for range min(len(cands), 64) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range next {
+				if err := c.awaitStopped(ctx, "close"); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, c := range cands {
+		next <- c
+	}
+	close(next)
+	wg.Wait()
+	return errs
 }
 
 // Done returns a channel that is closed once the elector has shut down

@@ -10,7 +10,10 @@
 //
 //   - exclusion: no two handlers of one election run at the same time,
 //     unless the earlier one's term had passed its deadline and its overrun
-//     was reported (EventHandlerOverrun or a late EventHandlersReturned);
+//     was reported in time (EventHandlerOverrun, or an
+//     EventHandlersReturned late by no more than Bounds.OverrunWithin);
+//   - release: a claim outlives its handlers: its own elector never ends
+//     it (releases it, ends its session) while a handler of its term runs;
 //   - fences: each term of an election has a greater fence than the one
 //     before, as handlers and as the store saw them;
 //   - no zombies: no claim stays in the store longer than a slack after its
@@ -86,6 +89,10 @@ type Hold struct {
 	Election, Holder string
 	Fence            uint64
 	From, To         time.Time // To zero while held
+	// Released is set when the holder's own elector ended the hold (a
+	// release by token, or the end of its session), as opposed to the
+	// store expiring it or losing it.
+	Released bool
 }
 
 // Write is one write to a fenced sink.
@@ -271,7 +278,7 @@ func (r *Recorder) Writes() []Write {
 
 // Violation is one broken promise.
 type Violation struct {
-	// Property is "exclusion", "fence", "zombie" or "liveness".
+	// Property is "exclusion", "release", "fence", "zombie" or "liveness".
 	Property string
 	// Detail says what happened, with the election, candidates, fences
 	// and times concerned.
@@ -299,6 +306,12 @@ type Bounds struct {
 	// outlived Healed returned) some live candidate of each election must
 	// lead.
 	LeadWithin time.Duration
+	// OverrunWithin is how soon after a term's deadline its overrun must be
+	// reported to excuse an overlap: an EventHandlerOverrun comes
+	// DriftMargin/2 after the deadline, so a late EventHandlersReturned,
+	// which may come much later, counts only if it is within this. Zero
+	// accepts a report at any time.
+	OverrunWithin time.Duration
 	// End is when the recording ended.
 	End time.Time
 	// Live maps each election to the candidates (by ID) that were running
@@ -312,7 +325,8 @@ func (r *Recorder) Check(b Bounds) []Violation {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Violation
-	out = append(out, r.checkExclusion()...)
+	out = append(out, r.checkExclusion(b)...)
+	out = append(out, r.checkReleases()...)
 	out = append(out, r.checkFences()...)
 	out = append(out, r.checkZombies(b)...)
 	if !b.Healed.IsZero() {
@@ -335,7 +349,7 @@ func (r *Recorder) runsByElection() map[string][]*Run {
 // overrunReported returns the real time of the deadline of the term
 // (name, candidate, fence) as reported by an overrun, and whether one
 // was reported.
-func (r *Recorder) overrunReported(name, candidate string, fence uint64) (time.Time, bool) {
+func (r *Recorder) overrunReported(name, candidate string, fence uint64, within time.Duration) (time.Time, bool) {
 	for _, ev := range r.events {
 		if ev.Election != name || ev.Candidate != candidate || ev.Fence != fence {
 			continue
@@ -348,12 +362,15 @@ func (r *Recorder) overrunReported(name, candidate string, fence uint64) (time.T
 		if p, ok := r.processes[ev.Process]; ok && p.ToReal != nil {
 			deadline = p.ToReal(deadline)
 		}
+		if within > 0 && ev.Overrun > within {
+			continue // reported too late
+		}
 		return deadline, true
 	}
 	return time.Time{}, false
 }
 
-func (r *Recorder) checkExclusion() []Violation {
+func (r *Recorder) checkExclusion(bo Bounds) []Violation {
 	var out []Violation
 	by := r.runsByElection()
 	for _, name := range sortedKeys(by) {
@@ -366,7 +383,7 @@ func (r *Recorder) checkExclusion() []Violation {
 				if !a.End.IsZero() && !a.End.After(b.Start) {
 					continue
 				}
-				deadline, reported := r.overrunReported(name, a.Candidate, a.Fence)
+				deadline, reported := r.overrunReported(name, a.Candidate, a.Fence, bo.OverrunWithin)
 				if reported && !deadline.After(b.Start) {
 					continue // the earlier handler overran its term, and said so
 				}
@@ -377,6 +394,26 @@ func (r *Recorder) checkExclusion() []Violation {
 				out = append(out, Violation{"exclusion", fmt.Sprintf(
 					"election %q: %s (fence %d, %s..%s) still ran when %s (fence %d) started at %s: %s",
 					name, a.Candidate, a.Fence, stamp(a.Start), stamp(a.End), b.Candidate, b.Fence, stamp(b.Start), why)})
+			}
+		}
+	}
+	return out
+}
+
+// checkReleases: the claim outlives its handlers. No hold may be ended by
+// its own elector (a release, the end of its session) while a handler of
+// its term still runs; only the store's own expiry may end it then.
+func (r *Recorder) checkReleases() []Violation {
+	var out []Violation
+	for _, h := range r.holds {
+		if !h.Released {
+			continue
+		}
+		for _, run := range r.runs {
+			if run.Election == h.Election && run.Candidate == h.Holder && run.Fence == h.Fence && !run.Crashed &&
+				(run.End.IsZero() || run.End.After(h.To)) {
+				out = append(out, Violation{"release", fmt.Sprintf("election %q: %s released its claim (fence %d) at %s while its handler ran (%s..%s)",
+					h.Election, h.Holder, h.Fence, stamp(h.To), stamp(run.Start), stamp(run.End))})
 			}
 		}
 	}

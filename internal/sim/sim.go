@@ -274,6 +274,25 @@ type cand struct {
 	// the candidate stopped; keptRet, when one first returned before that,
 	// the candidate stepping down with handlers running (ErrHandlersRunning).
 	stopRet, keptRet time.Time
+	claims           []time.Time // the last churnLimit claims' times
+	churning         bool
+}
+
+// churned records a claim and reports, once, whether k has sent more than
+// churnLimit of them within one ttl.
+func (k *cand) churned(ttl time.Duration) bool {
+	now := time.Now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.claims = append(k.claims, now)
+	if len(k.claims) > churnLimit {
+		k.claims = k.claims[1:]
+	}
+	if k.churning || len(k.claims) < churnLimit || now.Sub(k.claims[0]) > ttl {
+		return false
+	}
+	k.churning = true
+	return true
 }
 
 // stopReturned records that a Stop or Close of k returned.
@@ -423,12 +442,13 @@ func Run(seed uint64, opts Options) Result {
 	}
 	slack := time.Duration(float64(time.Duration(float64(cfg.RenewInterval)*(1+cfg.RenewJitter))+cfg.RenewTimeout+2*cfg.OpTimeout)/minRate) + lag
 	for _, v := range w.rec.Check(history.Bounds{
-		ZombieSlack: slack,
-		ClosedSlack: p.ttl + lag,
-		Healed:      healed,
-		LeadWithin:  leadWithin,
-		End:         end,
-		Live:        live,
+		ZombieSlack:   slack,
+		ClosedSlack:   p.ttl + lag,
+		OverrunWithin: cfg.DriftMargin,
+		Healed:        healed,
+		LeadWithin:    leadWithin,
+		End:           end,
+		Live:          live,
 	}) {
 		w.violate("%v", v)
 	}
@@ -466,15 +486,31 @@ func waitFor(wg *sync.WaitGroup, d time.Duration) bool {
 func holds(s *memory.Store) []history.Hold {
 	var out []history.Hold
 	for _, h := range s.Holds() {
-		out = append(out, history.Hold{Election: h.Election, Holder: h.HolderID, Fence: h.Fence, From: h.From, To: h.To})
+		out = append(out, history.Hold{Election: h.Election, Holder: h.HolderID, Fence: h.Fence, From: h.From, To: h.To,
+			Released: h.End == memory.EndRelease || h.End == memory.EndSessionClose})
 	}
 	return out
 }
+
+// churnLimit is how many claims a candidate may send within one TTL of
+// fake time. Claims are spaced by backoff and by the store's pushes; a
+// candidate past this churns (say, every new term born past its deadline),
+// and may do so within one instant of fake time, where the bubble would
+// spin for ever: it is stopped and the seed fails.
+const churnLimit = 200
 
 // onEvent records the process's events and, for an elector so planned,
 // stops a candidate from its event callback when it loses.
 func (pr *proc) onEvent(ev election.Event) {
 	pr.w.rec.OnEvent(pr.plan.name)(ev)
+	if ev.Kind == election.EventClaiming || ev.Kind == election.EventStarted {
+		for _, k := range pr.cands {
+			if k.plan.id == ev.Candidate && k.churned(pr.w.p.ttl) {
+				pr.w.violate("churn: %s sent more than %d claims within one TTL (%v), at %v", k.plan.id, churnLimit, pr.w.p.ttl, time.Now())
+				go k.stop(-1, "churn watchdog")
+			}
+		}
+	}
 	if pr.plan.stopOnLoss && ev.Kind == election.EventLost {
 		for _, k := range pr.cands {
 			if k.plan.id == ev.Candidate {
@@ -529,7 +565,7 @@ func (k *cand) stop(timeout time.Duration, from string) {
 	began := time.Now()
 	err := k.c.Stop(ctx)
 	k.stopReturned()
-	k.proc.checkCall(fmt.Sprintf("%s: Stop (from %s, ctx %v)", k.plan.id, from, timeout), timeout, began, err, from == "handler")
+	k.proc.checkCall(fmt.Sprintf("%s: Stop (from %s, ctx %v)", k.plan.id, from, timeout), timeout, 0, began, err, from == "handler")
 }
 
 func (k *cand) resign(timeout time.Duration, from string) {
@@ -540,16 +576,16 @@ func (k *cand) resign(timeout time.Duration, from string) {
 	if errors.Is(err, election.ErrNotLeader) || errors.Is(err, election.ErrStopped) {
 		err = nil
 	}
-	k.proc.checkCall(fmt.Sprintf("%s: Resign (from %s, ctx %v)", k.plan.id, from, timeout), timeout, began, err, from == "handler")
+	k.proc.checkCall(fmt.Sprintf("%s: Resign (from %s, ctx %v)", k.plan.id, from, timeout), timeout, 0, began, err, from == "handler")
 }
 
 // checkCall checks what a Stop, Resign or Close returned and how long it
 // took. A call with no deadline, from outside a handler, may wait for
 // lingering handlers; any other returns within its bound.
-func (pr *proc) checkCall(what string, timeout time.Duration, began time.Time, err error, fromHandler bool) {
+func (pr *proc) checkCall(what string, timeout, extra time.Duration, began time.Time, err error, fromHandler bool) {
 	took := time.Since(began)
-	if (timeout != 0 || fromHandler) && took > pr.bound(timeout) {
-		pr.w.violate("%s took %v, more than its bound %v", what, took, pr.bound(timeout))
+	if bound := pr.bound(timeout) + extra; (timeout != 0 || fromHandler) && took > bound {
+		pr.w.violate("%s took %v, more than its bound %v", what, took, bound)
 	}
 	if fromHandler && err != nil && !errors.Is(err, election.ErrHandlersRunning) {
 		pr.w.violate("%s returned %v, want nil or ErrHandlersRunning", what, err)
@@ -650,7 +686,8 @@ func (pr *proc) close(timeout time.Duration) {
 	if crashed {
 		return // its store client is closed: releases fail
 	}
-	pr.checkCall(fmt.Sprintf("%s: Close (ctx %v)", pr.plan.name, timeout), timeout, began, err, false)
+	// Close also ends the session: one more store call.
+	pr.checkCall(fmt.Sprintf("%s: Close (ctx %v)", pr.plan.name, timeout), timeout, pr.el.Config().OpTimeout, began, err, false)
 }
 
 // healAll ends every fault still active.
