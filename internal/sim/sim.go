@@ -503,7 +503,7 @@ const churnLimit = 200
 // stops a candidate from its event callback when it loses.
 func (pr *proc) onEvent(ev election.Event) {
 	pr.w.rec.OnEvent(pr.plan.name)(ev)
-	if ev.Kind == election.EventClaiming || ev.Kind == election.EventStarted {
+	if ev.State == election.StateClaiming { // any way into Claiming
 		for _, k := range pr.cands {
 			if k.plan.id == ev.Candidate && k.churned(pr.w.p.ttl) {
 				pr.w.violate("churn: %s sent more than %d claims within one TTL (%v), at %v", k.plan.id, churnLimit, pr.w.p.ttl, time.Now())
