@@ -7,10 +7,11 @@ import (
 
 // The driver is the one goroutine that owns a candidate's lifecycle: it
 // takes inputs from its mailbox one at a time, runs step, publishes the new
-// state and carries out the effects. Store operations run in goroutines of
-// their own and come back as inputs, so the driver never blocks on the
-// store, and Stop, Resign and Close are answered while a claim is in
-// flight. Nothing else changes the lifecycle.
+// state and carries out the effects. A claim or a release (each bounded by
+// OpTimeout) is made by the driver itself and its answer is the next input
+// it steps, before any other: no goroutine hop on the handoff path. Inputs
+// posted meanwhile (Stop, Resign, watch events, timers) wait in the
+// mailbox, in order. Nothing else changes the lifecycle.
 
 // mailbox is an unbounded queue of inputs: anyone can post without
 // blocking (timers, the renewal loop, the watch, handlers, API calls), and
@@ -59,8 +60,20 @@ func (c *Candidate) run() {
 		releaseErr error
 		firstDone  bool
 	)
+	// The answers of store operations, fed back before the next input.
+	var answers []input
 	for s.state != StateStopped {
-		in := c.inbox.take()
+		var in input
+		switch {
+		case len(answers) > 0 && answers[0].kind == inClaimed && s.then != exitStop && c.stopping():
+			// A Stop that came while the claim was on its way takes
+			// effect first: a claim won then starts no handler.
+			in = input{kind: inStop}
+		case len(answers) > 0:
+			in, answers = answers[0], answers[1:]
+		default:
+			in = c.inbox.take()
+		}
 		if in.kind == inReleased {
 			releaseErr = in.err
 		}
@@ -70,11 +83,7 @@ func (c *Candidate) run() {
 		for _, e := range effects {
 			switch e.kind {
 			case effClaim:
-				c.helpers.Add(1)
-				go func() {
-					defer c.helpers.Done()
-					c.post(input{kind: inClaimed, claim: el.claim(c)})
-				}()
+				answers = append(answers, input{kind: inClaimed, claim: el.claim(c)})
 			case effStartTerm:
 				c.startTerm(e.term, e.queued)
 			case effQueue:
@@ -85,12 +94,7 @@ func (c *Candidate) run() {
 				e.term.sess.untrack(e.term)
 				e.term.invalidate()
 			case effRelease:
-				t := e.term
-				c.helpers.Add(1)
-				go func() {
-					defer c.helpers.Done()
-					c.post(input{kind: inReleased, term: t, err: el.release(t.sess, t.claim)})
-				}()
+				answers = append(answers, input{kind: inReleased, term: e.term, err: el.release(e.term.sess, e.term.claim)})
 			case effAbandon:
 				e.term.sess.untrack(e.term)
 				el.releaseLater(e.term.sess, e.term.claim)
@@ -137,6 +141,13 @@ func (c *Candidate) run() {
 	c.closeEvents()
 	el.removeCandidate(c)
 	close(c.done)
+}
+
+// stopping reports whether Stop (or Close) has been asked for.
+func (c *Candidate) stopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopAsked
 }
 
 // startTerm starts t: its claim is renewed from now on and its handlers

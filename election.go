@@ -328,6 +328,14 @@ func (c *Candidate) Resign(ctx context.Context) error {
 		select {
 		case err := <-reply:
 			return c.resigned(err)
+		case <-c.done:
+			// Stopped before the driver took the Resign: no reply comes.
+			select {
+			case err := <-reply:
+				return c.resigned(err)
+			default:
+				return fmt.Errorf("%w: resign %q in %q: candidate stopped", ErrStopped, c.cfg.ID, c.cfg.Name)
+			}
 		case <-changed:
 		case <-liveDone(ctx):
 		case <-w.pending():

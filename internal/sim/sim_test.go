@@ -30,7 +30,16 @@ func runSeed(t *testing.T, seed uint64, opts Options) (res Result) {
 	res.Seed = seed
 	defer func() {
 		if r := recover(); r != nil {
-			res.Violations = append(res.Violations, fmt.Sprintf("bubble: %v", r))
+			// The bubble's goroutines are still there, blocked: show where.
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			var stuck []string
+			for _, g := range strings.Split(string(buf), "\n\n") {
+				if strings.Contains(g, "electionkit/election") && strings.Contains(g, "durable") {
+					stuck = append(stuck, g)
+				}
+			}
+			res.Violations = append(res.Violations, fmt.Sprintf("bubble: %v; blocked:\n%s", r, strings.Join(stuck, "\n\n")))
 		}
 	}()
 	synctest.Test(t, func(t *testing.T) {
