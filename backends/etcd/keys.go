@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/recordfmt"
 )
 
 // nameEscaper escapes the two bytes that could make two (prefix, name)
@@ -36,40 +37,46 @@ const entryMarker = "%00"
 // name): a range read or watch with it sees that election and no other.
 func entryRange(prefix, name string) string { return electionKey(prefix, name) + entryMarker }
 
-// record is the value stored under an election key. Token is the owner
-// token; it leaves this package only through comparisons, never through
-// [election.Leader] or an error text.
+// record is the value of an entry, format 1 (docs/record-format.md): a
+// JSON object with the format version "v", the holder's candidate ID, its
+// metadata and the owner token. Token leaves this package only through
+// comparisons, never through [election.Leader] or an error text. Fields a
+// later format adds are ignored when read.
 type record struct {
+	V        int               `json:"v"`
 	ID       string            `json:"id"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Token    string            `json:"token"`
 }
 
 func encodeRecord(req election.ClaimRequest) (string, error) {
-	b, err := json.Marshal(record{ID: req.ID, Metadata: req.Metadata, Token: req.Token})
+	b, err := json.Marshal(record{V: recordfmt.Version, ID: req.ID, Metadata: req.Metadata, Token: req.Token})
 	if err != nil {
 		return "", err
 	}
 	return string(b), nil
 }
 
-// decodeRecord parses the value of kv. Its error never quotes the value,
-// which holds the owner token.
+// decodeRecord parses the value of kv with recordfmt.Decode. Its error
+// names the key and wraps recordfmt.ErrNotARecord; it never quotes the
+// value, which holds the owner token.
 func decodeRecord(kv *mvccpb.KeyValue) (record, error) {
 	var r record
-	if err := json.Unmarshal(kv.Value, &r); err != nil {
-		return record{}, fmt.Errorf("etcd: key %q does not hold an election record (written by another program?): %v",
+	if _, err := recordfmt.Decode(kv.Value, &r); err != nil {
+		return record{}, fmt.Errorf("etcd: key %q does not hold an election record (written by another program?): %w",
 			kv.Key, err)
 	}
 	return r, nil
 }
 
 // leaderOf describes the term stored in entry kv. Its fence is the entry's
-// create revision.
+// create revision. An entry that is not an election record still holds
+// the election (it is never taken for a vacancy): the error is returned
+// with unknownHolder(name, kv).
 func leaderOf(name string, kv *mvccpb.KeyValue) (election.Leader, error) {
 	r, err := decodeRecord(kv)
 	if err != nil {
-		return election.Leader{}, err
+		return unknownHolder(name, kv), err
 	}
 	return election.Leader{
 		Election: name,
@@ -77,4 +84,11 @@ func leaderOf(name string, kv *mvccpb.KeyValue) (election.Leader, error) {
 		Metadata: r.Metadata,
 		Fence:    uint64(kv.CreateRevision),
 	}, nil
+}
+
+// unknownHolder describes an entry whose value is not an election record:
+// an unknown writer holds the election. Its ID is empty (no candidate has
+// an empty ID) and its fence is the entry's create revision.
+func unknownHolder(name string, kv *mvccpb.KeyValue) election.Leader {
+	return election.Leader{Election: name, Fence: uint64(kv.CreateRevision)}
 }
