@@ -7,6 +7,11 @@
 #   bench/run.sh                       the whole set (about 10 minutes)
 #   bench/run.sh -count 5              five series per benchmark
 #   bench/run.sh -bench Redis -handoffs 200
+#   bench/run.sh scale                 the scale benchmark (TestScale -scale.full,
+#                                      about 30 minutes): its table goes to
+#                                      results/scale-<UTC time>.txt, the log to
+#                                      results/scale-latest.log
+#   bench/run.sh scale -scale.n 1000   scale flags follow "scale"
 #
 # Arguments are passed to `go test` after the defaults, so they override
 # them. The servers are bin/etcd, bin/consul and redis-server, as for the
@@ -15,6 +20,13 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")" || exit 1
 mkdir -p results
+if [[ ${1:-} == scale ]]; then
+	shift
+	go test -count=1 -run '^TestScale$' -scale.full -timeout 3h -v "$@" 2>&1 | tee results/scale-latest.log
+	status=${PIPESTATUS[0]}
+	echo "wrote bench/results/scale-latest.log; the table is in the results/scale-*.txt it names" >&2
+	exit "$status"
+fi
 out=results/latest.txt
 {
 	# Lines starting with '#' are ignored by benchstat.
