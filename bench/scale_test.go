@@ -36,6 +36,7 @@ var (
 	scaleStores   = flag.String("scale.stores", "memory,etcd,redis,consul", "TestScale: the stores, in order")
 	scaleMatch    = flag.String("scale.run", "", "TestScale: run only the cases whose label (store/library/n=N) matches this regexp")
 	scaleIdle     = flag.Duration("scale.idle", 30*time.Second, "TestScale: the idle window")
+	scaleSettle   = flag.Duration("scale.settle", 5*time.Second, "TestScale: the pause between the last Start and the memory measurement and idle window")
 	scaleParallel = flag.Int("scale.parallel", 64, "concurrent Start calls (and api.Lock Unlock calls)")
 	scaleOut      = flag.String("scale.out", "", "TestScale: the results file (default results/scale-<UTC time>.txt)")
 	scaleSmokeN   = flag.Int("scale.smoke-n", 1000, "TestScaleSmoke: the number of elections")
@@ -100,7 +101,7 @@ func TestScaleSmoke(t *testing.T) {
 		for _, followers := range []bool{false, true} {
 			c := scaleCase{
 				Store: kind, Addr: addrs[kind], Library: "election", Followers: followers, N: *scaleSmokeN,
-				Idle: 2 * time.Second, Parallel: *scaleParallel, NoOps: true,
+				Idle: 2 * time.Second, Settle: time.Second, Parallel: *scaleParallel, NoOps: true,
 				ElectTimeout: 30 * time.Second, Stall: 10 * time.Second, CloseTimeout: 30 * time.Second,
 			}
 			t.Run(strings.TrimPrefix(c.label(), ""), func(t *testing.T) {
@@ -185,7 +186,7 @@ func TestScale(t *testing.T) {
 				}
 				c := scaleCase{
 					Store: kind, Library: lib.name, Followers: lib.followers, N: n,
-					Idle: *scaleIdle, Parallel: *scaleParallel,
+					Idle: *scaleIdle, Settle: *scaleSettle, Parallel: *scaleParallel,
 					ElectTimeout: 60*time.Second + time.Duration(n)*time.Millisecond, Stall: 20 * time.Second,
 					CloseTimeout: 60*time.Second + time.Duration(n)*time.Millisecond,
 				}
@@ -305,6 +306,7 @@ func scaleHeader() string {
 	fmt.Fprintf(&b, "# machine: %d cores (%s), loopback, single-node stores; load average before the run: %s\n", nproc(), hostCPU, loadAverage())
 	fmt.Fprintf(&b, "# flags: -scale.n %s -scale.consul-max %d -scale.followers-max %d -scale.stores %s -scale.idle %v -scale.parallel %d",
 		*scaleNs, *scaleConsulN, *scaleFollowN, *scaleStores, *scaleIdle, *scaleParallel)
+	fmt.Fprintf(&b, " -scale.settle %v", *scaleSettle)
 	if *scaleMatch != "" {
 		fmt.Fprintf(&b, " -scale.run %q", *scaleMatch)
 	}
@@ -368,7 +370,7 @@ func scaleTable(results []scaleResult) string {
 				notes = append(notes, fmt.Sprintf("%d losses in all", r.TotalLosses))
 			}
 			if r.CloseErr != "" {
-				notes = append(notes, "Close: "+shorten(r.CloseErr, 120))
+				notes = append(notes, "**Close returned an error** (below)")
 			}
 			if r.GoroutinesLeft > 0 {
 				notes = append(notes, fmt.Sprintf("%d goroutines left after Close", r.GoroutinesLeft))
@@ -384,6 +386,9 @@ func scaleTable(results []scaleResult) string {
 		label := r.Case.label()
 		if r.Ops != nil {
 			details = append(details, fmt.Sprintf("- %s, store ops per %v (counted over %v): %s", label, renewInterval.Round(10*time.Millisecond), r.Ops.Window.Round(time.Millisecond), r.Ops.Breakdown))
+		}
+		if r.CloseErr != "" {
+			details = append(details, fmt.Sprintf("- %s, Close: %s", label, r.CloseErr))
 		}
 		for _, e := range slices.Sorted(mapKeys(r.Errors)) {
 			details = append(details, fmt.Sprintf("- %s, error ×%d: %s", label, r.Errors[e], e))

@@ -24,6 +24,10 @@ type scaleCase struct {
 	ElectTimeout, Stall time.Duration
 	// CloseTimeout bounds Close.
 	CloseTimeout time.Duration
+	// Settle is the pause after the last Start before memory is measured
+	// and the idle window begins: watches still being set up and the first
+	// renewals are start-up, not idle.
+	Settle time.Duration
 	// NoOps skips counting the store's operations (the smoke test: the
 	// Consul meter idles up to one more metrics interval).
 	NoOps bool
@@ -182,9 +186,7 @@ func runScaleCase(ctx context.Context, c scaleCase, logf func(string, ...any)) (
 	r.StartErrors = startErrs.Load()
 
 	if r.AllElected {
-		// Let the start-up settle (events delivered, first renewals done)
-		// before measuring memory.
-		_ = sleepCtx(ctx, 2*time.Second)
+		_ = sleepCtx(ctx, c.Settle)
 		r.HeapStackBytes = heapStack() - baseMem
 		r.Goroutines = runtime.NumGoroutine() - baseGoroutines
 
