@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -27,11 +26,11 @@ type Backend struct {
 	owned  *http.Transport // closed by Close; nil for a caller's client
 
 	// life ends when the backend is closed; it stops every watch.
-	life    context.Context
-	stop    context.CancelFunc
-	mu      sync.Mutex // orders watches.Add before Close's Wait
-	closed  bool
-	watches sync.WaitGroup
+	life context.Context
+	stop context.CancelFunc
+	// watches holds the shared blocking queries, one per bucket in use,
+	// and every channel Watch handed out.
+	watches hub
 }
 
 // New validates cfg and returns a Backend. It does no I/O: an unreachable
@@ -53,6 +52,7 @@ func New(cfg Config) (*Backend, error) {
 		b.owned = s.api.Transport
 	}
 	b.life, b.stop = context.WithCancel(context.Background())
+	b.watches.b = b
 	return b, nil
 }
 
@@ -62,15 +62,11 @@ func New(cfg Config) (*Backend, error) {
 // their TTL run out. Operations after Close fail; Close is idempotent and
 // always returns nil.
 func (b *Backend) Close() error {
-	b.mu.Lock()
-	already := b.closed
-	b.closed = true
-	b.mu.Unlock()
-	if already {
+	if !b.watches.close() {
 		return nil
 	}
 	b.stop()
-	b.watches.Wait()
+	b.watches.wait()
 	if b.owned != nil {
 		b.owned.CloseIdleConnections()
 	}
@@ -95,32 +91,40 @@ func (b *Backend) ValidateName(name string) error {
 // Prefix returns the validated KV prefix election keys live under.
 func (b *Backend) Prefix() string { return b.s.prefix }
 
-// Key returns the KV key that holds the election name: Prefix + "/" + the
-// escaped name, for operators (ACL rules, `consul kv get`) and tests.
-func (b *Backend) Key(name string) string { return b.s.prefix + "/" + escapeName(name) }
+// Key returns the KV key that holds the election name, for operators (ACL
+// rules, `consul kv get`) and tests: Prefix + "/" + the name's bucket (two
+// hex digits) + "/" + the escaped name. See docs/record-format.md.
+func (b *Backend) Key(name string) string {
+	return b.bucketPrefix(bucketOf(name)) + escapeName(name)
+}
 
 // Leader reads the holder of the election name. It returns
 // [election.ErrNoLeader] when the key is absent or no session holds it, an
 // error wrapping [election.ErrUnavailable] when the agent does not answer,
 // and one wrapping [election.ErrInvalidArgument] for a bad name or a
-// rejected token. The read uses Consul's default consistency (served by the
-// Raft leader).
+// rejected token. A key whose value is not an election record (written by
+// another program, or by a build from before record format 1) is held by an
+// unknown writer, never vacant: the error names the key and wraps an
+// *[election.TakenError] whose holder has an empty ID and the key's
+// ModifyIndex as its fence. The read uses Consul's default consistency
+// (served by the Raft leader).
 func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, error) {
 	if err := b.check(name); err != nil {
 		return election.Leader{}, err
 	}
+	what := fmt.Sprintf("leader %q", name)
 	p, _, err := b.client.KV().Get(b.Key(name), b.query(ctx))
 	if err != nil {
-		return election.Leader{}, storeErr(fmt.Sprintf("leader %q", name), err)
+		return election.Leader{}, storeErr(what, err)
 	}
-	l, _, held, err := holder(name, p)
+	v := view(name, p)
 	switch {
-	case err != nil:
-		return election.Leader{}, err
-	case !held:
+	case v.foreign != nil:
+		return election.Leader{}, v.takenErr(what)
+	case v.leader == nil:
 		return election.Leader{}, election.ErrNoLeader
 	}
-	return l, nil
+	return *v.leader, nil
 }
 
 // OpenSession creates one Consul session: TTL ttl, no health checks (only
@@ -189,16 +193,4 @@ func (b *Backend) write(ctx context.Context) *api.WriteOptions {
 // kvOp returns a transaction operation on the election key name.
 func (b *Backend) kvOp(verb api.KVOp, name string) *api.TxnOp {
 	return &api.TxnOp{KV: &api.KVTxnOp{Verb: verb, Key: b.Key(name), Namespace: b.s.namespace, Partition: b.s.partition}}
-}
-
-// track registers a goroutine that Close waits for; it fails once the
-// backend is closed.
-func (b *Backend) track() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return false
-	}
-	b.watches.Add(1)
-	return true
 }

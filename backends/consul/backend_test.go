@@ -230,7 +230,7 @@ func TestBackend(t *testing.T) {
 		}
 		// A key left present but unlocked (a foreign write) is claimed
 		// through the check-index path.
-		if _, err := raw.KV().Put(&api.KVPair{Key: b.Key("fenced"), Value: []byte("{}")}, nil); err != nil {
+		if _, err := raw.KV().Put(&api.KVPair{Key: b.Key("fenced"), Value: []byte(`{"v":1}`)}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := b.Leader(t.Context(), "fenced"); !errors.Is(err, election.ErrNoLeader) {

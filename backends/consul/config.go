@@ -30,6 +30,12 @@ const (
 	DefaultWatchWait = 30 * time.Second
 	// MaxWatchWait is the longest wait Consul honours for a blocking query.
 	MaxWatchWait = 10 * time.Minute
+	// maxAgentConns is the most HTTP connections a Backend that builds its
+	// own client opens to the agent: one per bucket for the watches' blocking
+	// queries, twice that again for claims, renewals and reads. The agent
+	// refuses more than 200 (http_max_conns_per_client) from one address,
+	// which every process on the host shares.
+	maxAgentConns = 3 * bucketCount
 	// DefaultSessionName names the Consul sessions when Config.SessionName
 	// is empty; operators see it in `consul` session listings.
 	DefaultSessionName = "electionkit"
@@ -81,7 +87,9 @@ type Config struct {
 	// set, Address, Scheme, TokenFile and TLS must be empty (they belong to
 	// the client) and the environment is not read; Token, Datacenter,
 	// Namespace and Partition, if set, are sent with every request and
-	// override the client's own.
+	// override the client's own. Its transport's connection limits are the
+	// caller's too: watches hold one connection per bucket in use (at most
+	// 32) in blocking queries.
 	Client *api.Client
 
 	// Prefix is the KV folder under which election keys live: one key
@@ -270,6 +278,13 @@ func (cfg Config) apiConfig(s *settings) (*api.Config, []error) {
 		return nil, errs
 	}
 	ac := api.DefaultConfig()
+	if ac.Transport != nil {
+		// Each bucket's blocking query holds a connection: keep them all
+		// idle between queries instead of dialling again, and queue
+		// bursts of requests here rather than meet the agent's HTTP 429.
+		ac.Transport.MaxIdleConnsPerHost = maxAgentConns
+		ac.Transport.MaxConnsPerHost = maxAgentConns
+	}
 	addrField := api.HTTPAddrEnvName
 	if cfg.Address != "" {
 		ac.Address, addrField = cfg.Address, "Address"

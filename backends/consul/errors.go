@@ -19,6 +19,11 @@ import (
 // errClosed is returned by every operation of a closed Backend.
 var errClosed = fmt.Errorf("consul: backend closed: %w", election.ErrUnavailable)
 
+// errFilteredByACLs fails a watch whose bucket listing left out keys the
+// token may not read: they would look vacant.
+var errFilteredByACLs = errors.New("the agent left out keys the token may not read " +
+	"(watches need key_prefix \"<Prefix>/\" read)")
+
 // storeErr wraps an error of a Consul call made for what ("claim \"x\"").
 // A rejected ACL token, an agent certificate that fails verification,
 // plain HTTP sent to the agent's HTTPS port or HTTPS to its plain HTTP
@@ -99,7 +104,7 @@ func clientCertHint(err error) string {
 // acl.ErrNotFound on the server.
 func aclDenied(err error) bool {
 	var se api.StatusError
-	if errors.As(err, &se) && se.Code == http.StatusForbidden {
+	if errors.As(err, &se) && se.Code == http.StatusForbidden || errors.Is(err, errFilteredByACLs) {
 		return true
 	}
 	msg := err.Error()

@@ -1,13 +1,7 @@
 package consul
 
 import (
-	"encoding/json"
-	"fmt"
 	"strings"
-
-	"github.com/hashicorp/consul/api"
-
-	"github.com/electionkit/election"
 )
 
 // Consul's HTTP KV endpoint accepts only ASCII letters, digits and ",-_./"
@@ -66,35 +60,4 @@ func checkPrefix(p string) error {
 		}
 	}
 	return nil
-}
-
-// record is the JSON value stored at an election key. The owner token is
-// stored verbatim, as the contract asks, so that release and renew can
-// compare it; it is never logged and never copied into a Leader. Anyone with
-// read access to the prefix can read it: grant KV read on the prefix only to
-// the electing processes and operators.
-type record struct {
-	// Election is the unescaped name, for operators reading the KV store.
-	Election string            `json:"election"`
-	ID       string            `json:"id"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-	Token    string            `json:"token"`
-}
-
-func encodeRecord(req election.ClaimRequest) ([]byte, error) {
-	return json.Marshal(record{Election: req.Name, ID: req.ID, Metadata: req.Metadata, Token: req.Token})
-}
-
-// holder decodes the key's value. It reports held=false for an absent key
-// or one no session holds (a vacant election); the Leader's fence is the
-// key's ModifyIndex.
-func holder(name string, p *api.KVPair) (l election.Leader, token string, held bool, err error) {
-	if p == nil || p.Session == "" {
-		return election.Leader{}, "", false, nil
-	}
-	var r record
-	if err := json.Unmarshal(p.Value, &r); err != nil {
-		return election.Leader{}, "", false, fmt.Errorf("consul: key %q holds a value this package did not write: %w", p.Key, err)
-	}
-	return election.Leader{Election: name, ID: r.ID, Metadata: r.Metadata, Fence: p.ModifyIndex}, r.Token, true, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +31,12 @@ type session struct {
 	mu     sync.Mutex
 	closed bool
 	// made remembers, per name, the fence and token of the claim this
-	// session made, so Release can prove ownership without a read.
+	// session made, so that Release can prove ownership without a read and
+	// Renew without reading the claims' keys.
 	made map[string]madeClaim
+	// marker is the ModifyIndex of the session's marker key as this
+	// session last wrote it; 0 until its first claim creates it.
+	marker uint64
 }
 
 type madeClaim struct {
@@ -62,6 +67,36 @@ func (s *session) takeMade(c election.Claim) bool {
 	return true
 }
 
+// forget drops the claim this session made of name if its token is token:
+// the store no longer holds it.
+func (s *session) forget(name, token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.made[name]; ok && m.token == token {
+		delete(s.made, name)
+	}
+}
+
+// markerOp returns the transaction operation that locks the session's
+// marker key with the session, creating it if needed.
+func (s *session) markerOp() *api.TxnOp {
+	return &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVLock, Key: s.b.markerKey(s.id), Value: markerValue,
+		Session: s.id, Namespace: s.b.s.namespace, Partition: s.b.s.partition}}
+}
+
+// markerWritten records the marker's ModifyIndex from a transaction's
+// results, if it wrote the marker.
+func (s *session) markerWritten(results api.TxnResults) {
+	key := s.b.markerKey(s.id)
+	for _, r := range results {
+		if r.KV != nil && r.KV.Key == key {
+			s.mu.Lock()
+			s.marker = max(s.marker, r.KV.ModifyIndex)
+			s.mu.Unlock()
+		}
+	}
+}
+
 // TTL returns the TTL the session was created with. Consul grants TTLs as
 // asked (within session_ttl_min and 24h) and may keep the session up to
 // twice as long after the last renewal.
@@ -83,6 +118,10 @@ func (s *session) expired(what string) error {
 // instead of being silently re-locked. The fence is the ModifyIndex of the
 // lock: the Raft index of the transaction, which never repeats and only
 // grows, also across key deletions and server restarts that keep their data.
+// The session's first claim also creates its marker key (see Renew) in the
+// same transaction. A key whose value is not an election record is held by
+// an unknown writer: the *election.TakenError comes wrapped in an error that
+// names the key.
 func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
 	what := fmt.Sprintf("claim %q", req.Name)
 	if err := s.b.check(req.Name); err != nil {
@@ -107,15 +146,25 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 		}
 		lock := s.b.kvOp(api.KVLock, req.Name)
 		lock.KV.Value, lock.KV.Session = value, s.id
-		ok, resp, _, err := s.b.client.Txn().Txn(api.TxnOps{guard, lock}, s.b.query(ctx))
+		ops := api.TxnOps{guard, lock}
+		s.mu.Lock()
+		if s.marker == 0 {
+			ops = append(ops, s.markerOp())
+		}
+		s.mu.Unlock()
+		ok, resp, _, err := s.b.client.Txn().Txn(ops, s.b.query(ctx))
 		if err != nil {
 			return election.Claim{}, storeErr(what, err)
 		}
 		if ok {
-			// The lock is the last operation; its result carries the
-			// indexes the transaction gave the key.
-			if n := len(resp.Results); n > 0 && resp.Results[n-1].KV != nil && resp.Results[n-1].KV.Session == s.id {
-				return s.remember(election.Claim{Name: req.Name, Token: req.Token, Fence: resp.Results[n-1].KV.ModifyIndex}), nil
+			// The lock's result carries the indexes the transaction gave
+			// the key.
+			s.markerWritten(resp.Results)
+			key := s.b.Key(req.Name)
+			for _, r := range resp.Results {
+				if r.KV != nil && r.KV.Key == key && r.KV.Session == s.id {
+					return s.remember(election.Claim{Name: req.Name, Token: req.Token, Fence: r.KV.ModifyIndex}), nil
+				}
 			}
 			return election.Claim{}, storeErr(what, errors.New("transaction succeeded without the lock's result"))
 		}
@@ -134,25 +183,36 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 		if err != nil {
 			return election.Claim{}, storeErr(what, err)
 		}
-		l, _, held, err := holder(req.Name, p)
-		if err != nil {
-			return election.Claim{}, err
-		}
-		if held {
-			return election.Claim{}, &election.TakenError{Holder: l}
+		if v := view(req.Name, p); v.leader != nil {
+			return election.Claim{}, v.takenErr(what)
 		}
 		vacant = p // nil when the key vanished meanwhile
 	}
 	return election.Claim{}, fmt.Errorf("consul: %s: %w: the key changed under %d attempts", what, election.ErrUnavailable, maxRounds)
 }
 
-// Renew renews the Consul session (one request, whatever the number of
-// claims) and then reads every claim's key in one consistent request: a
-// read-only transaction for up to 64 claims (Consul's limit per
-// transaction), one listing of the prefix beyond. A claim is renewed when
-// its key is still locked by this session and holds its token; the others
-// are listed in a *election.NotOwnerError. The read comes after the renewal,
-// so a claim reported renewed was held when the renewal was applied.
+// Renew renews the Consul session, which extends every claim it holds,
+// and finds the claims the store no longer holds for this owner without
+// reading their keys: two small requests per call, whatever the number of
+// claims.
+//
+//   - One session/renew.
+//   - One consistent read of the session's marker key. The marker is locked
+//     by the session, and a release by token through any other session
+//     deletes the holder's marker in the transaction that deletes the
+//     claim's key (see Release). An intact marker therefore proves that no
+//     claim this session made was released elsewhere; a missing or
+//     rewritten one makes Renew lock it again and then read every claim's
+//     key (consistent read-only transactions of up to 64 keys), once.
+//   - A claim this session did not make (or made with another token or
+//     fence) is not held by it; one it never heard of is read.
+//   - A claim whose key the shared watches show deleted after the claim,
+//     or written since by another session or with another token (a write
+//     that bypassed this package), is reported as soon as a watch saw it.
+//
+// A session expiry or destroy ends the session itself: ErrSessionExpired.
+// The read comes after the renewal, so a claim reported renewed was held
+// when the renewal was applied.
 func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	if s.b.life.Err() != nil {
 		return errClosed
@@ -174,20 +234,99 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	if len(claims) == 0 {
 		return nil
 	}
-	keys, err := s.readKeys(ctx, claims)
+	lost := make([]bool, len(claims))
+	unknown := make([]bool, len(claims)) // claims this session has no record of
+	var nUnknown int
+	s.mu.Lock()
+	marker := s.marker
+	for i, c := range claims {
+		switch m, ok := s.made[c.Name]; {
+		case !ok:
+			unknown[i] = true
+			nUnknown++
+		case m.token != c.Token || m.fence != c.Fence:
+			lost[i] = true
+		}
+	}
+	s.mu.Unlock()
+	if nUnknown < len(claims) {
+		if marker == 0 {
+			return s.recheck(ctx, claims) // no marker yet: nothing to go by
+		}
+		p, _, err := s.b.client.KV().Get(s.b.markerKey(s.id), s.b.consistent(ctx))
+		if err != nil {
+			return storeErr("renew: read the session marker", err)
+		}
+		if p == nil || p.Session != s.id || p.ModifyIndex != marker {
+			return s.recheck(ctx, claims)
+		}
+	}
+	var subset []election.Claim
+	for i, c := range claims {
+		switch {
+		case unknown[i]:
+			subset = append(subset, c)
+		case !lost[i] && s.b.watches.lostByWatch(c, s.id):
+			lost[i] = true
+			s.forget(c.Name, c.Token)
+		}
+	}
+	if len(subset) > 0 {
+		held, err := s.held(ctx, subset)
+		if err != nil {
+			return storeErr("renew: read claims", err)
+		}
+		k := 0
+		for i := range claims {
+			if unknown[i] {
+				lost[i] = !held[k]
+				k++
+			}
+		}
+	}
+	return notOwner(claims, lost)
+}
+
+// recheck runs when the session's marker shows that a claim of this
+// session may have been released elsewhere: it locks the marker again, so
+// that a release after this point shows next time, then reads every
+// claim's key.
+func (s *session) recheck(ctx context.Context, claims []election.Claim) error {
+	ok, resp, _, err := s.b.client.Txn().Txn(api.TxnOps{s.markerOp()}, s.b.query(ctx))
+	switch {
+	case err != nil:
+		return storeErr("renew: lock the session marker", err)
+	case !ok && txnError(resp.Errors).failed(-1, "invalid session"):
+		return s.confirmExpired(ctx)
+	case !ok:
+		return storeErr("renew: lock the session marker", txnError(resp.Errors))
+	}
+	s.markerWritten(resp.Results)
+	held, err := s.held(ctx, claims)
 	if err != nil {
 		return storeErr("renew: read claims", err)
 	}
-	var lost []election.Claim
-	for _, c := range claims {
-		p := keys[s.b.Key(c.Name)]
-		_, token, held, err := holder(c.Name, p)
-		if err != nil || !held || p.Session != s.id || token != c.Token {
-			lost = append(lost, c)
+	lost := make([]bool, len(claims))
+	for i, c := range claims {
+		if !held[i] {
+			lost[i] = true
+			s.forget(c.Name, c.Token)
 		}
 	}
-	if len(lost) > 0 {
-		return &election.NotOwnerError{Claims: lost}
+	return notOwner(claims, lost)
+}
+
+// notOwner returns a *election.NotOwnerError listing the claims marked
+// lost, or nil.
+func notOwner(claims []election.Claim, lost []bool) error {
+	var out []election.Claim
+	for i, c := range claims {
+		if lost[i] {
+			out = append(out, c)
+		}
+	}
+	if len(out) > 0 {
+		return &election.NotOwnerError{Claims: out}
 	}
 	return nil
 }
@@ -211,35 +350,33 @@ func (s *session) confirmExpired(ctx context.Context) error {
 // maxTxnOps is the number of operations Consul accepts in one transaction.
 const maxTxnOps = 64
 
-// readKeys reads the keys of claims with a consistent read, by key.
-func (s *session) readKeys(ctx context.Context, claims []election.Claim) (map[string]*api.KVPair, error) {
-	q := s.b.query(ctx)
-	q.RequireConsistent = true
-	out := make(map[string]*api.KVPair, len(claims))
-	if len(claims) > maxTxnOps {
-		pairs, _, err := s.b.client.KV().List(s.b.s.prefix+"/", q)
+// held reads the keys of claims with consistent read-only transactions of
+// up to maxTxnOps keys and reports, per claim, whether its key is locked by
+// this session and holds its token.
+func (s *session) held(ctx context.Context, claims []election.Claim) ([]bool, error) {
+	out := make([]bool, 0, len(claims))
+	for chunk := range slices.Chunk(claims, maxTxnOps) {
+		ops := make(api.TxnOps, 0, len(chunk))
+		for _, c := range chunk {
+			ops = append(ops, s.b.kvOp(api.KVGetOrEmpty, c.Name))
+		}
+		ok, resp, _, err := s.b.client.Txn().Txn(ops, s.b.consistent(ctx))
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range pairs {
-			out[p.Key] = p
+		if !ok {
+			return nil, txnError(resp.Errors)
 		}
-		return out, nil
-	}
-	ops := make(api.TxnOps, 0, len(claims))
-	for _, c := range claims {
-		ops = append(ops, s.b.kvOp(api.KVGetOrEmpty, c.Name))
-	}
-	ok, resp, _, err := s.b.client.Txn().Txn(ops, q)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, txnError(resp.Errors)
-	}
-	for _, r := range resp.Results {
-		if r.KV != nil && r.KV.ModifyIndex != 0 {
-			out[r.KV.Key] = r.KV
+		keys := make(map[string]*api.KVPair, len(resp.Results))
+		for _, r := range resp.Results {
+			if r.KV != nil && r.KV.ModifyIndex != 0 {
+				keys[r.KV.Key] = r.KV
+			}
+		}
+		for _, c := range chunk {
+			p := keys[s.b.Key(c.Name)]
+			v := view(c.Name, p)
+			out = append(out, v.leader != nil && v.foreign == nil && p.Session == s.id && v.token == c.Token)
 		}
 	}
 	return out, nil
@@ -249,8 +386,10 @@ func (s *session) readKeys(ctx context.Context, claims []election.Claim) (map[st
 // this session made, one transaction checks that the key's ModifyIndex is
 // still c.Fence and deletes it; otherwise it reads the key, compares the
 // token and runs that transaction on the ModifyIndex it read, so nothing
-// changes unless the key is exactly the one read. It returns an
-// error wrapping [election.ErrNotOwner] when the key is absent, vacant or
+// changes unless the key is exactly the one read. That transaction also
+// deletes the marker of the session that held the key, if it is another
+// one, so that the holder's next Renew learns of it (see Renew). It returns
+// an error wrapping [election.ErrNotOwner] when the key is absent, vacant or
 // holds another token. The session's other claims are not affected.
 func (s *session) Release(ctx context.Context, c election.Claim) error {
 	what := fmt.Sprintf("release %q", c.Name)
@@ -261,7 +400,7 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 		// This session made c, and nothing rewrites a held key: if its
 		// ModifyIndex is still c.Fence (the lock's index), it is that claim.
 		// One transaction releases it (the handoff's critical path).
-		deleted, err := s.deleteAt(ctx, c.Name, c.Fence)
+		deleted, err := s.deleteAt(ctx, c.Name, c.Fence, "")
 		switch {
 		case err != nil:
 			s.remember(c) // outcome unknown: a retry may take this path again
@@ -279,15 +418,20 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 		if err != nil {
 			return storeErr(what, err)
 		}
-		_, token, held, err := holder(c.Name, p)
-		if err != nil || !held || token != c.Token {
+		v := view(c.Name, p)
+		if v.leader == nil || v.foreign != nil || v.token != c.Token {
 			return fmt.Errorf("consul: %s: %w", what, election.ErrNotOwner)
 		}
-		deleted, err := s.deleteAt(ctx, c.Name, p.ModifyIndex)
+		holder := p.Session
+		if holder == s.id {
+			holder = "" // this session's own claim: no marker to clear
+		}
+		deleted, err := s.deleteAt(ctx, c.Name, p.ModifyIndex, holder)
 		if err != nil {
 			return storeErr(what, err)
 		}
 		if deleted {
+			s.forget(c.Name, c.Token)
 			return nil
 		}
 		// The key changed or vanished since it was read: read it again.
@@ -296,16 +440,22 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 }
 
 // deleteAt deletes election name's key in one transaction if its
-// ModifyIndex is index. It reports false, with no error, when the key has
-// another index or is gone.
+// ModifyIndex is index, and with it the marker of session holder unless
+// holder is "" (Consul deletes a missing key without complaint). It reports
+// false, with no error, when the key has another index or is gone.
 //
 // Not KV().DeleteCAS: Consul reports a CAS delete of a key that is already
 // gone as a success, so two racing releases of one claim would both
 // succeed. A check-index guard fails on a missing key.
-func (s *session) deleteAt(ctx context.Context, name string, index uint64) (bool, error) {
+func (s *session) deleteAt(ctx context.Context, name string, index uint64, holder string) (bool, error) {
 	guard := s.b.kvOp(api.KVCheckIndex, name)
 	guard.KV.Index = index
-	ok, resp, _, err := s.b.client.Txn().Txn(api.TxnOps{guard, s.b.kvOp(api.KVDelete, name)}, s.b.query(ctx))
+	ops := api.TxnOps{guard, s.b.kvOp(api.KVDelete, name)}
+	if holder != "" {
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: s.b.markerKey(holder),
+			Namespace: s.b.s.namespace, Partition: s.b.s.partition}})
+	}
+	ok, resp, _, err := s.b.client.Txn().Txn(ops, s.b.query(ctx))
 	switch {
 	case err != nil:
 		return false, err

@@ -3,6 +3,8 @@ package consul
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -10,101 +12,432 @@ import (
 	"github.com/electionkit/election"
 )
 
-// minQueryGap is the shortest time between two blocking queries of a watch
-// that saw no change. Consul's docs ask clients to rate-limit blocking
-// queries: a key that is absent wakes its query on every write anywhere in
-// the KV store (its index is the store's), and a buggy index could make
-// queries return at once. A change that lands during the gap is reported
-// by the next query, which then returns immediately.
+// minQueryGap is the shortest time between two blocking queries of a
+// bucket whose last answer changed nothing any watcher sees. Consul's docs
+// ask clients to rate-limit blocking queries: changes to other elections of
+// the bucket, or a bogus index, could otherwise make queries return at
+// once, over and over. A change that lands during the gap is reported by
+// the next query, which then returns immediately.
 const minQueryGap = 50 * time.Millisecond
 
-// Watch streams the holder of the election name using blocking queries on
-// its key. The first event is the state when the watch starts; after it,
-// each query waits (Config.WatchWait) for the key's index to move past the
-// last one seen, so a release, claim or session expiry (Consul deletes the
-// key) is reported when that query returns. Changes that happen while an
-// event waits to be received are coalesced into the newest state. When
-// Consul's index goes backwards (a server restored or rebuilt) the watch
-// starts over from index 0, as Consul's docs prescribe.
+// Watch streams the holder of the election name. The watches of a Backend
+// share one blocking query per bucket in use (see docs/record-format.md), so
+// a process makes at most 32 of them whatever the number of elections it
+// follows, and no goroutine runs per watched name: the bucket's query lists
+// the bucket on every change in it, and each watched name's state is
+// handed to its channels.
 //
-// The channel is closed when ctx ends or the backend is closed. If a query
-// fails, or does not return within about WatchWait × 1.3 + 1s (a dead link),
-// one event with Err (wrapping [election.ErrUnavailable], or
-// [election.ErrInvalidArgument] for a rejected token) is sent and the
-// channel is closed.
+// The first event is the state when the watch starts: Watch reads the key
+// once (one GET, before it returns), since the bucket's query may have been
+// sent long before. After it, a release, claim or session expiry (Consul
+// deletes the key) is reported when the bucket's query returns. Reads are
+// ordered by their Raft indexes, so an answer older than what a name has
+// shown is never shown after it. A receiver that
+// falls behind never holds up the others: its channel keeps only the newest
+// state, older ones are coalesced into it. When Consul's index goes
+// backwards (a server restored or rebuilt) the bucket's query starts over
+// from index 0, as Consul's docs prescribe.
+//
+// The channel is closed when ctx ends or the backend is closed. If the
+// bucket's query fails, or does not return within about WatchWait × 1.3 +
+// 1s (a dead link), every watch of the bucket gets one event with Err
+// (wrapping [election.ErrUnavailable], or [election.ErrInvalidArgument] for
+// a rejected token, or one that may not read every key of the bucket) and is
+// closed; the next Watch starts the query again.
 func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.WatchEvent, error) {
 	if err := b.check(name); err != nil {
 		return nil, err
 	}
-	if !b.track() {
-		return nil, errClosed
+	w, err := b.watches.join(ctx, name)
+	if err != nil {
+		return nil, err
 	}
-	ch := make(chan election.WatchEvent)
-	wctx, cancel := context.WithCancel(ctx)
-	stopOnClose := context.AfterFunc(b.life, cancel)
-	go func() {
-		defer b.watches.Done()
-		defer close(ch)
-		defer stopOnClose()
-		defer cancel()
-		b.watch(wctx, name, ch)
-	}()
-	return ch, nil
+	b.watches.readFirst(ctx, w)
+	return w.ch, nil
 }
 
-// watchState is what a watch last reported: the holder's session and the
-// key's ModifyIndex identify a term.
+// hub is a Backend's shared watches: one blocking query per bucket in use,
+// demultiplexed to per-name channels. One mutex guards it all; nothing
+// blocks while holding it.
+type hub struct {
+	b *Backend
+
+	mu      sync.Mutex
+	closed  bool
+	buckets [bucketCount]*bucket
+	loops   sync.WaitGroup
+}
+
+// bucket is one bucket's blocking query and the names watched in it.
+type bucket struct {
+	id     int
+	prefix string // bucketPrefix(id), with its trailing '/'
+	cancel context.CancelFunc
+	// dead is set when the bucket's query has stopped or must stop: no
+	// name is watched any more, the query failed, or the backend closed.
+	dead     bool
+	entries  map[string]*entry // by escaped name
+	watchers int
+	gen      uint64 // the number of answers applied
+}
+
+// entry is one watched name: its newest known state and its watchers.
+type entry struct {
+	name     string
+	state    keyState
+	listed   uint64 // gen of the last answer that listed the key
+	watchers []*watcher
+}
+
+// keyState is a key as last read. Raft indexes order the reads: a present
+// key's state holds from its ModifyIndex on; an absent key's state is
+// known to hold at index (the bucket's or the KV table's index of the read
+// that found it absent).
+type keyState struct {
+	known   bool
+	present bool
+	index   uint64
+	session string
+	view    keyView
+}
+
+// watcher is one channel Watch handed out.
+type watcher struct {
+	e      *entry
+	bk     *bucket
+	ch     chan election.WatchEvent // capacity 1: the newest undelivered state
+	primed bool                     // its own read is in: events may flow
+	sent   bool
+	last   watchState // the state last handed over
+	closed bool
+	stop   func() bool // unregisters the context.AfterFunc that closes it
+}
+
+// watchState identifies a term in the events: the holder's session and the
+// key's ModifyIndex; every vacancy is the same state.
 type watchState struct {
 	held    bool
 	session string
 	index   uint64
 }
 
-func (b *Backend) watch(ctx context.Context, name string, ch chan<- election.WatchEvent) {
-	what := fmt.Sprintf("watch %q", name)
-	key := b.Key(name)
-	var (
-		index uint64
-		last  watchState
-		first = true
-	)
+// join registers a watcher of name, starting its bucket's query if none
+// runs. The watcher stays silent until readFirst.
+func (h *hub) join(ctx context.Context, name string) (*watcher, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errClosed
+	}
+	id := bucketOf(name)
+	bk := h.buckets[id]
+	if bk == nil {
+		bk = &bucket{id: id, prefix: h.b.bucketPrefix(id), entries: map[string]*entry{}}
+		var qctx context.Context
+		qctx, bk.cancel = context.WithCancel(h.b.life)
+		h.buckets[id] = bk
+		h.loops.Add(1)
+		go h.run(qctx, bk)
+	}
+	seg := escapeName(name)
+	e := bk.entries[seg]
+	if e == nil {
+		e = &entry{name: name}
+		bk.entries[seg] = e
+	}
+	w := &watcher{e: e, bk: bk, ch: make(chan election.WatchEvent, 1)}
+	e.watchers = append(e.watchers, w)
+	bk.watchers++
+	// If ctx has already ended, the function runs at once, in its own
+	// goroutine, and waits for h.mu.
+	w.stop = context.AfterFunc(ctx, func() { h.leave(w) })
+	return w, nil
+}
+
+// readFirst reads w's key for its first event: the bucket's query may have
+// been sent before w joined, so its answer may predate the Watch call. The
+// read also fails as it should for a token that may not read the key,
+// where a listing would silently leave the key out.
+func (h *hub) readFirst(ctx context.Context, w *watcher) {
+	rctx, cancel := context.WithTimeout(ctx, h.b.deadLink())
+	p, meta, err := h.b.client.KV().Get(h.b.Key(w.e.name), h.b.query(rctx))
+	cancel()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w.closed {
+		return
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			push(w, election.WatchEvent{Err: storeErr(fmt.Sprintf("watch %q", w.e.name), err)})
+		}
+		h.drop(w)
+		return
+	}
+	if p != nil {
+		w.e.offer(true, p.ModifyIndex, p)
+	} else {
+		w.e.offer(false, meta.LastIndex, nil)
+	}
+	w.primed = true
+	deliver(w)
+}
+
+// leave closes w when its context ends.
+func (h *hub) leave(w *watcher) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !w.closed {
+		h.drop(w)
+	}
+}
+
+// drop closes w and forgets it; the bucket's query stops with its last
+// watcher.
+func (h *hub) drop(w *watcher) {
+	w.closed = true
+	w.stop()
+	close(w.ch)
+	e, bk := w.e, w.bk
+	for i, o := range e.watchers {
+		if o == w {
+			e.watchers = append(e.watchers[:i], e.watchers[i+1:]...)
+			break
+		}
+	}
+	if len(e.watchers) == 0 && bk.entries[escapeName(e.name)] == e {
+		delete(bk.entries, escapeName(e.name))
+	}
+	if bk.watchers--; bk.watchers == 0 {
+		h.retire(bk)
+	}
+}
+
+// retire stops bk's query; the next Watch of one of its names starts a new
+// one.
+func (h *hub) retire(bk *bucket) {
+	if bk.dead {
+		return
+	}
+	bk.dead = true
+	bk.cancel()
+	if h.buckets[bk.id] == bk {
+		h.buckets[bk.id] = nil
+	}
+}
+
+// fail ends every watch of bk with an event carrying the query's error,
+// then closes them, as the Watch contract asks; the core watches again.
+func (h *hub) fail(bk *bucket, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if bk.dead {
+		return
+	}
+	h.retire(bk)
+	for _, e := range bk.entries {
+		for _, w := range e.watchers {
+			push(w, election.WatchEvent{Err: storeErr(fmt.Sprintf("watch %q (blocking query on %s)", e.name, bk.prefix), err)})
+			w.closed = true
+			w.stop()
+			close(w.ch)
+		}
+	}
+	bk.entries, bk.watchers = nil, 0
+}
+
+// close closes every watch for Backend.Close and stops every query. It
+// reports false if the hub was already closed.
+func (h *hub) close() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.closed = true
+	for _, bk := range h.buckets {
+		if bk == nil {
+			continue
+		}
+		h.retire(bk)
+		for _, e := range bk.entries {
+			for _, w := range e.watchers {
+				w.closed = true
+				w.stop()
+				close(w.ch)
+			}
+		}
+		bk.entries, bk.watchers = nil, 0
+	}
+	return true
+}
+
+// wait waits for every bucket's query goroutine to end.
+func (h *hub) wait() { h.loops.Wait() }
+
+// run is bk's query loop: one blocking query at a time on the bucket's
+// prefix, until bk is retired or its query fails.
+func (h *hub) run(ctx context.Context, bk *bucket) {
+	defer h.loops.Done()
+	var index uint64
 	for {
 		started := time.Now()
-		p, meta, err := b.blockingGet(ctx, key, index)
+		pairs, meta, err := h.b.list(ctx, bk.prefix, index)
 		if ctx.Err() != nil {
 			return
 		}
+		if err == nil && meta.ResultsFilteredByACLs {
+			// Keys the token may not read are left out: they would look
+			// vacant.
+			err = errFilteredByACLs
+		}
 		if err != nil {
-			send(ctx, ch, election.WatchEvent{Err: storeErr(what, err)})
+			h.fail(bk, err)
 			return
 		}
-		l, _, held, err := holder(name, p)
-		if err != nil {
-			send(ctx, ch, election.WatchEvent{Err: err})
-			return
+		changed := h.apply(bk, pairs, meta.LastIndex, meta.LastIndex < index)
+		index = nextIndex(index, meta.LastIndex)
+		if changed {
+			continue
 		}
-		now := watchState{held: held}
-		if held {
-			now.session, now.index = p.Session, p.ModifyIndex
-		}
-		if first || now != last {
-			ev := election.WatchEvent{}
-			if held {
-				ev.Leader = &l
-			}
-			if !send(ctx, ch, ev) {
-				return
-			}
-			first, last = false, now
-		} else if gap := minQueryGap - time.Since(started); gap > 0 {
+		if gap := minQueryGap - time.Since(started); gap > 0 {
+			t := time.NewTimer(gap)
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
-			case <-time.After(gap):
+			case <-t.C:
 			}
 		}
-		index = nextIndex(index, meta.LastIndex)
 	}
+}
+
+// apply hands an answer of bk's query (the bucket's keys as of index) to
+// the watched names. reset says the index went backwards: what was known is
+// forgotten. It reports whether any watcher was handed a new state.
+func (h *hub) apply(bk *bucket, pairs api.KVPairs, index uint64, reset bool) (changed bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if bk.dead {
+		return false
+	}
+	bk.gen++
+	if reset {
+		for _, e := range bk.entries {
+			e.state.known = false
+		}
+	}
+	for _, p := range pairs {
+		seg, ok := strings.CutPrefix(p.Key, bk.prefix)
+		if !ok {
+			continue
+		}
+		if e := bk.entries[seg]; e != nil {
+			e.listed = bk.gen
+			e.offer(true, p.ModifyIndex, p)
+		}
+	}
+	for _, e := range bk.entries {
+		if e.listed != bk.gen {
+			e.offer(false, index, nil)
+		}
+		for _, w := range e.watchers {
+			if w.primed && deliver(w) {
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+// offer merges a read of the key into e's state if it is not older than
+// what e knows: present at ModifyIndex index (p is the key), or absent as
+// of index. Raft indexes only grow, so a key present at m and absent as of
+// a ≥ m was deleted after m, and a key absent as of a and present at m > a
+// was written after a.
+func (e *entry) offer(present bool, index uint64, p *api.KVPair) {
+	s := &e.state
+	switch {
+	case !s.known:
+	case present && index <= s.index:
+		return // the same write, or one from before what e knows
+	case !present && s.present && index < s.index:
+		return // a read from before the key was written
+	case !present && !s.present:
+		s.index = max(s.index, index)
+		return
+	}
+	*s = keyState{known: true, present: present, index: index}
+	if present {
+		s.session = p.Session
+		s.view = view(e.name, p)
+	}
+}
+
+// deliver hands w the state of its name if it differs from the last one
+// handed over, or if w has had none. It reports whether it did.
+func deliver(w *watcher) bool {
+	s := w.e.state
+	if !s.known {
+		return false
+	}
+	now := watchState{held: s.view.leader != nil}
+	if now.held {
+		now.session, now.index = s.session, s.index
+	}
+	if w.sent && now == w.last {
+		return false
+	}
+	ev := election.WatchEvent{}
+	if now.held {
+		l := *s.view.leader
+		ev.Leader = &l
+	}
+	push(w, ev)
+	w.sent, w.last = true, now
+	return true
+}
+
+// push puts ev in w's channel without blocking, replacing the state still
+// waiting there: a slow receiver gets the newest state. It never blocks:
+// the hub's mutex makes this the only sender, and the buffer is emptied
+// first if full.
+func push(w *watcher, ev election.WatchEvent) {
+	select {
+	case w.ch <- ev:
+		return
+	default:
+	}
+	select {
+	case <-w.ch:
+	default:
+	}
+	w.ch <- ev
+}
+
+// lostByWatch reports whether the watches show that the claim c, made by
+// session sid, is no longer held: its key deleted after the claim, or
+// written since by another session or with another token. It reports false
+// when the name is not watched or its state predates the claim.
+func (h *hub) lostByWatch(c election.Claim, sid string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	bk := h.buckets[bucketOf(c.Name)]
+	if bk == nil {
+		return false
+	}
+	e := bk.entries[escapeName(c.Name)]
+	if e == nil || !e.state.known {
+		return false
+	}
+	s := e.state
+	switch {
+	case !s.present:
+		return s.index >= c.Fence
+	case s.index <= c.Fence:
+		return false
+	}
+	return s.session != sid || s.view.foreign != nil || s.view.token != c.Token
 }
 
 // nextIndex applies Consul's rules for the index of the next blocking
@@ -119,23 +452,20 @@ func nextIndex(prev, got uint64) uint64 {
 	return got
 }
 
-// blockingGet reads key, waiting for its index to pass index (0: no wait).
-// Its own deadline detects a link that stopped answering: Consul answers a
-// blocking query after at most wait + wait/16 of jitter.
-func (b *Backend) blockingGet(ctx context.Context, key string, index uint64) (*api.KVPair, *api.QueryMeta, error) {
-	wait := b.s.watchWait
-	ctx, cancel := context.WithTimeout(ctx, wait+wait/16+wait/4+time.Second)
+// list lists the keys under prefix, waiting for the prefix's index to pass
+// index (0: no wait).
+func (b *Backend) list(ctx context.Context, prefix string, index uint64) (api.KVPairs, *api.QueryMeta, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.deadLink())
 	defer cancel()
 	q := b.query(ctx)
-	q.WaitIndex, q.WaitTime = index, wait
-	return b.client.KV().Get(key, q)
+	q.WaitIndex, q.WaitTime = index, b.s.watchWait
+	return b.client.KV().List(prefix, q)
 }
 
-func send(ctx context.Context, ch chan<- election.WatchEvent, ev election.WatchEvent) bool {
-	select {
-	case ch <- ev:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+// deadLink is how long a watch's request may take before the link counts
+// as dead: Consul answers a blocking query after at most wait + wait/16 of
+// jitter, and a plain read at once.
+func (b *Backend) deadLink() time.Duration {
+	wait := b.s.watchWait
+	return wait + wait/16 + wait/4 + time.Second
 }
