@@ -21,7 +21,7 @@ import (
 //
 // Buckets bound what one blocking query returns: a watch lists a whole
 // bucket on every change in it, so with n elections under a prefix a change
-// costs n/bucketCount keys (some 330 bytes each as the agent sends them)
+// costs n/bucketCount keys (roughly 300 bytes each as the agent sends them)
 // instead of n: about 100 KB at 10,000 elections. 32 rather than more
 // because a backend runs one blocking query, one HTTP connection, per
 // bucket in use, and the agent's default http_max_conns_per_client (200)
