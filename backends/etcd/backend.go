@@ -26,10 +26,19 @@ type Backend struct {
 	ownsClient bool
 	prefix     string
 
+	// dialTimeout bounds the wait for the shared watch in Watch.
+	dialTimeout time.Duration
+	// hub is the one watch of the prefix, shared by every Watch and
+	// session.
+	hub *hub
+
 	closeOnce sync.Once
 	closeErr  error
-	// closed is closed by Close; watch goroutines stop on it.
-	closed chan struct{}
+	// closed is closed by Close; life is cancelled with it, ending the
+	// shared watch.
+	closed  chan struct{}
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // New connects to etcd as cfg says and checks, within cfg.DialTimeout, that
@@ -52,7 +61,9 @@ func open(ctx context.Context, cfg Config) (*Backend, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.dialTimeout)
 	defer cancel()
 
-	b := &Backend{client: s.client, prefix: s.prefix, closed: make(chan struct{})}
+	b := &Backend{client: s.client, prefix: s.prefix, dialTimeout: s.dialTimeout, closed: make(chan struct{})}
+	b.life, b.endLife = context.WithCancel(context.Background())
+	b.hub = newHub(b)
 	var diag *connErrors
 	if b.client == nil {
 		diag = &connErrors{}
@@ -81,6 +92,7 @@ func open(ctx context.Context, cfg Config) (*Backend, error) {
 		if b.ownsClient {
 			_ = b.client.Close()
 		}
+		b.endLife()
 		return nil, diag.explain(where(s), err)
 	}
 	return b, nil
@@ -118,14 +130,17 @@ func where(s settings) string {
 	return strings.Join(s.endpoints, ",")
 }
 
-// Close closes the etcd client if the Backend created it, and stops every
-// watch started through it. Sessions are not revoked (close them first):
+// Close closes the etcd client if the Backend created it, and stops the
+// shared watch: every channel of [Backend.Watch] gets an error event and is
+// closed. Sessions are not revoked (close them first):
 // their leases expire after their TTL. Every operation after Close, on the
 // Backend or its sessions, fails at once with election.ErrUnavailable.
 // Close is idempotent; it returns the client's close error.
 func (b *Backend) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closed)
+		b.endLife()
+		b.hub.wait()
 		if b.ownsClient {
 			b.closeErr = b.client.Close()
 		}
@@ -162,7 +177,12 @@ func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, err
 	if len(resp.Kvs) == 0 {
 		return election.Leader{}, fmt.Errorf("etcd: leader %q: %w", name, election.ErrNoLeader)
 	}
-	return leaderOf(name, resp.Kvs[0])
+	l, err := leaderOf(name, resp.Kvs[0])
+	if err != nil {
+		// Held by an unknown writer: never reported as vacant.
+		return election.Leader{}, fmt.Errorf("etcd: leader %q: held by an unknown writer: %w", name, err)
+	}
+	return l, nil
 }
 
 // rangeOf returns the key prefix of election name's entries.

@@ -41,6 +41,13 @@ func (b *Backend) OpenSession(ctx context.Context, ttl time.Duration) (election.
 		_, _ = b.client.Revoke(ctx, resp.ID)
 		return nil, fmt.Errorf("etcd: open session: server granted TTL %ds, less than the %ds asked", resp.TTL, asked)
 	}
+	// Entries written before the shared watch is established are checked
+	// by listing the lease's keys once, at the first renewal: wait for it
+	// briefly so that claims made at once are tracked by the watch.
+	b.hub.start()
+	wait, cancel := context.WithTimeout(ctx, b.dialTimeout)
+	_, _ = b.hub.awaitEstablished(wait)
+	cancel()
 	return &session{
 		backend: b,
 		lease:   resp.ID,
@@ -81,15 +88,28 @@ var (
 //
 // Ownership on renew. All claims share the lease, so one KeepAliveOnce
 // extends them all; what Renew must still prove is that each claim it is
-// given still exists. A transaction of per-claim compares would grow with
-// the claims (and etcd caps a transaction at 128 operations), so instead
-// the session remembers, for each token, the key and create revision of
-// the entry it wrote (held), and Renew asks etcd for the keys attached to
-// the lease (LeaseTimeToLive with keys, one round trip whatever the
-// count). A claim is renewed iff its key is still attached to the lease:
-// keys are never reused, so an attached key is that very entry, and a key
-// attached when LeaseTimeToLive answers and created before Renew started
-// was attached throughout, so the keep-alive sent before it extended it.
+// given still exists with this session's lease and token. The Backend's
+// one shared watch of the prefix (hub) sees every change to every entry:
+// the session registers each key with it before writing it, and the hub
+// marks the claim gone when the entry is deleted (release, revoke, expiry,
+// a foreign delete) or overwritten by someone else (another lease or
+// token). Keys are never reused, so an event on the key is an event on
+// that very entry. Renew then needs no read of the keys: after the
+// keep-alive answers at revision R, it waits until the watch has applied
+// every event up to R (asking etcd for a progress notification when the
+// prefix is idle), and a claim not marked gone by then was attached to the
+// lease when the keep-alive extended it. A claim deleted at revision D is
+// therefore reported by the first Renew whose keep-alive is answered at a
+// revision ≥ D: at most one renew interval (plus the watch's delivery)
+// after the delete, as with a read of the lease's keys.
+//
+// Only where the watch cannot vouch for an entry does Renew list the
+// lease's keys (LeaseTimeToLive with keys, one round trip, bytes growing
+// with the claims): an entry written before the shared watch was first
+// established, every entry after a gap in the watch (its resume revision
+// was compacted), and every claim when the watch does not reach R within
+// half of Renew's time. The listing re-arms the watch's check for the
+// entries it finds.
 type session struct {
 	backend *Backend
 	lease   clientv3.LeaseID
@@ -106,6 +126,12 @@ type heldClaim struct {
 	name  string
 	key   string
 	fence uint64
+	// coverage is the shared watch's stretch of gapless watching that has
+	// seen every change to the entry (0: none; list the lease's keys).
+	coverage uint64
+	// gone is set by the shared watch when the entry is deleted or
+	// overwritten by someone else.
+	gone bool
 }
 
 // is reports whether h is the entry of claim c: same name, and the same
@@ -158,6 +184,8 @@ func (s *session) write(ctx context.Context, req election.ClaimRequest, queue bo
 	}
 	rng := s.backend.rangeOf(req.Name)
 	key := s.newKey(rng)
+	hub := s.backend.hub
+	coverage := hub.track(key, s, req.Token)
 	put := clientv3.OpPut(key, value, clientv3.WithLease(s.lease))
 	first := clientv3.OpGet(rng, clientv3.WithFirstCreate()...)
 	otherwise := []clientv3.Op{first}
@@ -170,11 +198,17 @@ func (s *session) write(ctx context.Context, req election.ClaimRequest, queue bo
 		Else(otherwise...).
 		Commit()
 	if err != nil {
+		// Unknown outcome: the core releases the claim by token, and a
+		// claim of unknown fence is never renewed.
+		hub.untrack(key)
 		return election.Claim{}, nil, storeError(op, req.Name, err)
 	}
 	c := election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(resp.Header.Revision)}
 	if resp.Succeeded {
-		return s.remember(key, c), nil, nil
+		return s.remember(key, c, coverage), nil, nil
+	}
+	if !queue {
+		hub.untrack(key) // nothing was written
 	}
 	kvs := resp.Responses[len(otherwise)-1].GetResponseRange().GetKvs()
 	if len(kvs) == 0 {
@@ -187,20 +221,25 @@ func (s *session) write(ctx context.Context, req election.ClaimRequest, queue bo
 		// the entry that holds the election: that claim is this one.
 		if queue {
 			_, _ = s.backend.client.Delete(ctx, key) // the entry just queued behind it
+			hub.untrack(key)
 		}
-		return s.remember(string(kv.Key), election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(kv.CreateRevision)}), nil, nil
+		// Tracked since that attempt, but the coverage it was written in
+		// is not known here: the first renewal lists the lease's keys.
+		own := string(kv.Key)
+		hub.track(own, s, req.Token)
+		return s.remember(own, election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(kv.CreateRevision)}, 0), nil, nil
 	}
 	holder, err := leaderOf(req.Name, kv)
-	if err != nil {
-		if queue {
-			_, _ = s.backend.client.Delete(ctx, key)
-		}
-		return election.Claim{}, nil, err
-	}
-	if !queue {
+	switch {
+	case err != nil && !queue:
+		// Not an election record: held by an unknown writer, never vacant.
+		taken := &election.TakenError{Holder: holder}
+		return election.Claim{}, &holder, fmt.Errorf("etcd: claim %q: %w: %w", req.Name, taken, err)
+	case !queue:
 		return election.Claim{}, &holder, &election.TakenError{Holder: holder}
 	}
-	return s.remember(key, c), &holder, nil
+	// In line, also behind an entry of an unknown writer (holder.ID empty).
+	return s.remember(key, c, coverage), &holder, nil
 }
 
 // newKey returns a key under rng that no other entry has had or will have:
@@ -214,17 +253,30 @@ func (s *session) newKey(rng string) string {
 	return fmt.Sprintf("%s%016x-%d", rng, int64(s.lease), n)
 }
 
-// remember records that this session wrote c's entry at key, and returns c.
-func (s *session) remember(key string, c election.Claim) election.Claim {
+// remember records that this session wrote c's entry at key, watched by
+// the shared watch since coverage, and returns c.
+func (s *session) remember(key string, c election.Claim, coverage uint64) election.Claim {
 	s.mu.Lock()
-	s.held[c.Token] = heldClaim{name: c.Name, key: key, fence: c.Fence}
+	s.held[c.Token] = heldClaim{name: c.Name, key: key, fence: c.Fence, coverage: coverage}
 	s.mu.Unlock()
 	return c
 }
 
+// markGone records that the entry key written for token was deleted or
+// overwritten by someone else. The hub calls it, holding its mutex.
+func (s *session) markGone(token, key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.held[token]; ok && h.key == key {
+		h.gone = true
+		s.held[token] = h
+	}
+}
+
 // Renew extends the lease with one KeepAliveOnce and checks ownership of
-// claims with one LeaseTimeToLive read (see [session] for why this is
-// atomic enough): two round trips whatever len(claims).
+// claims against what the shared watch has seen up to the keep-alive's
+// revision (see [session] for why this is atomic enough): one round trip
+// and one progress request on the watch stream, whatever len(claims).
 func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	if s.isClosed() {
 		return fmt.Errorf("etcd: renew: %w: session closed", election.ErrSessionExpired)
@@ -232,43 +284,101 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	if err := s.backend.errIfClosed("renew", ""); err != nil {
 		return err
 	}
-	if _, err := s.backend.client.KeepAliveOnce(ctx, s.lease); err != nil {
+	ka, err := s.backend.client.KeepAliveOnce(ctx, s.lease)
+	if err != nil {
 		return storeError("renew", "", err)
 	}
 	if len(claims) == 0 {
 		return nil
 	}
+	// Give the watch half of the time left, keeping the rest for a listing
+	// of the lease's keys if it does not get there.
+	wait := s.backend.dialTimeout
+	if d, ok := ctx.Deadline(); ok {
+		wait = time.Until(d) / 2
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	coverage := s.backend.hub.awaitProgress(wctx, ka.Revision)
+	cancel()
+	lost, unverified := s.check(claims, coverage)
+	if len(unverified) > 0 {
+		more, err := s.verify(ctx, unverified)
+		if err != nil {
+			return err
+		}
+		lost = append(lost, more...)
+	}
+	if len(lost) > 0 {
+		return &election.NotOwnerError{Claims: lost}
+	}
+	return nil
+}
+
+// check sorts claims by what the shared watch knows of them in coverage:
+// lost (not this session's, or its entry gone) and unverified (written
+// outside coverage, or coverage 0: the watch did not reach the
+// keep-alive's revision). The others are renewed.
+func (s *session) check(claims []election.Claim, coverage uint64) (lost, unverified []election.Claim) {
+	var untrack []string
+	s.mu.Lock()
+	for _, c := range claims {
+		h, ok := s.held[c.Token]
+		switch {
+		case !ok || c.Fence == 0 || !h.is(c):
+			lost = append(lost, c)
+		case h.gone:
+			// The entry is gone: the claim ended on the store.
+			lost = append(lost, c)
+			delete(s.held, c.Token)
+			untrack = append(untrack, h.key)
+		case coverage == 0 || h.coverage != coverage:
+			unverified = append(unverified, c)
+		}
+	}
+	s.mu.Unlock()
+	s.backend.hub.untrack(untrack...)
+	return lost, unverified
+}
+
+// verify checks claims by listing the keys attached to the lease
+// (LeaseTimeToLive with keys): a claim is held iff its key is attached.
+// The entries found are then left to the shared watch: they get the
+// coverage that was current before the listing.
+func (s *session) verify(ctx context.Context, claims []election.Claim) ([]election.Claim, error) {
+	coverage := s.backend.hub.currentCoverage()
 	ttl, err := s.backend.client.TimeToLive(ctx, s.lease, clientv3.WithAttachedKeys())
 	if err != nil {
-		return storeError("renew", "", err)
+		return nil, storeError("renew", "", err)
 	}
 	// TTL is the remaining time truncated to seconds: 0 is alive, -1 gone.
 	if ttl.TTL < 0 {
-		return fmt.Errorf("etcd: renew: %w: %w", election.ErrSessionExpired, rpctypes.ErrLeaseNotFound)
+		return nil, fmt.Errorf("etcd: renew: %w: %w", election.ErrSessionExpired, rpctypes.ErrLeaseNotFound)
 	}
 	attached := make(map[string]bool, len(ttl.Keys))
 	for _, k := range ttl.Keys {
 		attached[string(k)] = true
 	}
 	var lost []election.Claim
+	var untrack []string
 	s.mu.Lock()
 	for _, c := range claims {
 		h, ok := s.held[c.Token]
-		mine := ok && c.Fence != 0 && h.is(c)
-		if mine && attached[h.key] {
+		if !ok || !h.is(c) {
+			lost = append(lost, c)
+			continue
+		}
+		if attached[h.key] && !h.gone {
+			h.coverage = coverage
+			s.held[c.Token] = h
 			continue
 		}
 		lost = append(lost, c)
-		if mine {
-			// The entry is gone from the lease: the claim ended on the store.
-			delete(s.held, c.Token)
-		}
+		delete(s.held, c.Token)
+		untrack = append(untrack, h.key)
 	}
 	s.mu.Unlock()
-	if len(lost) > 0 {
-		return &election.NotOwnerError{Claims: lost}
-	}
-	return nil
+	s.backend.hub.untrack(untrack...)
+	return lost, nil
 }
 
 // Release deletes c's entry, held or waiting in line, if it exists: one
@@ -296,7 +406,9 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 				break
 			}
 		}
-		if !ok {
+		if ok {
+			defer s.backend.hub.untrack(key)
+		} else {
 			s.forget(c)
 			return fmt.Errorf("etcd: release %q: %w: no entry holds the claim's token", c.Name, election.ErrNotOwner)
 		}
@@ -334,9 +446,14 @@ func (s *session) entryOf(c election.Claim) (string, uint64, bool) {
 // claim's (same token, and same fence unless c's is zero).
 func (s *session) forget(c election.Claim) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if h, ok := s.held[c.Token]; ok && h.is(c) {
+	h, ok := s.held[c.Token]
+	ok = ok && h.is(c)
+	if ok {
 		delete(s.held, c.Token)
+	}
+	s.mu.Unlock()
+	if ok {
+		s.backend.hub.untrack(h.key)
 	}
 }
 
@@ -362,8 +479,13 @@ func (s *session) Close(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.closed = true
+	keys := make([]string, 0, len(s.held))
+	for _, h := range s.held {
+		keys = append(keys, h.key)
+	}
 	clear(s.held)
 	s.mu.Unlock()
+	s.backend.hub.untrack(keys...)
 	return nil
 }
 

@@ -2,8 +2,8 @@ package etcd
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -11,134 +11,238 @@ import (
 	"github.com/electionkit/election"
 )
 
-// Watch reads the election's entries and then watches its range from the
-// next revision, so no change between the read and the watch is missed. It
-// keeps the set of entries and sends an event whenever the holder (the
-// entry with the lowest create revision) changes: the first event is the
-// state read; then one per new term and one per vacancy, in revision
-// order. Entries joining or leaving the line behind the holder send
-// nothing.
+// Watch streams the holder of election name from the Backend's one shared
+// watch of the prefix (see hub): no etcd watch and no goroutine per name.
 //
-// The watch requires an etcd leader: a member cut off from the quorum ends
-// it instead of going silent. On any failure (no leader, compaction, closed
-// connection, [Backend.Close]) it sends one event whose Err wraps
-// election.ErrUnavailable and the cause, then closes the channel. When ctx
-// ends the channel is closed and no goroutine is left.
+// It registers the name with the shared watch, then reads the election's
+// entries; the state read is the first event. Every event of the shared
+// watch for the name is kept from registration on, and those after the
+// read's revision are applied on top of it, so no change between the read
+// and the watch is missed and none is applied twice. After the first
+// event, one event per change of holder (the entry with the lowest create
+// revision): one per new term and one per vacancy, in revision order;
+// entries joining or leaving the line behind the holder send nothing. The
+// channel holds one event: a reader that falls behind gets the newest
+// state, never an older one after a newer one. An entry that is not an
+// election record holds the election for an unknown writer: the event's
+// Leader has an empty ID and the entry's create revision as its fence.
 //
-// Errors: election.ErrUnavailable when the initial read fails.
+// The shared watch requires an etcd leader: a member cut off from the
+// quorum ends it instead of going silent. On any failure (no leader,
+// compaction, [Backend.Close]) every name watched through it gets one
+// event whose Err wraps election.ErrUnavailable and the cause, and its
+// channel is closed; the caller watches again. When ctx ends the channel
+// is closed.
+//
+// Errors: election.ErrUnavailable when the shared watch cannot be
+// established within the dial timeout or the initial read fails.
 func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.WatchEvent, error) {
 	if err := b.errIfClosed("watch", name); err != nil {
 		return nil, err
 	}
-	rng := b.rangeOf(name)
-	resp, err := b.client.Get(ctx, rng, clientv3.WithPrefix())
+	h := b.hub
+	h.start()
+	wait, cancel := context.WithTimeout(ctx, b.dialTimeout)
+	epoch, err := h.awaitEstablished(wait)
+	cancel()
 	if err != nil {
+		if ctx.Err() == nil && wait.Err() != nil {
+			err = fmt.Errorf("shared watch not established within %v", b.dialTimeout)
+		}
 		return nil, storeError("watch", name, err)
 	}
-	line := entries{}
-	for _, kv := range resp.Kvs {
-		line[string(kv.Key)] = kv
+	w := &nameWatch{name: name, esc: nameEscaper.Replace(name), out: make(chan election.WatchEvent, 1)}
+	if !h.add(w, epoch) {
+		return nil, storeError("watch", name, h.errAfter(epoch))
 	}
-	head := line.head()
-	first := b.event(name, head)
-	if first.Err != nil {
-		return nil, first.Err
+	resp, err := b.client.Get(ctx, b.rangeOf(name), clientv3.WithPrefix())
+	if err != nil {
+		h.remove(w)
+		return nil, storeError("watch", name, err)
 	}
-
-	watchCtx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	changes := b.client.Watch(watchCtx, rng, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-	out := make(chan election.WatchEvent, 1)
-	out <- first
-	go func() {
-		defer close(out)
-		defer cancel()
-		b.forward(ctx, name, line, head, changes, out)
-	}()
-	return out, nil
+	if !h.ready(w, resp) {
+		return nil, storeError("watch", name, h.errAfter(epoch))
+	}
+	stop := context.AfterFunc(ctx, func() { h.remove(w) })
+	h.mu.Lock()
+	if w.closed {
+		stop() // failed already: the registration is not needed
+	} else {
+		w.stop = stop
+	}
+	h.mu.Unlock()
+	return w.out, nil
 }
 
-// entries are the entries of one election, by key.
-type entries map[string]*mvccpb.KeyValue
+// nameWatch is one caller of [Backend.Watch]: the entries of its election
+// as of the last event applied, and the channel it reads. Every field is
+// guarded by the hub's mutex.
+type nameWatch struct {
+	name string
+	esc  string
+	out  chan election.WatchEvent
 
-// head returns the entry with the lowest create revision: the holder. It
+	// line holds the election's entries.
+	line []*mvccpb.KeyValue
+	// head is the holder last sent (nil: vacant).
+	head *mvccpb.KeyValue
+	// readRev is the revision of the initial read; 0 until it is applied,
+	// and until then events are kept in pending.
+	readRev int64
+	pending []*clientv3.Event
+	dirty   bool
+	closed  bool
+	stop    func() bool
+}
+
+// add registers w with the hub's watch of epoch; false if that watch has
+// failed since.
+func (h *hub) add(w *nameWatch, epoch uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.epoch != epoch || !h.established {
+		return false
+	}
+	h.names[w.esc] = append(h.names[w.esc], w)
+	return true
+}
+
+// errAfter returns why the watch of epoch failed.
+func (h *hub) errAfter(epoch uint64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lastErr == nil {
+		return errBackendClosed
+	}
+	return h.lastErr
+}
+
+// ready applies the initial read to w, sends its state, then applies the
+// events kept since registration that are newer than the read. It returns
+// false if the shared watch failed meanwhile (w is then closed).
+func (h *hub) ready(w *nameWatch, resp *clientv3.GetResponse) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	w.line = append(w.line[:0], resp.Kvs...)
+	w.readRev = resp.Header.Revision
+	w.head = headOf(w.line)
+	w.send(event(w.name, w.head))
+	pending := w.pending
+	w.pending = nil
+	for i, ev := range pending {
+		w.take(ev)
+		if i+1 < len(pending) && pending[i+1].Kv.ModRevision == ev.Kv.ModRevision {
+			continue
+		}
+		w.publish()
+	}
+	return true
+}
+
+// remove unregisters w and closes its channel.
+func (h *hub) remove(w *nameWatch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w.closed {
+		return
+	}
+	ws := h.names[w.esc]
+	if i := slices.Index(ws, w); i >= 0 {
+		ws = slices.Delete(ws, i, i+1)
+		if len(ws) == 0 {
+			delete(h.names, w.esc)
+		} else {
+			h.names[w.esc] = ws
+		}
+	}
+	w.closed = true
+	close(w.out)
+}
+
+// take applies one event of the shared watch to w's entries, or keeps it
+// until the initial read has been applied. It reports whether the entries
+// changed.
+func (w *nameWatch) take(ev *clientv3.Event) bool {
+	if w.readRev == 0 {
+		w.pending = append(w.pending, ev)
+		return false
+	}
+	if ev.Kv.ModRevision <= w.readRev {
+		return false // already in the initial read
+	}
+	i := slices.IndexFunc(w.line, func(kv *mvccpb.KeyValue) bool { return string(kv.Key) == string(ev.Kv.Key) })
+	switch {
+	case ev.Type == mvccpb.DELETE && i >= 0:
+		w.line = slices.Delete(w.line, i, i+1)
+	case ev.Type == mvccpb.DELETE:
+		return false
+	case i >= 0:
+		w.line[i] = ev.Kv
+	default:
+		w.line = append(w.line, ev.Kv)
+	}
+	return true
+}
+
+// publish sends w's holder if it changed since the last event sent.
+func (w *nameWatch) publish() {
+	if w.readRev == 0 || w.closed {
+		return
+	}
+	next := headOf(w.line)
+	if sameEntry(next, w.head) {
+		if next != nil {
+			w.head = next // an overwrite of the holder keeps its term
+		}
+		return
+	}
+	w.head = next
+	w.send(event(w.name, next))
+}
+
+// send puts ev in w's channel without ever blocking the shared watch: an
+// unread older state is replaced by ev. The hub's mutex makes this the
+// only sender.
+func (w *nameWatch) send(ev election.WatchEvent) {
+	for {
+		select {
+		case w.out <- ev:
+			return
+		default:
+		}
+		select {
+		case <-w.out:
+		default:
+		}
+	}
+}
+
+// fail ends w with an error event and closes its channel.
+func (w *nameWatch) fail(cause error) {
+	if w.closed {
+		return
+	}
+	w.send(election.WatchEvent{Err: storeError("watch", w.name, cause)})
+	w.closed = true
+	close(w.out)
+	if w.stop != nil {
+		w.stop()
+	}
+}
+
+// headOf returns the entry with the lowest create revision: the holder. It
 // returns nil when there is none.
-func (e entries) head() *mvccpb.KeyValue {
+func headOf(line []*mvccpb.KeyValue) *mvccpb.KeyValue {
 	var h *mvccpb.KeyValue
-	for _, kv := range e {
+	for _, kv := range line {
 		if h == nil || kv.CreateRevision < h.CreateRevision {
 			h = kv
 		}
 	}
 	return h
-}
-
-// forward applies etcd watch responses to line and sends an event on out
-// each time its head changes, until ctx ends, the Backend is closed or the
-// watch fails. head is the head already reported.
-func (b *Backend) forward(ctx context.Context, name string, line entries, head *mvccpb.KeyValue, changes clientv3.WatchChan, out chan<- election.WatchEvent) {
-	send := func(ev election.WatchEvent) bool {
-		select {
-		case out <- ev:
-			return true
-		case <-ctx.Done():
-		case <-b.closed:
-		}
-		return false
-	}
-	// fail delivers the final error event. Once the Backend is closed
-	// nobody may be reading, so it is then delivered only if the buffer has
-	// room: Close never waits for a reader.
-	fail := func(cause error) {
-		ev := election.WatchEvent{Err: storeError("watch", name, cause)}
-		select {
-		case out <- ev:
-		default:
-			send(ev)
-		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-b.closed:
-			fail(errBackendClosed)
-			return
-		case wr, ok := <-changes:
-			switch {
-			case ctx.Err() != nil:
-				return
-			case !ok:
-				fail(errors.New("watch channel closed"))
-				return
-			case wr.Err() != nil:
-				fail(wr.Err())
-				return
-			}
-			// Events of one response may span revisions; the head is
-			// checked after the last event of each revision, so no term
-			// is skipped and no state is shown that never existed (a
-			// lease revoke deletes several entries at one revision).
-			for i, ev := range wr.Events {
-				if ev.Type == mvccpb.PUT {
-					line[string(ev.Kv.Key)] = ev.Kv
-				} else {
-					delete(line, string(ev.Kv.Key))
-				}
-				if i+1 < len(wr.Events) && wr.Events[i+1].Kv.ModRevision == ev.Kv.ModRevision {
-					continue
-				}
-				next := line.head()
-				if sameEntry(next, head) {
-					continue
-				}
-				head = next
-				e := b.event(name, head)
-				if !send(e) || e.Err != nil {
-					return
-				}
-			}
-		}
-	}
 }
 
 func sameEntry(a, b *mvccpb.KeyValue) bool {
@@ -148,15 +252,12 @@ func sameEntry(a, b *mvccpb.KeyValue) bool {
 	return a.CreateRevision == b.CreateRevision
 }
 
-// event describes the holder kv (nil: vacant); a value that is not an
-// election record ends the watch with an error.
-func (b *Backend) event(name string, kv *mvccpb.KeyValue) election.WatchEvent {
+// event describes the holder kv (nil: vacant). An entry that is not an
+// election record is held by an unknown writer (empty ID), never vacant.
+func event(name string, kv *mvccpb.KeyValue) election.WatchEvent {
 	if kv == nil {
 		return election.WatchEvent{}
 	}
-	l, err := leaderOf(name, kv)
-	if err != nil {
-		return election.WatchEvent{Err: fmt.Errorf("etcd: watch %q: %w", name, err)}
-	}
+	l, _ := leaderOf(name, kv)
 	return election.WatchEvent{Leader: &l}
 }
