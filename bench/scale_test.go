@@ -327,9 +327,9 @@ func nproc() int {
 // operations and the errors of each case.
 func scaleTable(results []scaleResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| store | library | n | candidates | elect all (s) | heap+stack KiB/candidate | goroutines/candidate | idle CPU (%% of a core) | store ops per %v | losses while idle | Close (s) | notes |\n",
+	fmt.Fprintf(&b, "| store | library | n | candidates | elect all (s) | heap+stack KiB/candidate | goroutines/candidate | idle CPU (%% of a core) | load avg (1 min) | store ops per %v | losses while idle | Close (s) | notes |\n",
 		renewInterval.Round(10*time.Millisecond))
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range results {
 		c := r.Case
 		lib := c.Library
@@ -338,7 +338,7 @@ func scaleTable(results []scaleResult) string {
 		}
 		var notes []string
 		dash := "—"
-		elect, mem, gor, cpu, ops, losses, closeT := dash, dash, dash, dash, dash, dash, dash
+		elect, mem, gor, cpu, load, ops, losses, closeT := dash, dash, dash, dash, dash, dash, dash, dash
 		if r.Candidates > 0 {
 			if r.AllElected {
 				elect = fmt.Sprintf("%.2f", r.ElectTime.Seconds())
@@ -352,6 +352,7 @@ func scaleTable(results []scaleResult) string {
 			}
 			if r.Idled {
 				cpu = fmt.Sprintf("%.2f", r.cpuPercent())
+				load = r.IdleLoad
 				losses = strconv.FormatInt(r.IdleLosses, 10)
 				if r.IdleTakeover > 0 {
 					notes = append(notes, fmt.Sprintf("%d takeovers by followers", r.IdleTakeover))
@@ -378,8 +379,8 @@ func scaleTable(results []scaleResult) string {
 		} else {
 			notes = append(notes, "**not measured**")
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			c.Store, lib, c.N, max(r.Candidates, c.N), elect, mem, gor, cpu, ops, losses, closeT, strings.Join(notes, "; "))
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			c.Store, lib, c.N, max(r.Candidates, c.N), elect, mem, gor, cpu, load, ops, losses, closeT, strings.Join(notes, "; "))
 	}
 	var details []string
 	for _, r := range results {

@@ -75,6 +75,10 @@ type scaleResult struct {
 	OpsErr       string
 	IdleLosses   int64 // leadership losses in the idle window
 	IdleTakeover int64 // followers that took office in the idle window
+	// IdleLoad is the machine's 1-minute load average at the end of the
+	// idle window: other processes' load, which idle CPU figures are
+	// sensitive to.
+	IdleLoad string
 
 	TotalLosses    int64 // over the whole case, before Close
 	StepDowns      int64
@@ -204,6 +208,7 @@ func runScaleCase(ctx context.Context, c scaleCase, logf func(string, ...any)) (
 		wall0, cpu0 := time.Now(), rusageCPU()
 		_ = sleepCtx(ctx, c.Idle)
 		r.IdleCPU, r.IdleWall = rusageCPU()-cpu0, time.Since(wall0)
+		r.IdleLoad = strings.Fields(loadAverage())[0]
 		r.Idled = ctx.Err() == nil
 		if meter != nil {
 			rep, err := meter.end(ctx)
