@@ -1,0 +1,188 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/electionkit/election"
+)
+
+// TestScaleProbe starts n candidates in one process, each leading its own
+// election at the default TTL, sits idle, and reports what an idle
+// election costs: leadership losses (must be 0), goroutines and
+// heap+stack per election, the process's CPU (rusage) and the server's
+// commands per renew interval (INFO commandstats). It is a probe, not a
+// timed test: it fails only on losses or on candidates that never lead.
+//
+//	ELECTION_REDIS_SCALE=10000 go test -run TestScaleProbe -v -timeout 20m ./backends/redis
+//	ELECTION_REDIS_SCALE=100000 ELECTION_REDIS_SCALE_IDLE=30s go test -run TestScaleProbe ...
+func TestScaleProbe(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("ELECTION_REDIS_SCALE"))
+	if n <= 0 {
+		t.Skip("a probe of minutes: set ELECTION_REDIS_SCALE=n (e.g. 10000) to run it")
+	}
+	idle := 30 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("ELECTION_REDIS_SCALE_IDLE")); err == nil {
+		idle = d
+	}
+	srv := startServer(t)
+	ctx := testContext(t, 30*time.Minute)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = client.Close() })
+	admin := srv.client(t)
+	b := newBackend(t, client, Config{NoQuarantine: true})
+
+	var losses, claimed atomic.Int64
+	el, err := election.New(b, election.Config{OnEvent: func(ev election.Event) {
+		switch ev.Kind {
+		case election.EventLost:
+			losses.Add(1)
+		case election.EventClaimed:
+			claimed.Add(1)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = el.Close(context.Background())
+		}
+	}()
+
+	before := sample()
+	start := time.Now()
+	cands := make([]*election.Candidate, n)
+	var wg sync.WaitGroup
+	var startErr atomic.Value
+	next := atomic.Int64{}
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				c, err := el.NewCandidate(election.CandidateConfig{Name: fmt.Sprintf("probe-%06d", i), ID: "probe"})
+				if err == nil {
+					err = c.Start(ctx)
+				}
+				if err != nil {
+					startErr.Store(err)
+					return
+				}
+				cands[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := startErr.Load().(error); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	for claimed.Load() < int64(n) {
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d elected", claimed.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	elected := time.Since(start)
+	time.Sleep(2 * time.Second) // let the claims' announcements settle
+	lossesBefore := losses.Load()
+
+	held := sample()
+	stats0 := commandStats(t, ctx, admin)
+	t0 := time.Now()
+	time.Sleep(idle)
+	stats1 := commandStats(t, ctx, admin)
+	after := sample()
+	wall := time.Since(t0)
+
+	leading := 0
+	for _, c := range cands {
+		if c.IsLeader() {
+			leading++
+		}
+	}
+	renewInterval := election.DefaultTTL / 3
+	intervals := float64(wall) / float64(renewInterval)
+	t.Logf("n=%d elected all in %v; idle %v at TTL %v (renew interval %v)", n, elected.Round(time.Millisecond), wall.Round(time.Millisecond), election.DefaultTTL, renewInterval)
+	t.Logf("losses while idle: %d (before idle: %d); leading at the end: %d of %d", losses.Load()-lossesBefore, lossesBefore, leading, n)
+	t.Logf("goroutines per election: %.2f (%d total, %d before start)", float64(held.goroutines-before.goroutines)/float64(n), held.goroutines, before.goroutines)
+	t.Logf("heap+stack per election: %.0f B (HeapInuse+StackInuse after GC: %d → %d)", float64(held.mem-before.mem)/float64(n), before.mem, held.mem)
+	cpu := after.cpu - held.cpu
+	t.Logf("process CPU while idle: %v of %v wall = %.2f%% of one core", cpu.Round(time.Millisecond), wall.Round(time.Millisecond), 100*float64(cpu)/float64(wall))
+	var lines []string
+	total := 0.0
+	for cmd, calls := range stats1 {
+		d := calls - stats0[cmd]
+		if d == 0 || cmd == "info" {
+			continue
+		}
+		total += float64(d)
+		lines = append(lines, fmt.Sprintf("%s %.1f", cmd, float64(d)/intervals))
+	}
+	sort.Strings(lines)
+	t.Logf("server commands per renew interval: %.1f (%s)", total/intervals, strings.Join(lines, ", "))
+
+	cstart := time.Now()
+	if err := el.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	closed = true
+	t.Logf("Close took %v", time.Since(cstart).Round(time.Millisecond))
+	if l := losses.Load(); l != 0 || leading != n {
+		t.Errorf("%d leadership losses, %d of %d leading at the end; want 0 and all", l, leading, n)
+	}
+}
+
+type probeSample struct {
+	goroutines int
+	mem        uint64
+	cpu        time.Duration
+}
+
+func sample() probeSample {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return probeSample{goroutines: runtime.NumGoroutine(), mem: ms.HeapInuse + ms.StackInuse, cpu: cpu}
+}
+
+// commandStats returns the calls per command from INFO commandstats.
+func commandStats(t *testing.T, ctx context.Context, admin *goredis.Client) map[string]int64 {
+	t.Helper()
+	info, err := admin.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_")
+		if !ok {
+			continue
+		}
+		name, fields, _ := strings.Cut(rest, ":")
+		calls, _, _ := strings.Cut(strings.TrimPrefix(fields, "calls="), ",")
+		out[name], _ = strconv.ParseInt(calls, 10, 64)
+	}
+	return out
+}
