@@ -168,6 +168,25 @@ type NameValidator interface {
 	ValidateName(name string) error
 }
 
+// Notifier is an optional interface for a [Backend] whose watches share
+// store watches (one per key prefix, say) and are told apart inside the
+// backend. Notify is [Backend.Watch] with a function in place of a
+// channel, so that a watched election costs no goroutine: the core uses it
+// instead of Watch when the backend has it.
+type Notifier interface {
+	// Notify calls fn with the events Watch would send, with the same
+	// meaning and in the same order: the first shows the state when the
+	// watch was established. Calls for one watch never overlap. fn does not
+	// block; it must not be called with a lock held that fn could need.
+	// If the watch fails, fn gets one event with Err set (wrapping
+	// ErrUnavailable when the store is unreachable) and no more. After ctx
+	// ends, fn is no longer called once any call in progress returns, and
+	// the backend keeps nothing of the watch.
+	//
+	// Errors, when the watch cannot be established: as Watch's.
+	Notify(ctx context.Context, name string, fn func(WatchEvent)) error
+}
+
 // Queuer is an optional interface for a [Session] whose store can keep
 // waiting claims in line, ordered so that the store write that ends a term
 // (a release, a session expiry) also starts the next one: the first claim in

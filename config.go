@@ -259,8 +259,9 @@ type CandidateConfig struct {
 	// Handlers run, each in its own goroutine, every time the candidate is
 	// elected. More can be added with [Candidate.AddHandlers].
 	Handlers []Handler
-	// EventBuffer is the capacity of the [Candidate.Events] channel.
-	// Default 64. When it is full the oldest event is dropped.
+	// EventBuffer is the capacity of the [Candidate.Events] channel, made
+	// by the first call to Events. Default 64. When it is full the oldest
+	// event is dropped.
 	EventBuffer int
 }
 

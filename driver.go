@@ -1,145 +1,193 @@
 package election
 
 import (
-	"context"
 	"sync"
 )
 
-// The driver is the one goroutine that owns a candidate's lifecycle: it
-// takes inputs from its mailbox one at a time, runs step, publishes the new
-// state and carries out the effects. A claim or a release (each bounded by
-// OpTimeout) is made by the driver itself and its answer is the next input
-// it steps, before any other: no goroutine hop on the handoff path. Inputs
-// posted meanwhile (Stop, Resign, watch events, timers) wait in the
-// mailbox, in order. Nothing else changes the lifecycle.
+// The driver owns a candidate's lifecycle: it takes inputs from the
+// candidate's mailbox one at a time, runs step, publishes the new state and
+// carries out the effects. Nothing else changes the lifecycle.
+//
+// The driver is not a goroutine that lives as long as the candidate: a
+// process holding thousands of idle elections would pay a stack for each.
+// It runs in activations. Posting an input to an idle mailbox starts one: a
+// goroutine that steps inputs until the mailbox is empty, marks it idle and
+// ends. At most one activation runs at a time, and the mailbox's lock
+// orders one activation's end before the next one's start, so the
+// lifecycle has exactly one owner at any moment, as with one goroutine. An
+// idle candidate (waiting for a timer, a watch event or a call) has no
+// goroutine of its own.
+//
+// A claim or a release (each bounded by OpTimeout) is made by the
+// activation itself and its answer is the next input it steps, before any
+// other: no goroutine hop on the handoff path. Inputs posted meanwhile
+// (Stop, Resign, watch events, timers) wait in the mailbox, in order.
 
 // mailbox is an unbounded queue of inputs: anyone can post without
-// blocking (timers, the renewal loop, the watch, handlers, API calls), and
-// the driver takes them in order.
+// blocking (timers, the renewal loop, the watch, handlers, API calls).
 type mailbox struct {
-	mu   sync.Mutex
-	q    []input
-	wake chan struct{}
+	mu     sync.Mutex
+	q      []input
+	active bool   // an activation is running
+	closed bool   // the candidate has stopped: inputs are dropped
+	drain  func() // an activation, started by put on an idle mailbox
 }
 
 func (m *mailbox) put(in input) {
 	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
 	m.q = append(m.q, in)
+	start := !m.active
+	m.active = true
 	m.mu.Unlock()
-	select {
-	case m.wake <- struct{}{}:
-	default:
+	if start {
+		go m.drain()
 	}
 }
 
-func (m *mailbox) take() input {
-	for {
-		m.mu.Lock()
-		if len(m.q) > 0 {
-			in := m.q[0]
-			m.q[0] = input{}
-			m.q = m.q[1:]
-			m.mu.Unlock()
-			return in
-		}
-		m.mu.Unlock()
-		<-m.wake
+// next takes the oldest input. When there is none it marks the mailbox
+// idle, so that the next put starts a new activation, and reports false:
+// the calling activation must then end without touching the lifecycle.
+func (m *mailbox) next() (input, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.q) == 0 {
+		m.q = nil // an idle candidate keeps no queue
+		m.active = false
+		return input{}, false
 	}
+	in := m.q[0]
+	m.q[0] = input{}
+	m.q = m.q[1:]
+	return in, true
+}
+
+// close drops every input from now on.
+func (m *mailbox) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed, m.q = true, nil
 }
 
 // post hands an input to the candidate's driver.
 func (c *Candidate) post(in input) { c.inbox.put(in) }
 
-// run is the driver loop. It ends when the candidate has stopped, after
-// every goroutine it started has returned.
-func (c *Candidate) run() {
-	el := c.el
-	s := lifecycle{state: StateIdle, id: c.cfg.ID, ttl: el.cfg.TTL}
-	var (
-		timer      Timer
-		releaseErr error
-		firstDone  bool
-	)
-	// The answers of store operations, fed back before the next input.
-	var answers []input
-	for s.state != StateStopped {
+// driver is the state an activation owns: the lifecycle and what the
+// driver keeps between inputs.
+type driver struct {
+	s          lifecycle
+	timer      Timer
+	releaseErr error
+	firstDone  bool
+	// answers holds the answers of store operations, stepped before the
+	// next mailbox input and always within the activation that made them.
+	answers []input
+}
+
+// activate is one activation of the driver. The last one, which steps the
+// candidate into StateStopped, waits for every goroutine the candidate
+// started and then closes Done.
+func (c *Candidate) activate() {
+	d := &c.drv
+	for {
 		var in input
 		switch {
-		case len(answers) > 0 && answers[0].kind == inClaimed && s.then != exitStop && c.stopping():
+		case len(d.answers) > 0 && d.answers[0].kind == inClaimed && d.s.then != exitStop && c.stopping():
 			// A Stop that came while the claim was on its way takes
 			// effect first: a claim won then starts no handler.
 			in = input{kind: inStop}
-		case len(answers) > 0:
-			in, answers = answers[0], answers[1:]
+		case len(d.answers) > 0:
+			in, d.answers = d.answers[0], d.answers[1:]
 		default:
-			in = c.inbox.take()
-		}
-		if in.kind == inReleased {
-			releaseErr = in.err
-		}
-		next, effects := step(s, in)
-		s = next
-		c.publish(s)
-		for _, e := range effects {
-			switch e.kind {
-			case effClaim:
-				answers = append(answers, input{kind: inClaimed, claim: el.claim(c)})
-			case effStartTerm:
-				c.startTerm(e.term, e.queued)
-			case effQueue:
-				e.term.sess.addWaiter(e.term)
-			case effCancel:
-				e.term.end(e.err)
-			case effUntrack:
-				e.term.sess.untrack(e.term)
-				e.term.invalidate()
-			case effRelease:
-				answers = append(answers, input{kind: inReleased, term: e.term, err: el.release(e.term.sess, e.term.claim)})
-			case effAbandon:
-				e.term.sess.untrack(e.term)
-				el.releaseLater(e.term.sess, e.term.claim)
-			case effArm:
-				if timer != nil {
-					timer.Stop()
-				}
-				d := e.d
-				if d == 0 {
-					d = el.backoff(el.cfg.RetryMin, el.cfg.RetryMax, e.failures)
-				}
-				gen := e.gen
-				timer = el.clock.AfterFunc(d, func() { c.post(input{kind: inTimer, gen: gen}) })
-			case effEmit:
-				c.emit(e.ev)
-			case effReply:
-				for _, r := range e.replies {
-					r <- e.err
-				}
-			case effStopped:
-				if releaseErr != nil {
-					c.mu.Lock()
-					c.stopErr = releaseErr
-					c.mu.Unlock()
-				}
+			var ok bool
+			if in, ok = c.inbox.next(); !ok {
+				return
 			}
 		}
-		// After the effects: a term won by the first claim has started,
-		// so IsLeader is true when Start returns.
-		if in.kind == inClaimed && !firstDone {
-			firstDone = true
-			close(c.first)
+		c.handle(d, in)
+		if d.s.state == StateStopped {
+			c.finish(d)
+			return
 		}
 	}
-	if timer != nil {
-		timer.Stop()
+}
+
+// handle steps one input and carries out its effects.
+func (c *Candidate) handle(d *driver, in input) {
+	el := c.el
+	if in.kind == inReleased {
+		d.releaseErr = in.err
 	}
-	c.stopWatch()
-	c.helpers.Wait()
+	next, effects := step(d.s, in)
+	d.s = next
+	c.publish(d.s)
+	for _, e := range effects {
+		switch e.kind {
+		case effClaim:
+			d.answers = append(d.answers, input{kind: inClaimed, claim: el.claim(c)})
+		case effStartTerm:
+			c.startTerm(e.term, e.queued)
+		case effQueue:
+			e.term.sess.addWaiter(e.term)
+		case effCancel:
+			e.term.end(e.err)
+		case effUntrack:
+			e.term.sess.untrack(e.term)
+			e.term.invalidate()
+		case effRelease:
+			d.answers = append(d.answers, input{kind: inReleased, term: e.term, err: el.release(e.term.sess, e.term.claim)})
+		case effAbandon:
+			e.term.sess.untrack(e.term)
+			el.releaseLater(e.term.sess, e.term.claim)
+		case effArm:
+			if d.timer != nil {
+				d.timer.Stop()
+			}
+			dur := e.d
+			if dur == 0 {
+				dur = el.backoff(el.cfg.RetryMin, el.cfg.RetryMax, e.failures)
+			}
+			gen := e.gen
+			d.timer = el.clock.AfterFunc(dur, func() { c.post(input{kind: inTimer, gen: gen}) })
+		case effEmit:
+			c.emit(e.ev)
+		case effReply:
+			for _, r := range e.replies {
+				r <- e.err
+			}
+		case effStopped:
+			if d.releaseErr != nil {
+				c.mu.Lock()
+				c.stopErr = d.releaseErr
+				c.mu.Unlock()
+			}
+		}
+	}
+	// After the effects: a term won by the first claim has started, so
+	// IsLeader is true when Start returns.
+	if in.kind == inClaimed && !d.firstDone {
+		d.firstDone = true
+		close(c.first)
+	}
+}
+
+// finish ends a stopped candidate once every goroutine it started has
+// returned.
+func (c *Candidate) finish(d *driver) {
+	c.inbox.close()
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	c.watch.stop()
 	c.handlers.Wait()
-	if !firstDone {
+	if !d.firstDone {
 		close(c.first)
 	}
 	c.closeEvents()
-	el.removeCandidate(c)
+	c.el.removeCandidate(c)
 	close(c.done)
 }
 
@@ -201,7 +249,7 @@ func (c *Candidate) emit(ev Event) {
 	ev.Time = c.el.clock.Now()
 	ev.Election, ev.Candidate = c.cfg.Name, c.cfg.ID
 	c.eventsMu.Lock()
-	if !c.eventsClosed {
+	if !c.eventsClosed && c.events != nil {
 		for sent := false; !sent; {
 			select {
 			case c.events <- ev:
@@ -223,15 +271,15 @@ func (c *Candidate) closeEvents() {
 	defer c.eventsMu.Unlock()
 	if !c.eventsClosed {
 		c.eventsClosed = true
-		close(c.events)
+		if c.events != nil {
+			close(c.events)
+		}
 	}
 }
 
-// followElection runs the candidate's watch until stopWatch.
-func (c *Candidate) followElection(ctx context.Context) {
-	defer c.helpers.Done()
-	c.el.follow(ctx, c.cfg.Name, func(ev WatchEvent) bool {
-		c.post(input{kind: inWatch, watch: ev})
-		return true
-	})
+// holds reports whether l is the candidate's current term.
+func (c *Candidate) holds(l *Leader) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pub.term != nil && c.pub.term.claim.Fence == l.Fence
 }

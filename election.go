@@ -31,14 +31,14 @@ type Candidate struct {
 	el  *Elector
 	cfg CandidateConfig
 
-	inbox   mailbox
-	first   chan struct{} // closed after the first claim attempt
-	done    chan struct{} // closed when stopped
-	helpers sync.WaitGroup
+	inbox mailbox
+	drv   driver        // owned by the running activation (driver.go)
+	first chan struct{} // closed after the first claim attempt
+	done  chan struct{} // closed when stopped
 	// handlers counts handler goroutines, so that Stop returns only once
 	// they are gone.
-	handlers  sync.WaitGroup
-	stopWatch context.CancelFunc
+	handlers sync.WaitGroup
+	watch    *follower // set by Start
 
 	events       chan Event
 	eventsMu     sync.Mutex
@@ -78,13 +78,13 @@ func (e *Elector) NewCandidate(cfg CandidateConfig) (*Candidate, error) {
 	c := &Candidate{
 		el:          e,
 		cfg:         cfg,
-		inbox:       mailbox{wake: make(chan struct{}, 1)},
 		first:       make(chan struct{}),
 		done:        make(chan struct{}),
-		events:      make(chan Event, cfg.EventBuffer),
 		handlerList: append([]Handler(nil), cfg.Handlers...),
 		changed:     make(chan struct{}),
 	}
+	c.inbox.drain = c.activate
+	c.drv.s = lifecycle{state: StateIdle, id: cfg.ID, ttl: e.cfg.TTL}
 	if err := e.addCandidate(c); err != nil {
 		return nil, err
 	}
@@ -114,11 +114,8 @@ func (c *Candidate) Start(ctx context.Context) error {
 		return nil
 	}
 	c.started = true
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	c.stopWatch = stopWatch
-	c.helpers.Add(1)
-	go c.followElection(watchCtx)
-	go c.run()
+	c.watch = c.el.newFollower(c.cfg.Name, func(ev WatchEvent) { c.post(input{kind: inWatch, watch: ev}) }, c.holds)
+	c.watch.start()
 	c.post(input{kind: inStart})
 	c.mu.Unlock()
 
@@ -393,7 +390,22 @@ func (c *Candidate) Leader() (Leader, bool) {
 // is closed when the candidate stops; the last event then has State
 // [StateStopped]. Every event also goes to Config.OnEvent, which never
 // drops.
-func (c *Candidate) Events() <-chan Event { return c.events }
+//
+// The buffer is made by the first call, so that a candidate nobody reads
+// events from costs no buffer: events before that call are not kept. Call
+// Events before Start to receive every event. Called after the candidate
+// stopped, it returns a closed channel.
+func (c *Candidate) Events() <-chan Event {
+	c.eventsMu.Lock()
+	defer c.eventsMu.Unlock()
+	if c.events == nil {
+		c.events = make(chan Event, c.cfg.EventBuffer)
+		if c.eventsClosed {
+			close(c.events)
+		}
+	}
+	return c.events
+}
 
 // AddHandlers adds leader-only work. Added while the candidate leads, the
 // handlers start at once for the current term. Nil handlers are ignored.

@@ -7,131 +7,153 @@ import (
 	"time"
 )
 
-// alarm is a resettable one-shot timer on a Clock whose firing is a
-// channel receive; set and stop make earlier firings void.
-type alarm struct {
-	clock Clock
-	C     chan struct{}
+// follower keeps one watch of an election established and hands its events
+// to emit, for as long as it runs. A failed watch is reported as an event
+// with Err and re-established with backoff. When the store does not push
+// expiry (WatchEvent.ExpiresIn set), the watch is re-established when the
+// holder's TTL runs out, so its first event shows the state after expiry:
+// a read timed at the TTL, never fixed-interval polling. A candidate's own
+// claim needs no such timer: its renewals tell it whether it still holds.
+//
+// A follower has no goroutine while it waits: events arrive through the
+// backend's [Notifier] (or, for a backend without one, a goroutine that
+// reads the channel of [Backend.Watch]), and re-watching is a timer.
+// Setting up a watch, which does I/O, runs in a short-lived goroutine.
+type follower struct {
+	el   *Elector
+	name string
+	// emit receives the events in order; it is called with mu held, so it
+	// must not block or call back into the follower.
+	emit func(WatchEvent)
+	// own reports whether l is the follower's own claim (nil: never).
+	own func(l *Leader) bool
 
-	mu  sync.Mutex
-	gen uint64
-	t   Timer
+	mu       sync.Mutex
+	gen      uint64 // the current watch; events of older ones are dropped
+	cancel   context.CancelFunc
+	timer    Timer
+	failures int
+	ended    bool
+	inflight sync.WaitGroup // watch set-ups and channel readers
 }
 
-func newAlarm(c Clock) *alarm { return &alarm{clock: c, C: make(chan struct{}, 1)} }
+func (e *Elector) newFollower(name string, emit func(WatchEvent), own func(*Leader) bool) *follower {
+	return &follower{el: e, name: name, emit: emit, own: own}
+}
 
-func (a *alarm) set(d time.Duration) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.resetLocked()
-	gen := a.gen
-	a.t = a.clock.AfterFunc(d, func() {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.gen == gen {
-			select {
-			case a.C <- struct{}{}:
-			default:
-			}
+// start establishes the first watch.
+func (f *follower) start() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rewatchLocked()
+}
+
+// stop ends the watch and waits until no goroutine of the follower is
+// left; emit is not called after stop returns.
+func (f *follower) stop() {
+	f.mu.Lock()
+	f.ended = true
+	f.endWatchLocked()
+	f.mu.Unlock()
+	f.inflight.Wait()
+}
+
+func (f *follower) endWatchLocked() {
+	f.gen++
+	if f.cancel != nil {
+		f.cancel()
+		f.cancel = nil
+	}
+	if f.timer != nil {
+		f.timer.Stop()
+		f.timer = nil
+	}
+}
+
+// rewatchLocked replaces the current watch with a new one.
+func (f *follower) rewatchLocked() {
+	if f.ended {
+		return
+	}
+	f.endWatchLocked()
+	gen := f.gen
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	f.inflight.Add(1)
+	go func() {
+		defer f.inflight.Done()
+		if err := f.el.watch(ctx, f.name, func(ev WatchEvent) { f.event(gen, ev) }, &f.inflight); err != nil {
+			f.event(gen, WatchEvent{Err: fmt.Errorf("election: watch %q: %w", f.name, err)})
+		}
+	}()
+}
+
+// afterLocked re-watches after d, unless the watch changes first.
+func (f *follower) afterLocked(d time.Duration) {
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	gen := f.gen
+	f.timer = f.el.clock.AfterFunc(d, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.gen == gen {
+			f.rewatchLocked()
 		}
 	})
 }
 
-func (a *alarm) stop() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.resetLocked()
+// event takes one event of watch gen.
+func (f *follower) event(gen uint64, ev WatchEvent) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ended || gen != f.gen {
+		return
+	}
+	if ev.Err != nil {
+		// The watch is over: no more of its events count.
+		f.endWatchLocked()
+		f.failures++
+		f.emit(ev)
+		f.afterLocked(f.el.backoff(f.el.cfg.RetryMin, f.el.cfg.RetryMax, f.failures))
+		return
+	}
+	if f.timer != nil {
+		f.timer.Stop()
+		f.timer = nil
+	}
+	if ev.Leader != nil && ev.ExpiresIn > 0 && (f.own == nil || !f.own(ev.Leader)) {
+		f.failures = 0 // the watch ends by design, not by failure
+		f.afterLocked(ev.ExpiresIn + time.Millisecond)
+	}
+	f.emit(ev)
 }
 
-func (a *alarm) resetLocked() {
-	a.gen++
-	if a.t != nil {
-		a.t.Stop()
-		a.t = nil
+// watch establishes one watch of name that calls fn with its events:
+// through the backend's Notifier, or through Watch and a goroutine,
+// counted in wg, that reads the channel. A channel the backend closes
+// while ctx is live counts as a failure.
+func (e *Elector) watch(ctx context.Context, name string, fn func(WatchEvent), wg *sync.WaitGroup) error {
+	if n, ok := e.backend.(Notifier); ok {
+		return n.Notify(ctx, name, fn)
 	}
-	select {
-	case <-a.C:
-	default:
+	ch, err := e.backend.Watch(ctx, name)
+	if err != nil {
+		return err
 	}
-}
-
-// follow watches the election name and passes every event to emit until
-// ctx ends or emit returns false. A failed watch is reported as an event
-// with Err and re-established with backoff. When the store does not push
-// expiry (WatchEvent.ExpiresIn set), the watch is re-established when the
-// holder's TTL runs out, so its first event shows the state after expiry:
-// a read timed at the TTL, never fixed-interval polling.
-func (e *Elector) follow(ctx context.Context, name string, emit func(WatchEvent) bool) {
-	failures := 0
-	expiry := newAlarm(e.clock)
-	defer expiry.stop()
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(ctx)
-		ch, err := e.backend.Watch(wctx, name)
-		if err != nil {
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			failures++
-			if !emit(WatchEvent{Err: fmt.Errorf("election: watch %q: %w", name, err)}) {
-				return
-			}
-			if !sleep(ctx, e.clock, e.backoff(e.cfg.RetryMin, e.cfg.RetryMax, failures)) {
-				return
-			}
-			continue
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		failed := false
+		for ev := range ch {
+			failed = failed || ev.Err != nil
+			fn(ev)
 		}
-		failed, ok := e.pump(ctx, ch, expiry, emit)
-		cancel()
-		for range ch {
-			// Drain until the backend closes the channel for the
-			// cancelled watch, so its goroutine can exit.
+		if !failed && ctx.Err() == nil {
+			fn(WatchEvent{Err: fmt.Errorf("election: watch closed by backend: %w", ErrUnavailable)})
 		}
-		if !ok {
-			return
-		}
-		if failed {
-			failures++
-			if !sleep(ctx, e.clock, e.backoff(e.cfg.RetryMin, e.cfg.RetryMax, failures)) {
-				return
-			}
-		} else {
-			failures = 0
-		}
-	}
-}
-
-// pump forwards one watch's events. It returns failed when the watch broke,
-// and ok false when follow must end.
-func (e *Elector) pump(ctx context.Context, ch <-chan WatchEvent, expiry *alarm, emit func(WatchEvent) bool) (failed, ok bool) {
-	for {
-		select {
-		case <-ctx.Done():
-			return false, false
-		case <-expiry.C:
-			return false, true // re-watch to see the state after expiry
-		case ev, open := <-ch:
-			if !open {
-				if ctx.Err() != nil {
-					return false, false
-				}
-				ev = WatchEvent{Err: fmt.Errorf("election: watch closed by backend: %w", ErrUnavailable)}
-			}
-			if ev.Err != nil {
-				expiry.stop()
-				return true, emit(ev)
-			}
-			if ev.Leader != nil && ev.ExpiresIn > 0 {
-				expiry.set(ev.ExpiresIn + time.Millisecond)
-			} else {
-				expiry.stop()
-			}
-			if !emit(ev) {
-				return false, false
-			}
-		}
-	}
+	}()
+	return nil
 }
 
 // Change is one step in the history of an election as seen by an observer.
@@ -166,26 +188,67 @@ func (e *Elector) Observe(ctx context.Context, name string) (<-chan Change, erro
 	// The observer ends with ctx or with the elector, whichever is first.
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(e.life, cancel)
+	var q changeQueue
+	q.wake = make(chan struct{}, 1)
+	f := e.newFollower(name, func(ev WatchEvent) {
+		if ev.Err == nil {
+			q.put(Change{Leader: ev.Leader, Time: e.clock.Now()})
+		}
+	}, nil)
 	out := make(chan Change)
+	f.start()
 	go func() {
 		defer e.loops.Done()
 		defer cancel()
 		defer stop()
 		defer close(out)
+		defer f.stop()
 		var last *Leader
 		first := true
-		e.follow(ctx, name, func(ev WatchEvent) bool {
-			if ev.Err != nil || (!first && sameLeader(last, ev.Leader)) {
-				return true
-			}
-			first, last = false, ev.Leader
+		for {
 			select {
-			case out <- Change{Leader: ev.Leader, Time: e.clock.Now()}:
-				return true
+			case <-q.wake:
 			case <-ctx.Done():
-				return false
+				return
 			}
-		})
+			for _, ch := range q.takeAll() {
+				if !first && sameLeader(last, ch.Leader) {
+					continue
+				}
+				first, last = false, ch.Leader
+				select {
+				case out <- ch:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
 	}()
 	return out, nil
+}
+
+// changeQueue is an unbounded queue of changes for an observer, so that
+// the watch never waits for a slow reader and the reader loses nothing.
+type changeQueue struct {
+	mu   sync.Mutex
+	q    []Change
+	wake chan struct{} // capacity 1: "the queue is not empty"
+}
+
+func (q *changeQueue) put(c Change) {
+	q.mu.Lock()
+	q.q = append(q.q, c)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *changeQueue) takeAll() []Change {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	all := q.q
+	q.q = nil
+	return all
 }

@@ -8,21 +8,24 @@ import (
 	"github.com/electionkit/election"
 )
 
-// Watch streams the holder of name; the first event is the state when the
-// store registered the watch, then one event per claim and release and,
-// in etcd and Consul modes, per expiry (Redis mode pushes no expiry; each
-// event that shows a holder carries its remaining TTL in ExpiresIn).
-// Events reach the reader after the client's response latency, in order.
+var _ election.Notifier = (*Client)(nil)
+
+// Notify calls fn with the holder of name: first the state when the store
+// registered the watch, then one event per claim and release and, in etcd
+// and Consul modes, per expiry (Redis mode pushes no expiry; each event
+// that shows a holder carries its remaining TTL in ExpiresIn). Events
+// reach fn after the client's response latency, in order, one call at a
+// time, from a timer: a watch has no goroutine of its own.
 //
-// The channel is closed when ctx ends. When the link is cut, the client
+// After ctx ends fn is not called again. When the link is cut, the client
 // closed or the store stopped, the last event has Err wrapping
-// election.ErrUnavailable. Watch itself fails with
+// election.ErrUnavailable. Notify itself fails with
 // election.ErrUnavailable when the store cannot be reached.
-func (c *Client) Watch(ctx context.Context, name string) (<-chan election.WatchEvent, error) {
+func (c *Client) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) error {
 	s := c.store
 	var w *watcher
 	err := c.call(ctx, "watch", func() error {
-		w = &watcher{client: c, clock: s.clock, kick: make(chan struct{}, 1)}
+		w = &watcher{client: c, clock: s.clock, name: name, fn: fn}
 		w.push(s.stateLocked(name))
 		if s.watchers[name] == nil {
 			s.watchers[name] = map[*watcher]struct{}{}
@@ -35,14 +38,23 @@ func (c *Client) Watch(ctx context.Context, name string) (<-chan election.WatchE
 		if w != nil {
 			c.unregister(name, w) // registered, but its answer was lost
 		}
+		return err
+	}
+	w.mu.Lock()
+	w.stopCtx = context.AfterFunc(ctx, w.cancel)
+	w.mu.Unlock()
+	return nil
+}
+
+// Watch is Notify with a channel. The channel is closed when ctx ends, or
+// after the event with Err.
+func (c *Client) Watch(ctx context.Context, name string) (<-chan election.WatchEvent, error) {
+	p := &pipe{wake: make(chan struct{}, 1)}
+	if err := c.Notify(ctx, name, p.put); err != nil {
 		return nil, err
 	}
 	out := make(chan election.WatchEvent)
-	go func() {
-		defer close(out)
-		defer c.unregister(name, w)
-		w.run(ctx, out)
-	}()
+	go p.run(ctx, out)
 	return out, nil
 }
 
@@ -59,15 +71,20 @@ func (c *Client) unregister(name string, w *watcher) {
 
 // watcher queues events for one watch so the store never blocks on a slow
 // reader, keeps their order and delays each by the client's response
-// latency.
+// latency. A timer delivers them.
 type watcher struct {
 	client *Client
 	clock  election.Clock
-	kick   chan struct{} // capacity 1: "the queue changed"
+	name   string
+	fn     func(election.WatchEvent)
 
-	mu     sync.Mutex
-	queue  []delivery
-	failed bool
+	mu         sync.Mutex
+	queue      []delivery
+	failed     bool // the error event is queued: nothing after it
+	over       bool // ctx ended or the error event was delivered
+	delivering bool // a delivery is running (calls of fn never overlap)
+	timer      election.Timer
+	stopCtx    func() bool
 }
 
 // delivery is an event on its way to the reader, due at the store time due.
@@ -82,11 +99,11 @@ type delivery struct {
 func (w *watcher) push(ev election.WatchEvent) {
 	due := w.clock.Now().Add(w.client.response)
 	w.mu.Lock()
-	if !w.failed {
+	defer w.mu.Unlock()
+	if !w.failed && !w.over {
 		w.queue = append(w.queue, delivery{ev: ev, due: due})
+		w.scheduleLocked()
 	}
-	w.mu.Unlock()
-	w.poke()
 }
 
 // fail queues a final error event, due now; nothing is queued after it.
@@ -95,81 +112,138 @@ func (w *watcher) push(ev election.WatchEvent) {
 func (w *watcher) fail(err error, lost bool) {
 	now := w.clock.Now()
 	w.mu.Lock()
-	if !w.failed {
-		w.failed = true
-		if lost {
-			kept := w.queue[:0]
-			for _, d := range w.queue {
-				if !d.due.After(now) {
-					kept = append(kept, d)
-				}
-			}
-			w.queue = kept
-		}
-		w.queue = append(w.queue, delivery{ev: election.WatchEvent{Err: err}, due: now})
+	defer w.mu.Unlock()
+	if w.failed || w.over {
+		return
 	}
-	w.mu.Unlock()
-	w.poke()
+	w.failed = true
+	if lost {
+		kept := w.queue[:0]
+		for _, d := range w.queue {
+			if !d.due.After(now) {
+				kept = append(kept, d)
+			}
+		}
+		w.queue = kept
+	}
+	w.queue = append(w.queue, delivery{ev: election.WatchEvent{Err: err}, due: now})
+	w.scheduleLocked()
 }
 
-func (w *watcher) poke() {
+// scheduleLocked arms the timer for the first queued event, unless a
+// delivery is running (it schedules when it ends).
+func (w *watcher) scheduleLocked() {
+	if w.delivering || w.over || len(w.queue) == 0 {
+		return
+	}
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	wait := w.queue[0].due.Sub(w.clock.Now())
+	if wait <= 0 {
+		// Due now: a fake clock would not fire a timer of 0 until
+		// someone advances it.
+		go w.deliver()
+		return
+	}
+	w.timer = w.clock.AfterFunc(wait, w.deliver)
+}
+
+// deliver calls fn with every event that is due, in order, then schedules
+// the next.
+func (w *watcher) deliver() {
+	w.mu.Lock()
+	if w.delivering || w.over {
+		w.mu.Unlock()
+		return
+	}
+	w.delivering = true
+	ended := false
+	for !w.over && len(w.queue) > 0 && !w.queue[0].due.After(w.clock.Now()) {
+		d := w.queue[0]
+		w.queue = w.queue[1:]
+		w.mu.Unlock()
+		w.fn(d.ev)
+		w.mu.Lock()
+		if d.ev.Err != nil {
+			ended = w.endLocked()
+		}
+	}
+	w.delivering = false
+	w.scheduleLocked()
+	w.mu.Unlock()
+	if ended {
+		w.client.unregister(w.name, w)
+	}
+}
+
+// cancel ends the watch when its ctx ends.
+func (w *watcher) cancel() {
+	w.mu.Lock()
+	ended := w.endLocked()
+	w.mu.Unlock()
+	if ended {
+		w.client.unregister(w.name, w)
+	}
+}
+
+// endLocked ends the watch: no event is delivered from now on. It reports
+// whether the watch ended now; the caller then unregisters it, without
+// w.mu (the store locks store.mu, then w.mu).
+func (w *watcher) endLocked() bool {
+	if w.over {
+		return false
+	}
+	w.over, w.queue = true, nil
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	if w.stopCtx != nil {
+		w.stopCtx()
+	}
+	return true
+}
+
+// pipe turns Notify's calls into a channel: an unbounded queue and one
+// goroutine that sends it in order.
+type pipe struct {
+	mu   sync.Mutex
+	q    []election.WatchEvent
+	wake chan struct{}
+}
+
+func (p *pipe) put(ev election.WatchEvent) {
+	p.mu.Lock()
+	p.q = append(p.q, ev)
+	p.mu.Unlock()
 	select {
-	case w.kick <- struct{}{}:
+	case p.wake <- struct{}{}:
 	default:
 	}
 }
 
-// take pops the first event if it is due. Otherwise it reports how long
-// until it is (zero for an empty queue).
-func (w *watcher) take() (d delivery, wait time.Duration, ok bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.queue) == 0 {
-		return delivery{}, 0, false
-	}
-	if wait := w.queue[0].due.Sub(w.clock.Now()); wait > 0 {
-		return delivery{}, wait, false
-	}
-	d, w.queue = w.queue[0], w.queue[1:]
-	return d, 0, true
-}
-
-// run delivers events until ctx ends or the error event is delivered.
-func (w *watcher) run(ctx context.Context, out chan<- election.WatchEvent) {
+func (p *pipe) run(ctx context.Context, out chan<- election.WatchEvent) {
+	defer close(out)
 	for {
-		d, wait, ok := w.take()
-		if !ok {
-			if !w.idle(ctx, wait) {
-				return
-			}
-			continue
-		}
 		select {
-		case out <- d.ev:
+		case <-p.wake:
 		case <-ctx.Done():
 			return
 		}
-		if d.ev.Err != nil {
-			return
+		p.mu.Lock()
+		q := p.q
+		p.q = nil
+		p.mu.Unlock()
+		for _, ev := range q {
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+			if ev.Err != nil {
+				return
+			}
 		}
 	}
-}
-
-// idle waits for the queue to change or, when wait is positive, for wait
-// to pass on the store's clock. It reports false when ctx ended.
-func (w *watcher) idle(ctx context.Context, wait time.Duration) bool {
-	var due <-chan struct{}
-	if wait > 0 {
-		ch := make(chan struct{})
-		t := w.clock.AfterFunc(wait, func() { close(ch) })
-		defer t.Stop()
-		due = ch
-	}
-	select {
-	case <-w.kick:
-	case <-due:
-	case <-ctx.Done():
-		return false
-	}
-	return true
 }
