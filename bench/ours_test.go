@@ -50,7 +50,8 @@ type ours struct {
 	cand     *election.Candidate
 	term     *termTimes
 	crashed  bool
-	released time.Time // Time of the last EventReleased
+	released time.Time     // Time of the last EventReleased
+	releases chan struct{} // a signal per EventReleased (OnEvent runs after Stop may return)
 }
 
 // termTimes records a handler's term: its claim's send time (Term.Since),
@@ -98,7 +99,7 @@ func joinOurs(st *store, name, id string, link *faultproxy.Proxy, ttl time.Durat
 	default:
 		return nil, fmt.Errorf("no backend for %q", st.kind)
 	}
-	o := &ours{closeBackend: closeBackend, election: name, id: id, link: link, renewed: make(chan election.Event, 1)}
+	o := &ours{closeBackend: closeBackend, election: name, id: id, link: link, renewed: make(chan election.Event, 1), releases: make(chan struct{}, 1)}
 	el, err := election.New(backend, election.Config{TTL: ttl, OnEvent: o.onEvent})
 	if err != nil {
 		_ = closeBackend()
@@ -115,6 +116,10 @@ func (o *ours) onEvent(ev election.Event) {
 		o.mu.Lock()
 		o.released = ev.Time
 		o.mu.Unlock()
+		select {
+		case o.releases <- struct{}{}:
+		default:
+		}
 		return
 	}
 	if ev.Kind != election.EventRenewed || ev.Err != nil {
@@ -197,6 +202,12 @@ func (o *ours) steppedDown() (time.Time, bool) {
 }
 
 func (o *ours) lastReleased() time.Time {
+	// Config.OnEvent is called from the elector's event queue, which may
+	// deliver EventReleased after Stop returned: wait for it.
+	select {
+	case <-o.releases:
+	case <-time.After(10 * time.Second):
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.released
