@@ -45,6 +45,10 @@ func (e *env) newNode(id string) *node {
 	if err != nil {
 		e.t.Fatalf("harness NewBackend: %v", err)
 	}
+	if _, notifies := b.(election.Notifier); notifies != e.caps.Notify {
+		e.t.Fatalf("backend %T: implements election.Notifier = %v, but the harness's Capabilities().Notify = %v",
+			b, notifies, e.caps.Notify)
+	}
 	n := &node{id: id, b: b, link: link, hist: e.hist}
 	el, err := election.New(b, election.Config{TTL: e.timing.TTL, OnEvent: n.record})
 	if err != nil {

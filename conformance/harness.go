@@ -77,6 +77,14 @@ type Capabilities struct {
 	// method renamed); either way the core would campaign differently from
 	// what the suite proved.
 	Queue bool
+
+	// Notify declares that the Backend implements [election.Notifier]:
+	// watches by callback, which the core then uses instead of Watch.
+	// When it is set, the Notify subtest checks the callback contract;
+	// every subtest that campaigns exercises it anyway. A backend that
+	// implements Notifier while Notify is false, or the other way round,
+	// fails the subtests that open a backend.
+	Notify bool
 }
 
 // Link is one client's network path to the store.

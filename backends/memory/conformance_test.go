@@ -36,9 +36,10 @@ func (h *harness) Timing() conformance.Timing {
 	return t
 }
 
-// Capabilities: only the etcd-like mode keeps a line of waiting claims.
+// Capabilities: only the etcd-like mode keeps a line of waiting claims;
+// every mode watches by callback.
 func (h *harness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{Queue: h.store.Expiry() == memory.EtcdExpiry}
+	return conformance.Capabilities{Queue: h.store.Expiry() == memory.EtcdExpiry, Notify: true}
 }
 
 // TestConformance runs the suite once per expiry mode; only the etcd-like

@@ -1,0 +1,155 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/electionkit/election"
+)
+
+// notifyLog records the calls of one Notify callback and whether any two
+// overlapped.
+type notifyLog struct {
+	inCall  atomic.Int32
+	overlap atomic.Bool
+
+	mu     sync.Mutex
+	events []election.WatchEvent
+	wake   chan struct{}
+}
+
+func newNotifyLog() *notifyLog { return &notifyLog{wake: make(chan struct{}, 1)} }
+
+func (l *notifyLog) fn(ev election.WatchEvent) {
+	if l.inCall.Add(1) > 1 {
+		l.overlap.Store(true)
+	}
+	time.Sleep(time.Millisecond) // widen the window in which a second call would overlap
+	l.mu.Lock()
+	l.events = append(l.events, ev)
+	l.mu.Unlock()
+	l.inCall.Add(-1)
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *notifyLog) snapshot() []election.WatchEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]election.WatchEvent(nil), l.events...)
+}
+
+// await waits until the log holds an event at index i or later that
+// satisfies ok, and returns its index.
+func (e *env) await(l *notifyLog, from int, what string, ok func(election.WatchEvent) bool) int {
+	e.t.Helper()
+	return e.awaitWithin(l, from, 2*e.timing.TTL+e.timing.ExpiryLag+5*time.Second, what, ok)
+}
+
+func (e *env) awaitWithin(l *notifyLog, from int, within time.Duration, what string, ok func(election.WatchEvent) bool) int {
+	e.t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for {
+		evs := l.snapshot()
+		for i := from; i < len(evs); i++ {
+			if ok(evs[i]) {
+				return i
+			}
+		}
+		select {
+		case <-l.wake:
+		case <-deadline.C:
+			e.t.Fatalf("Notify: no event %s; got %+v", what, evs[from:])
+		case <-e.ctx.Done():
+			e.t.Fatalf("Notify: %v waiting for an event %s", e.ctx.Err(), what)
+		}
+	}
+}
+
+// testNotify checks election.Notifier's contract on the raw Backend: the
+// first call shows the state when the watch was established, then claims
+// and releases in the store's order; calls never overlap; a cut link ends
+// the watch with one Err event and no call after it; after ctx ends no
+// call comes.
+func testNotify(e *env) {
+	if !e.caps.Notify {
+		e.t.Skip("the harness does not declare Capabilities().Notify: the backend has no election.Notifier")
+	}
+	a, w := e.newNode("a"), e.newNode("w")
+	n := w.b.(election.Notifier)
+	const name = "notify"
+	sa := e.openSession(a, e.timing.TTL)
+
+	// Vacant, then claimed, then released: in order.
+	l := newNotifyLog()
+	ctx, cancel := context.WithCancel(e.ctx)
+	if err := n.Notify(ctx, name, l.fn); err != nil {
+		e.t.Fatalf("Notify = %v", err)
+	}
+	first := e.await(l, 0, "for the initial state", func(election.WatchEvent) bool { return true })
+	if ev := l.snapshot()[first]; ev.Err != nil || ev.Leader != nil {
+		e.t.Fatalf("first event %+v, want the vacant election", ev)
+	}
+	held := e.mustClaim(sa, name, "token-notify-a-0123456789", "a")
+	at := e.await(l, first+1, "showing a's claim", func(ev election.WatchEvent) bool {
+		return ev.Leader != nil && ev.Leader.Fence == held.Fence && ev.Leader.ID == "a"
+	})
+	if err := sa.Release(e.ctx, held); err != nil {
+		e.t.Fatalf("Release = %v", err)
+	}
+	e.await(l, at+1, "showing the release", func(ev election.WatchEvent) bool { return ev.Err == nil && ev.Leader == nil })
+	for _, ev := range l.snapshot() {
+		if ev.Err != nil {
+			e.t.Fatalf("Notify: unexpected Err event %v", ev.Err)
+		}
+	}
+
+	// After ctx ends, no call.
+	cancel()
+	time.Sleep(50 * time.Millisecond) // let a call in progress return
+	before := len(l.snapshot())
+	again := e.mustClaim(sa, name, "token-notify-a-abcdefghij", "a")
+	e.wantHolder(a, name, "a", again.Fence, "after the second claim")
+	time.Sleep(e.timing.TTL / 2) // long enough for a push to arrive
+	if after := l.snapshot(); len(after) != before {
+		e.t.Fatalf("Notify called %d times after its ctx ended: %+v", len(after)-before, after[before:])
+	}
+
+	// A cut link: one Err event, then nothing.
+	cut := newNotifyLog()
+	cctx, ccancel := context.WithCancel(e.ctx)
+	defer ccancel()
+	if err := n.Notify(cctx, name, cut.fn); err != nil {
+		e.t.Fatalf("Notify = %v", err)
+	}
+	e.await(cut, 0, "for the initial state", func(election.WatchEvent) bool { return true })
+	if err := w.link.Cut(e.ctx); err != nil {
+		e.t.Fatalf("Cut: %v", err)
+	}
+	// A cut is silent: the backend notices it by its own liveness checks
+	// (keepalives, a query's timeout), which may take a while.
+	errAt := e.awaitWithin(cut, 0, 4*e.timing.TTL+time.Minute, "with Err after the link was cut",
+		func(ev election.WatchEvent) bool { return ev.Err != nil })
+	if ev := cut.snapshot()[errAt]; !errors.Is(ev.Err, election.ErrUnavailable) {
+		e.t.Fatalf("Err event %v does not wrap ErrUnavailable", ev.Err)
+	}
+	if err := w.link.Heal(e.ctx); err != nil {
+		e.t.Fatalf("Heal: %v", err)
+	}
+	if err := sa.Release(e.ctx, again); err != nil {
+		e.t.Fatalf("Release = %v", err)
+	}
+	time.Sleep(e.timing.TTL / 2)
+	if evs := cut.snapshot(); len(evs) != errAt+1 {
+		e.t.Fatalf("Notify called after its Err event: %+v", evs[errAt+1:])
+	}
+	if l.overlap.Load() || cut.overlap.Load() {
+		e.t.Fatal("Notify: two calls of one watch's callback overlapped")
+	}
+}
