@@ -42,8 +42,8 @@
 // # Lifecycle
 //
 // A [Candidate]'s life is one state machine ([State]; the pure transition
-// function step and its diagram are in lifecycle.go), driven by one
-// goroutine per candidate:
+// function step and its diagram are in lifecycle.go), driven by one owner
+// at a time (driver.go): an idle candidate has no goroutine of its own.
 //
 //	Idle ──Start──▶ Claiming ──won──────────────────────▶ Leading ──renewal fails──▶ Uncertain
 //	                 ▲  │  │                                ▲ │  ▲                      │  │
