@@ -57,6 +57,9 @@ type hub struct {
 	lastCoverage uint64
 	names        map[string][]*nameWatch // by escaped name
 	tracked      map[string]tracker      // by entry key
+	// pending are Notify watchers with events to deliver once the mutex
+	// is released (see deliver).
+	pending []*nameWatch
 }
 
 // tracker is the session that wrote an entry, and the token it wrote.
@@ -160,6 +163,7 @@ func (h *hub) watchOnce(ctx context.Context) (err error, compacted, applied bool
 // apply takes one watch response into the hub's state.
 func (h *hub) apply(wr clientv3.WatchResponse, resumed bool) {
 	h.mu.Lock()
+	defer h.deliver()
 	defer h.mu.Unlock()
 	if wr.Created {
 		h.established = true
@@ -194,7 +198,7 @@ func (h *hub) apply(wr clientv3.WatchResponse, resumed bool) {
 		}
 		for _, w := range dirty {
 			w.dirty = false
-			w.publish()
+			w.publish(h)
 		}
 		dirty = dirty[:0]
 	}
@@ -242,6 +246,7 @@ func escapedNameOf(root, key string) string {
 // next watch cannot resume, so coverage ends.
 func (h *hub) fail(cause error, compacted bool) {
 	h.mu.Lock()
+	defer h.deliver()
 	defer h.mu.Unlock()
 	h.established = false
 	h.lastErr = cause
@@ -251,7 +256,7 @@ func (h *hub) fail(cause error, compacted bool) {
 	}
 	for esc, ws := range h.names {
 		for _, w := range ws {
-			w.fail(cause)
+			w.fail(h, cause)
 		}
 		delete(h.names, esc)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -279,5 +280,95 @@ func TestWatchCoalesces(t *testing.T) {
 		if fence == last.Fence {
 			return
 		}
+	}
+}
+
+// TestNotify: Notify (the core's optional election.Notifier) calls fn with
+// what Watch would send, one call at a time, the first before it returns;
+// nothing after the context ends; after the Backend closes, one error
+// event wrapping ErrUnavailable and nothing more.
+func TestNotify(t *testing.T) {
+	srv := startEtcd(t, etcdOptions{})
+	b, err := etcd.New(etcd.Config{Endpoints: []string{srv.addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s := openSession(t, b, 2*time.Second)
+	type rec struct {
+		mu      sync.Mutex
+		events  []string
+		inCall  bool
+		overlap bool
+	}
+	notify := func(ctx context.Context, name string) *rec {
+		r := &rec{}
+		fn := func(ev election.WatchEvent) {
+			r.mu.Lock()
+			if r.inCall {
+				r.overlap = true
+			}
+			r.inCall = true
+			r.events = append(r.events, holder(ev))
+			r.inCall = false
+			r.mu.Unlock()
+		}
+		if err := b.Notify(ctx, name, fn); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	seen := func(r *rec) []string {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.overlap {
+			t.Fatal("calls of fn overlapped")
+		}
+		return append([]string(nil), r.events...)
+	}
+	waitFor := func(r *rec, n int) []string {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for len(seen(r)) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 30s fn got %v, want %d events", seen(r), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return seen(r)
+	}
+
+	ended, end := context.WithCancel(testCtx(t))
+	short := notify(ended, "n")
+	long := notify(testCtx(t), "n")
+	if got := seen(short); len(got) != 1 || got[0] != "vacant" {
+		t.Fatalf("events when Notify returned: %v, want [vacant]", got)
+	}
+	c := claim(t, s, "n", "a")
+	want := fmt.Sprintf("a@%d", c.Fence)
+	if got := waitFor(short, 2); got[1] != want {
+		t.Fatalf("after the claim: %v, want %s", got, want)
+	}
+	end()
+	waitFor(long, 2)
+	if err := s.Release(testCtx(t), c); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitFor(long, 3); got[2] != "vacant" {
+		t.Fatalf("after the release: %v", got)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFor(long, 4)
+	if !strings.HasPrefix(got[3], "error: ") || !strings.Contains(got[3], election.ErrUnavailable.Error()) {
+		t.Fatalf("after Close: %v, want an error event", got)
+	}
+	time.Sleep(200 * time.Millisecond) // a later call would have come by now
+	if got := seen(short); len(got) != 2 {
+		t.Fatalf("fn called after its context ended: %v", got)
+	}
+	if got := seen(long); len(got) != 4 {
+		t.Fatalf("fn called after the error event: %v", got)
 	}
 }

@@ -37,8 +37,34 @@ import (
 // Errors: election.ErrUnavailable when the shared watch cannot be
 // established within the dial timeout or the initial read fails.
 func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.WatchEvent, error) {
-	if err := b.errIfClosed("watch", name); err != nil {
+	w := &nameWatch{name: name, esc: nameEscaper.Replace(name), out: make(chan election.WatchEvent, 1)}
+	if err := b.watch(ctx, w); err != nil {
 		return nil, err
+	}
+	return w.out, nil
+}
+
+// Notify is [Backend.Watch] with a function in place of a channel (the
+// core's optional election.Notifier): fn gets the events Watch would send,
+// in the same order, one call at a time, never with a lock of the Backend
+// held, so that a watched election costs no goroutine at all. The first
+// call, with the initial state, happens before Notify returns. If the
+// shared watch fails, fn gets one event with Err set (wrapping
+// election.ErrUnavailable) and no more. After ctx ends fn is not called
+// again once a call in progress returns, and the Backend keeps nothing of
+// the watch.
+//
+// Errors: as Watch's.
+func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) error {
+	return b.watch(ctx, &nameWatch{name: name, esc: nameEscaper.Replace(name), fn: fn, ctx: ctx})
+}
+
+// watch registers w with the shared watch, reads its election and sends
+// the first event (see Watch).
+func (b *Backend) watch(ctx context.Context, w *nameWatch) error {
+	name := w.name
+	if err := b.errIfClosed("watch", name); err != nil {
+		return err
 	}
 	h := b.hub
 	h.start()
@@ -49,19 +75,18 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 		if ctx.Err() == nil && wait.Err() != nil {
 			err = fmt.Errorf("shared watch not established within %v", b.dialTimeout)
 		}
-		return nil, storeError("watch", name, err)
+		return storeError("watch", name, err)
 	}
-	w := &nameWatch{name: name, esc: nameEscaper.Replace(name), out: make(chan election.WatchEvent, 1)}
 	if !h.add(w, epoch) {
-		return nil, storeError("watch", name, h.errAfter(epoch))
+		return storeError("watch", name, h.errAfter(epoch))
 	}
 	resp, err := b.client.Get(ctx, b.rangeOf(name), clientv3.WithPrefix())
 	if err != nil {
 		h.remove(w)
-		return nil, storeError("watch", name, err)
+		return storeError("watch", name, err)
 	}
 	if !h.ready(w, resp) {
-		return nil, storeError("watch", name, h.errAfter(epoch))
+		return storeError("watch", name, h.errAfter(epoch))
 	}
 	stop := context.AfterFunc(ctx, func() { h.remove(w) })
 	h.mu.Lock()
@@ -71,7 +96,7 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 		w.stop = stop
 	}
 	h.mu.Unlock()
-	return w.out, nil
+	return nil
 }
 
 // nameWatch is one caller of [Backend.Watch]: the entries of its election
@@ -80,7 +105,16 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 type nameWatch struct {
 	name string
 	esc  string
-	out  chan election.WatchEvent
+	// out is Watch's channel; nil for Notify, whose fn gets the events
+	// in queue, delivered by whichever goroutine finds delivering false.
+	out        chan election.WatchEvent
+	fn         func(election.WatchEvent)
+	queue      []election.WatchEvent
+	delivering bool
+	// ended is set when the caller's context ends, and ctx is Notify's
+	// context: fn is not called again once either says so.
+	ended bool
+	ctx   context.Context
 
 	// line holds the election's entries.
 	line []*mvccpb.KeyValue
@@ -91,8 +125,10 @@ type nameWatch struct {
 	readRev int64
 	pending []*clientv3.Event
 	dirty   bool
-	closed  bool
-	stop    func() bool
+	// closed is set when w is unregistered: its channel is closed, and
+	// fn gets nothing beyond the events already queued.
+	closed bool
+	stop   func() bool
 }
 
 // add registers w with the hub's watch of epoch; false if that watch has
@@ -122,6 +158,7 @@ func (h *hub) errAfter(epoch uint64) error {
 // false if the shared watch failed meanwhile (w is then closed).
 func (h *hub) ready(w *nameWatch, resp *clientv3.GetResponse) bool {
 	h.mu.Lock()
+	defer h.deliver()
 	defer h.mu.Unlock()
 	if w.closed {
 		return false
@@ -129,7 +166,7 @@ func (h *hub) ready(w *nameWatch, resp *clientv3.GetResponse) bool {
 	w.line = append(w.line[:0], resp.Kvs...)
 	w.readRev = resp.Header.Revision
 	w.head = headOf(w.line)
-	w.send(event(w.name, w.head))
+	w.send(h, event(w.name, w.head))
 	pending := w.pending
 	w.pending = nil
 	for i, ev := range pending {
@@ -137,7 +174,7 @@ func (h *hub) ready(w *nameWatch, resp *clientv3.GetResponse) bool {
 		if i+1 < len(pending) && pending[i+1].Kv.ModRevision == ev.Kv.ModRevision {
 			continue
 		}
-		w.publish()
+		w.publish(h)
 	}
 	return true
 }
@@ -146,6 +183,7 @@ func (h *hub) ready(w *nameWatch, resp *clientv3.GetResponse) bool {
 func (h *hub) remove(w *nameWatch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	w.ended = true
 	if w.closed {
 		return
 	}
@@ -159,7 +197,9 @@ func (h *hub) remove(w *nameWatch) {
 		}
 	}
 	w.closed = true
-	close(w.out)
+	if w.out != nil {
+		close(w.out)
+	}
 }
 
 // take applies one event of the shared watch to w's entries, or keeps it
@@ -188,7 +228,7 @@ func (w *nameWatch) take(ev *clientv3.Event) bool {
 }
 
 // publish sends w's holder if it changed since the last event sent.
-func (w *nameWatch) publish() {
+func (w *nameWatch) publish(h *hub) {
 	if w.readRev == 0 || w.closed {
 		return
 	}
@@ -200,13 +240,22 @@ func (w *nameWatch) publish() {
 		return
 	}
 	w.head = next
-	w.send(event(w.name, next))
+	w.send(h, event(w.name, next))
 }
 
 // send puts ev in w's channel without ever blocking the shared watch: an
 // unread older state is replaced by ev. The hub's mutex makes this the
-// only sender.
-func (w *nameWatch) send(ev election.WatchEvent) {
+// only sender. For Notify, ev is queued for fn, and w for delivery once
+// the hub's mutex is released (hub.deliver).
+func (w *nameWatch) send(h *hub, ev election.WatchEvent) {
+	if w.out == nil {
+		w.queue = append(w.queue, ev)
+		if !w.delivering {
+			w.delivering = true
+			h.pending = append(h.pending, w)
+		}
+		return
+	}
 	for {
 		select {
 		case w.out <- ev:
@@ -221,13 +270,15 @@ func (w *nameWatch) send(ev election.WatchEvent) {
 }
 
 // fail ends w with an error event and closes its channel.
-func (w *nameWatch) fail(cause error) {
+func (w *nameWatch) fail(h *hub, cause error) {
 	if w.closed {
 		return
 	}
-	w.send(election.WatchEvent{Err: storeError("watch", w.name, cause)})
+	w.send(h, election.WatchEvent{Err: storeError("watch", w.name, cause)})
 	w.closed = true
-	close(w.out)
+	if w.out != nil {
+		close(w.out)
+	}
 	if w.stop != nil {
 		w.stop()
 	}
@@ -260,4 +311,29 @@ func event(name string, kv *mvccpb.KeyValue) election.WatchEvent {
 	}
 	l, _ := leaderOf(name, kv)
 	return election.WatchEvent{Leader: &l}
+}
+
+// deliver calls fn for the events queued for Notify watchers, outside the
+// hub's mutex. The goroutine that queued a watcher's first undelivered
+// event delivers all of them, in order, so calls for one watch never
+// overlap; one whose context has ended gets nothing more.
+func (h *hub) deliver() {
+	h.mu.Lock()
+	ws := h.pending
+	h.pending = nil
+	h.mu.Unlock()
+	for _, w := range ws {
+		for {
+			h.mu.Lock()
+			if w.ended || w.ctx.Err() != nil || len(w.queue) == 0 {
+				w.queue, w.delivering = nil, false
+				h.mu.Unlock()
+				break
+			}
+			ev := w.queue[0]
+			w.queue = w.queue[1:]
+			h.mu.Unlock()
+			w.fn(ev)
+		}
+	}
 }
