@@ -80,10 +80,10 @@ type Capabilities struct {
 
 	// Notify declares that the Backend implements [election.Notifier]:
 	// watches by callback, which the core then uses instead of Watch.
-	// When it is set, the Notify subtest checks the callback contract;
-	// every subtest that campaigns exercises it anyway. A backend that
-	// implements Notifier while Notify is false, or the other way round,
-	// fails the subtests that open a backend.
+	// When it is set, the WatchContract subtest checks the callback
+	// contract (otherwise Watch's); every subtest that campaigns exercises
+	// it anyway. A backend that implements Notifier while Notify is false,
+	// or the other way round, fails the subtests that open a backend.
 	Notify bool
 }
 

@@ -65,36 +65,64 @@ func (e *env) awaitWithin(l *notifyLog, from int, within time.Duration, what str
 		select {
 		case <-l.wake:
 		case <-deadline.C:
-			e.t.Fatalf("Notify: no event %s; got %+v", what, evs[from:])
+			e.t.Fatalf("watch: no event %s; got %+v", what, evs[from:])
 		case <-e.ctx.Done():
-			e.t.Fatalf("Notify: %v waiting for an event %s", e.ctx.Err(), what)
+			e.t.Fatalf("watch: %v waiting for an event %s", e.ctx.Err(), what)
 		}
 	}
 }
 
-// testNotify checks election.Notifier's contract on the raw Backend: the
-// first call shows the state when the watch was established, then claims
-// and releases in the store's order; calls never overlap; a cut link ends
-// the watch with one Err event and no call after it; after ctx ends no
-// call comes.
-func testNotify(e *env) {
-	if !e.caps.Notify {
-		e.t.Skip("the harness does not declare Capabilities().Notify: the backend has no election.Notifier")
+// watchFunc is how the suite watches the raw backend: election.Notifier's
+// Notify when the harness declares it, otherwise Watch with a goroutine
+// that calls fn for each event of the channel; ended is closed when that
+// goroutine has seen the channel closed (for Notify, when ctx ends).
+func (e *env) watchFunc(b election.Backend, ctx context.Context, name string, fn func(election.WatchEvent)) (ended <-chan struct{}, err error) {
+	done := make(chan struct{})
+	if e.caps.Notify {
+		if err := b.(election.Notifier).Notify(ctx, name, fn); err != nil {
+			return nil, err
+		}
+		context.AfterFunc(ctx, func() { close(done) })
+		return done, nil
 	}
+	ch, err := b.Watch(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		defer close(done)
+		for ev := range ch {
+			fn(ev)
+		}
+	}()
+	return done, nil
+}
+
+// testNotify checks the watch contract on the raw Backend, through
+// election.Notifier when the backend has it and through Watch otherwise:
+// the first event shows the state when the watch was established, then
+// claims and releases in the store's order; calls never overlap; a cut
+// link ends the watch with one Err event and nothing after it; after ctx
+// ends nothing comes (a channel is closed).
+func testNotify(e *env) {
 	a, w := e.newNode("a"), e.newNode("w")
-	n := w.b.(election.Notifier)
+	via := "Watch"
+	if e.caps.Notify {
+		via = "Notify"
+	}
 	const name = "notify"
 	sa := e.openSession(a, e.timing.TTL)
 
 	// Vacant, then claimed, then released: in order.
 	l := newNotifyLog()
 	ctx, cancel := context.WithCancel(e.ctx)
-	if err := n.Notify(ctx, name, l.fn); err != nil {
-		e.t.Fatalf("Notify = %v", err)
+	ended, err := e.watchFunc(w.b, ctx, name, l.fn)
+	if err != nil {
+		e.t.Fatalf("%s = %v", via, err)
 	}
 	first := e.await(l, 0, "for the initial state", func(election.WatchEvent) bool { return true })
 	if ev := l.snapshot()[first]; ev.Err != nil || ev.Leader != nil {
-		e.t.Fatalf("first event %+v, want the vacant election", ev)
+		e.t.Fatalf("%s: first event %+v, want the vacant election", via, ev)
 	}
 	held := e.mustClaim(sa, name, "token-notify-a-0123456789", "a")
 	at := e.await(l, first+1, "showing a's claim", func(ev election.WatchEvent) bool {
@@ -106,27 +134,32 @@ func testNotify(e *env) {
 	e.await(l, at+1, "showing the release", func(ev election.WatchEvent) bool { return ev.Err == nil && ev.Leader == nil })
 	for _, ev := range l.snapshot() {
 		if ev.Err != nil {
-			e.t.Fatalf("Notify: unexpected Err event %v", ev.Err)
+			e.t.Fatalf("%s: unexpected Err event %v", via, ev.Err)
 		}
 	}
 
 	// After ctx ends, no call.
 	cancel()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		e.t.Fatalf("%s: the watch did not end within 5s of its ctx", via)
+	}
 	time.Sleep(50 * time.Millisecond) // let a call in progress return
 	before := len(l.snapshot())
 	again := e.mustClaim(sa, name, "token-notify-a-abcdefghij", "a")
 	e.wantHolder(a, name, "a", again.Fence, "after the second claim")
 	time.Sleep(e.timing.TTL / 2) // long enough for a push to arrive
 	if after := l.snapshot(); len(after) != before {
-		e.t.Fatalf("Notify called %d times after its ctx ended: %+v", len(after)-before, after[before:])
+		e.t.Fatalf("%s: %d events after its ctx ended: %+v", via, len(after)-before, after[before:])
 	}
 
 	// A cut link: one Err event, then nothing.
 	cut := newNotifyLog()
 	cctx, ccancel := context.WithCancel(e.ctx)
 	defer ccancel()
-	if err := n.Notify(cctx, name, cut.fn); err != nil {
-		e.t.Fatalf("Notify = %v", err)
+	if _, err := e.watchFunc(w.b, cctx, name, cut.fn); err != nil {
+		e.t.Fatalf("%s = %v", via, err)
 	}
 	e.await(cut, 0, "for the initial state", func(election.WatchEvent) bool { return true })
 	if err := w.link.Cut(e.ctx); err != nil {
@@ -147,9 +180,9 @@ func testNotify(e *env) {
 	}
 	time.Sleep(e.timing.TTL / 2)
 	if evs := cut.snapshot(); len(evs) != errAt+1 {
-		e.t.Fatalf("Notify called after its Err event: %+v", evs[errAt+1:])
+		e.t.Fatalf("%s: events after its Err event: %+v", via, evs[errAt+1:])
 	}
 	if l.overlap.Load() || cut.overlap.Load() {
-		e.t.Fatal("Notify: two calls of one watch's callback overlapped")
+		e.t.Fatalf("%s: two calls of one watch's callback overlapped", via)
 	}
 }

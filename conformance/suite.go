@@ -45,7 +45,7 @@ var suite = []spec{
 	{"QueuedHandoff", 10, testQueuedHandoff},
 	{"LingeringHandlerStop", 15, testLingeringStop},
 	{"LingeringHandlerLoss", 20, testLingeringLoss},
-	{"Notify", 30, testNotify},
+	{"WatchContract", 30, testNotify},
 }
 
 // Run runs the whole suite against the backend that newHarness gives
