@@ -30,12 +30,21 @@ func TestClaimIsExclusive(t *testing.T) {
 	if taken.Holder.ID != "a" || taken.Holder.Fence != held.Fence || taken.Holder.Metadata["quote"] != `"{}:%` {
 		t.Errorf("TakenError.Holder = %+v, want a with fence %d and its metadata", taken.Holder, held.Fence)
 	}
-	if taken.ExpiresIn <= 0 || taken.ExpiresIn > ttl {
-		t.Errorf("TakenError.ExpiresIn = %v, want in (0, %v]", taken.ExpiresIn, ttl)
+	// The holder's expiry is reported by the watch (one timer per holding
+	// session), so a refused claim carries no timer of its own.
+	if taken.ExpiresIn != 0 {
+		t.Errorf("TakenError.ExpiresIn = %v, want 0", taken.ExpiresIn)
 	}
-	// The same owner claiming again is refused too: a claim never extends.
-	if _, err := sa.Claim(ctx, reqA); !errors.Is(err, election.ErrTaken) {
-		t.Errorf("re-Claim by the holder = %v, want ErrTaken", err)
+	// The same session claiming again with a new token is refused: a claim
+	// never extends. With the same token it is a replay of the claim
+	// (go-redis retried a write that had succeeded): the same term.
+	again := reqA
+	again.Token = "another-token"
+	if _, err := sa.Claim(ctx, again); !errors.Is(err, election.ErrTaken) {
+		t.Errorf("re-Claim by the holder with a new token = %v, want ErrTaken", err)
+	}
+	if replay, err := sa.Claim(ctx, reqA); err != nil || replay != held {
+		t.Errorf("replayed Claim = %+v, %v; want %+v", replay, err, held)
 	}
 	l, err := b.Leader(ctx, "exclusive")
 	if err != nil || l.ID != "a" || l.Fence != held.Fence || l.Election != "exclusive" || l.Metadata["addr"] != "10.0.0.1:80" {
@@ -63,9 +72,14 @@ func TestRenewKeepsClaim(t *testing.T) {
 	if err != nil || l.Fence != held.Fence {
 		t.Fatalf("after renewing for 4 TTLs, Leader = %+v, %v; want fence %d", l, err, held.Fence)
 	}
-	ms, err := srv.client(t).PTTL(ctx, keysFor(DefaultPrefix, "renewed").leader).Result()
+	// Renewal extends the session key; the claim key has no expiry.
+	admin := srv.client(t)
+	ms, err := admin.PTTL(ctx, s.(*session).key).Result()
 	if err != nil || ms <= 0 || ms > ttl {
-		t.Errorf("PTTL after renew = %v, %v; want in (0, %v]", ms, err, ttl)
+		t.Errorf("session PTTL after renew = %v, %v; want in (0, %v]", ms, err, ttl)
+	}
+	if ms, err := admin.PTTL(ctx, keysFor(DefaultPrefix).claim("renewed")).Result(); err != nil || ms != -1 {
+		t.Errorf("claim PTTL = %v, %v; want none (-1)", ms, err)
 	}
 }
 
@@ -77,15 +91,11 @@ func TestWrongTokenChangesNothing(t *testing.T) {
 	ttl := 5 * time.Second
 	s := openSession(t, ctx, b, ttl)
 	held := claim(t, ctx, s, request("tokens", "a"))
-	key := keysFor(DefaultPrefix, "tokens").leader
-
-	// Let the TTL run down a little, so a renew would be visible.
-	time.Sleep(300 * time.Millisecond)
+	key := keysFor(DefaultPrefix).claim("tokens")
 	before, err := raw.Get(ctx, key).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ttlBefore, _ := raw.PTTL(ctx, key).Result()
 
 	forged := election.Claim{Name: "tokens", Token: "forged-token", Fence: held.Fence}
 	err = s.Renew(ctx, []election.Claim{forged})
@@ -108,10 +118,7 @@ func TestWrongTokenChangesNothing(t *testing.T) {
 	if err != nil || after != before {
 		t.Errorf("stored value changed by forged calls")
 	}
-	if ttlAfter, _ := raw.PTTL(ctx, key).Result(); ttlAfter > ttlBefore {
-		t.Errorf("forged renew extended the claim: PTTL %v → %v", ttlBefore, ttlAfter)
-	}
-	if exists, _ := raw.Exists(ctx, keysFor(DefaultPrefix, "never-claimed").leader).Result(); exists != 0 {
+	if exists, _ := raw.Exists(ctx, keysFor(DefaultPrefix).claim("never-claimed")).Result(); exists != 0 {
 		t.Errorf("renew of a vacant election created its key")
 	}
 	if err := s.Release(ctx, held); err != nil {
@@ -122,51 +129,63 @@ func TestWrongTokenChangesNothing(t *testing.T) {
 	}
 }
 
+// A session that is not renewed ends at its TTL, and with it its claim: a
+// waiter learns of it from its watch (the holder session's timer), with no
+// timer of its own, and takes over with a greater fence.
 func TestClaimExpires(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, 30*time.Second)
-	b := newBackend(t, srv.client(t), Config{})
+	b := newBackend(t, srv.client(t), Config{NoQuarantine: true})
 	ttl := 300 * time.Millisecond
-	sa, sb := openSession(t, ctx, b, ttl), openSession(t, ctx, b, ttl)
-	first := claim(t, ctx, sa, request("expiring", "a"))
-	claimed := time.Now()
-
-	// b learns when to try from ExpiresIn, as the core does.
-	var second election.Claim
-	for {
-		c, err := sb.Claim(ctx, request("expiring", "b"))
-		if err == nil {
-			second = c
-			break
-		}
-		var taken *election.TakenError
-		if !errors.As(err, &taken) || taken.ExpiresIn <= 0 {
-			t.Fatalf("Claim while held = %v, want TakenError with ExpiresIn", err)
-		}
-		time.Sleep(taken.ExpiresIn + time.Millisecond)
+	opened := time.Now()
+	sa, sb := openSession(t, ctx, b, ttl), openSession(t, ctx, b, 10*time.Second)
+	ch, err := b.Watch(ctx, "expiring")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if elapsed := time.Since(claimed); elapsed < ttl-50*time.Millisecond {
-		t.Errorf("b claimed %v after a's claim, before its TTL %v", elapsed, ttl)
+	next(t, ch) // vacant
+	first := claim(t, ctx, sa, request("expiring", "a"))
+	if ev := next(t, ch); ev.Leader == nil || ev.Leader.Fence != first.Fence || ev.ExpiresIn != 0 {
+		t.Fatalf("watch after the claim = %+v, want fence %d and no ExpiresIn", ev, first.Fence)
+	}
+	if _, err := sb.Claim(ctx, request("expiring", "b")); !errors.Is(err, election.ErrTaken) {
+		t.Fatalf("Claim while held = %v, want ErrTaken", err)
+	}
+	if ev := next(t, ch); ev.Leader != nil || ev.Err != nil {
+		t.Fatalf("watch after a's session expired = %+v, want a vacancy", ev)
+	}
+	// The claim lives as long as its session: one TTL from OpenSession.
+	if elapsed := time.Since(opened); elapsed < ttl {
+		t.Errorf("vacancy seen %v after a's session opened, before its TTL %v", elapsed, ttl)
+	}
+	second, err := sb.Claim(ctx, request("expiring", "b"))
+	if err != nil {
+		t.Fatalf("Claim after the vacancy: %v", err)
 	}
 	if second.Fence <= first.Fence {
 		t.Errorf("fence after expiry %d, not above %d", second.Fence, first.Fence)
 	}
-	if err := sa.Renew(ctx, []election.Claim{first}); !errors.Is(err, election.ErrNotOwner) {
-		t.Errorf("Renew of the expired claim = %v, want ErrNotOwner", err)
+	if err := sa.Renew(ctx, []election.Claim{first}); !errors.Is(err, election.ErrSessionExpired) {
+		t.Errorf("Renew of the expired session = %v, want ErrSessionExpired", err)
 	}
 }
 
+// Close deletes the session key: its claims are vacant at once, watchers
+// hear of it, and the session refuses further use.
 func TestSessionClosed(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, 30*time.Second)
 	b := newBackend(t, srv.client(t), Config{NoQuarantine: true})
-	s := openSession(t, ctx, b, time.Second)
-	held := claim(t, ctx, s, request("closing", "a"))
+	s := openSession(t, ctx, b, time.Minute)
+	held, ch := claimWatched(t, ctx, b, s, "closing", "a")
 	if err := s.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if err := s.Close(ctx); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+	if ev := next(t, ch); ev.Leader != nil || ev.Err != nil {
+		t.Errorf("watch after Close = %+v, want a vacancy", ev)
 	}
 	if _, err := s.Claim(ctx, request("other", "a")); !errors.Is(err, election.ErrSessionExpired) {
 		t.Errorf("Claim after Close = %v, want ErrSessionExpired", err)
@@ -174,10 +193,10 @@ func TestSessionClosed(t *testing.T) {
 	if err := s.Renew(ctx, []election.Claim{held}); !errors.Is(err, election.ErrSessionExpired) {
 		t.Errorf("Renew after Close = %v, want ErrSessionExpired", err)
 	}
-	// The claim itself is left to expire (or to be released by token).
-	if l, err := b.Leader(ctx, "closing"); err != nil || l.Fence != held.Fence {
-		t.Errorf("claim gone right after session Close: %+v, %v", l, err)
+	if l, err := b.Leader(ctx, "closing"); !errors.Is(err, election.ErrNoLeader) {
+		t.Errorf("Leader after session Close = %+v, %v; want ErrNoLeader", l, err)
 	}
+	// The stale claim key is still the owner's to release by token.
 	if err := s.Release(ctx, held); err != nil {
 		t.Errorf("Release after Close: %v", err)
 	}

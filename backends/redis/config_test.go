@@ -49,9 +49,6 @@ func TestConfigRejectsClients(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New(cluster) = %v", err)
 	}
-	if b.singlePrimary {
-		t.Errorf("a Cluster client is treated as a single primary: renew would mix hash slots in one script")
-	}
 	if err := b.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}

@@ -70,10 +70,19 @@ func (h *harness) awaitQuarantine(ctx context.Context) error {
 		case !errors.As(err, &taken) || taken.Holder.ID != "" || taken.ExpiresIn <= 0:
 			return fmt.Errorf("claim while waiting out the quarantine: %w", err)
 		}
-		select {
-		case <-time.After(taken.ExpiresIn + time.Millisecond):
-		case <-ctx.Done():
-			return fmt.Errorf("waiting out the quarantine: %w", ctx.Err())
+		// Renew the session meanwhile (claims need a live session key).
+		for wait := time.After(taken.ExpiresIn + time.Millisecond); ; {
+			if err := s.Renew(ctx, nil); err != nil {
+				return fmt.Errorf("renew while waiting out the quarantine: %w", err)
+			}
+			select {
+			case <-wait:
+			case <-time.After(conformanceTTL / 3):
+				continue
+			case <-ctx.Done():
+				return fmt.Errorf("waiting out the quarantine: %w", ctx.Err())
+			}
+			break
 		}
 	}
 }

@@ -48,7 +48,6 @@ func TestFailoverLosesUnreplicatedWrites(t *testing.T) {
 	backendOnP := newBackend(t, onP, cfg)
 	a := openSession(t, ctx, backendOnP, ttl)
 	heldA := claim(t, ctx, a, request(name, "a"))
-	claimedA := time.Now()
 	waitStored(t, ctx, onR, name, "a", heldA.Fence)
 
 	// Cut the link. A leads on for half a TTL and renews, then steps down,
@@ -56,6 +55,7 @@ func TestFailoverLosesUnreplicatedWrites(t *testing.T) {
 	if err := link.Cut(ctx); err != nil {
 		t.Fatal(err)
 	}
+	cut := time.Now() // A's session key on R expires at most one TTL after this
 	time.Sleep(ttl / 2)
 	if err := a.Renew(ctx, []election.Claim{heldA}); err != nil {
 		t.Fatalf("A's Renew on P: %v", err)
@@ -101,17 +101,25 @@ func TestFailoverLosesUnreplicatedWrites(t *testing.T) {
 	backendOnR := newBackend(t, onR, cfg)
 	l, err := backendOnR.Leader(ctx, name)
 	if err != nil || l.ID != "a" || l.Fence != heldA.Fence {
-		if since := time.Since(claimedA); since >= ttl {
-			t.Fatalf("the failover ended %v after A's claim, past its TTL %v: too slow to observe A's term on R (Leader = %+v, %v)", since, ttl, l, err)
+		if since := time.Since(cut); since >= ttl {
+			t.Fatalf("the failover ended %v after the cut, past A's TTL %v: too slow to observe A's term on R (Leader = %+v, %v)", since, ttl, l, err)
 		}
 		t.Fatalf("Leader on R = %+v, %v; want A's replicated term (fence %d)", l, err, heldA.Fence)
 	}
 
-	// C's claim on R is refused by A's term with the expiry of A's claim:
-	// A's renewal, which would have moved it ttl/2 later, was lost too. R
-	// has been up for longer than the quarantine, so none applies. The
-	// expiry is P's wall clock at A's claim + TTL, and R's clock is the
-	// same (one host); the slack covers millisecond rounding.
+	// C's claim on R is refused by A's term, whose session key on R has
+	// the expiry of A's last write before the cut: A's renewal after it,
+	// which would have moved it ttl/2 later, was lost too. R has been up
+	// for longer than the quarantine, so none applies. The expiry is at
+	// most P's wall clock at the cut + TTL, and R's clock is the same (one
+	// host); the slack covers millisecond rounding.
+	ch, err := backendOnR.Watch(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, ch); ev.Leader == nil || ev.Leader.Fence != heldA.Fence {
+		t.Fatalf("watch on R = %+v, want A's term (fence %d)", ev, heldA.Fence)
+	}
 	c := openSession(t, ctx, backendOnR, ttl)
 	sentC := time.Now()
 	_, err = c.Claim(ctx, request(name, "c"))
@@ -119,30 +127,26 @@ func TestFailoverLosesUnreplicatedWrites(t *testing.T) {
 	if !errors.As(err, &taken) || taken.Holder.ID != "a" || taken.Holder.Fence != heldA.Fence {
 		t.Fatalf("C's first Claim on R = %v, want TakenError held by A (fence %d)", err, heldA.Fence)
 	}
-	const slack = 100 * time.Millisecond
-	if latest := claimedA.Round(0).Add(ttl).Sub(sentC.Round(0)); taken.ExpiresIn > latest+slack {
-		t.Errorf("A's term on R expires in %v, later than its claim's expiry allows (%v): a write after the cut reached R", taken.ExpiresIn, latest)
+	leftA, err := onR.PTTL(ctx, a.(*session).key).Result()
+	if err != nil {
+		t.Fatal(err)
 	}
-	leftA := taken.ExpiresIn
+	const slack = 100 * time.Millisecond
+	if latest := cut.Round(0).Add(ttl).Sub(sentC.Round(0)); leftA > latest+slack {
+		t.Errorf("A's session on R expires in %v, later than the cut allows (%v): a write after the cut reached R", leftA, latest)
+	}
 
-	// Once A's term expires on R, C is elected, while B, by its own clock,
-	// still holds: its deadline is the send time of its claim + TTL −
-	// DriftMargin (the core's default TTL/10), and nothing has told it
-	// otherwise.
-	var heldC election.Claim
-	for {
-		select {
-		case <-time.After(taken.ExpiresIn + time.Millisecond):
-		case <-ctx.Done():
-			t.Fatalf("C waiting for A's term on R to expire: %v", ctx.Err())
-		}
-		heldC, err = c.Claim(ctx, request(name, "c"))
-		if err == nil {
-			break
-		}
-		if !errors.As(err, &taken) || taken.Holder.Fence != heldA.Fence {
-			t.Fatalf("C's Claim on R = %v, want success or A's term (fence %d)", err, heldA.Fence)
-		}
+	// Once A's session expires on R, the watch there reports the vacancy
+	// (its timer per holding session) and C is elected, while B, by its
+	// own clock, still holds: its deadline is the send time of its claim +
+	// TTL − DriftMargin (the core's default TTL/10), and nothing has told
+	// it otherwise.
+	if ev := next(t, ch); ev.Leader != nil || ev.Err != nil {
+		t.Fatalf("watch on R after A's session expired = %+v, want a vacancy", ev)
+	}
+	heldC, err := c.Claim(ctx, request(name, "c"))
+	if err != nil {
+		t.Fatalf("C's Claim on R after the vacancy: %v", err)
 	}
 	electedC := time.Now()
 	deadlineB := sentB.Add(ttl - ttl/10)
@@ -150,18 +154,21 @@ func TestFailoverLosesUnreplicatedWrites(t *testing.T) {
 		t.Fatalf("C was elected %v after B's local deadline: no overlap to observe", electedC.Sub(deadlineB))
 	}
 
-	// (a) B learns at its next renewal. A Redis session keeps no server
-	// state (only its TTL), so B's renewal routed to the new primary, as a
-	// Sentinel client would route it, is this Renew through a session on
-	// R. The core renews every RenewInterval, so B acts beside C until its
+	// (a) B learns at its next renewal. B's session key exists on P
+	// only, so B's renewal routed to the new primary, as a Sentinel client
+	// would route it (this Renew of B's session through R), finds it gone.
+	// The core renews every RenewInterval, so B acts beside C until its
 	// first renewal that reaches R, and never past its local deadline;
 	// renewals that fail as unavailable (B cannot reach R yet) leave it
 	// acting until that deadline.
-	err = openSession(t, ctx, backendOnR, ttl).Renew(ctx, []election.Claim{heldB})
-	var notOwner *election.NotOwnerError
-	if !errors.As(err, &notOwner) || !errors.Is(err, election.ErrNotOwner) ||
-		len(notOwner.Claims) != 1 || notOwner.Claims[0].Fence != heldB.Fence {
-		t.Fatalf("B's Renew on R = %v, want NotOwnerError for B's claim", err)
+	hubOnR, err := backendOnR.currentHub()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := b.(*session)
+	bOnR := &session{backend: backendOnR, hub: hubOnR, id: bs.id, key: bs.key, ttl: ttl}
+	if err := bOnR.Renew(ctx, []election.Claim{heldB}); !errors.Is(err, election.ErrSessionExpired) {
+		t.Fatalf("B's Renew on R = %v, want ErrSessionExpired", err)
 	}
 	if l, err := backendOnR.Leader(ctx, name); err != nil || l.ID != "c" || l.Fence != heldC.Fence {
 		t.Fatalf("Leader on R after B's failed renewal = %+v, %v; want C's term (fence %d)", l, err, heldC.Fence)
@@ -188,16 +195,16 @@ func TestFailoverLosesUnreplicatedWrites(t *testing.T) {
 // (a replica answers reads).
 func stored(t *testing.T, ctx context.Context, client *goredis.Client, name string) (string, uint64) {
 	t.Helper()
-	value, err := client.Get(ctx, keysFor(DefaultPrefix, name).leader).Result()
+	value, err := client.Get(ctx, keysFor(DefaultPrefix).claim(name)).Result()
 	if errors.Is(err, goredis.Nil) {
 		return "", 0
 	}
 	if err != nil {
-		t.Fatalf("GET leader key of %q: %v", name, err)
+		t.Fatalf("GET claim key of %q: %v", name, err)
 	}
-	var rec record
+	var rec claimRecord
 	if err := json.Unmarshal([]byte(value), &rec); err != nil {
-		t.Fatalf("leader key of %q: %v", name, err)
+		t.Fatalf("claim key of %q: %v", name, err)
 	}
 	return rec.ID, rec.Fence
 }

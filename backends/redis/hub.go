@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -12,176 +11,190 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/recordfmt"
 )
 
-// hub is a Backend's one pub/sub connection, multiplexing the channels of
-// every watched election: it subscribes a channel when its first watcher
-// joins and unsubscribes it when the last one leaves. A hub never
-// reconnects: when the connection breaks (server restart, silent link) it
-// fails every watcher and ends; the next Watch starts a new hub.
+// hub is a Backend's one subscription, to its prefix's one channel, and
+// what it knows from it: the state of every watched election (topics), a
+// timer per session that holds a watched election (holders.go), and the
+// claims this Backend's sessions hold (local.go), which announcements of
+// newer terms mark lost.
+//
+// The subscription is never torn down by a watch: it lives from the first
+// OpenSession or Watch until Backend.Close. go-redis reconnects it after a
+// broken connection (the hub replaces it after a silent one), and every
+// confirmation of the subscription re-reads every watched election and
+// every local claim (resync), since Redis drops what is published while a
+// subscriber is away.
 type hub struct {
 	backend *Backend
-	ps      *goredis.PubSub
+	keys    keys
 	check   time.Duration // see Config.SubscriptionCheck
 
-	mu     sync.Mutex
-	topics map[string]*topic // by channel
-	// pending counts SUBSCRIBE commands whose confirmation has not been
-	// read yet, by channel: a channel is live for a new topic only when
-	// the confirmation of its own SUBSCRIBE arrived, not that of an
-	// earlier SUBSCRIBE undone by an UNSUBSCRIBE in between.
-	pending map[string]int
-	cause   error         // why the hub failed; nil while it works
-	broken  chan struct{} // closed when cause is set
+	mu      sync.Mutex
+	ps      *goredis.PubSub
+	closed  bool
+	topics  map[string]*topic         // watched elections, by name
+	holders map[string]*holderSession // sessions holding a watched election, by ID
+	local   map[string]*localClaim    // this Backend's claims, by election name
+	lost    int                       // local claims marked lost
+	// synced: the subscription is confirmed and every state read since,
+	// so announcements tell of every change. Renew checks claims in the
+	// store while it is false.
+	synced bool
+	// epoch counts confirmations and disconnections; a resync applies only
+	// if none happened while it read.
+	epoch        uint64
+	resyncWanted bool
+	resyncing    bool
 }
 
-// topic is one subscribed election channel.
+// topic is one watched election: its newest state and its watchers.
 type topic struct {
-	election string
-	watchers map[*watcher]struct{}
-	ready    chan struct{} // closed when the server confirmed the subscription
-	isReady  bool
+	watchers []*watcher
+	seen     bool
+	st       state
 }
 
-// newHub starts a hub's receive loop, counted in b.loops. The caller holds
-// b.mu and has checked that b is not closed.
 func newHub(b *Backend) *hub {
 	h := &hub{
 		backend: b,
-		ps:      b.client.Subscribe(context.Background()), // no channel yet: no I/O
+		keys:    keysFor(b.cfg.Prefix),
 		check:   b.cfg.SubscriptionCheck,
 		topics:  map[string]*topic{},
-		pending: map[string]int{},
-		broken:  make(chan struct{}),
+		holders: map[string]*holderSession{},
+		local:   map[string]*localClaim{},
 	}
+	h.ps = b.client.Subscribe(context.Background(), h.keys.channel)
 	b.loops.Add(1)
 	go h.loop()
 	return h
 }
 
-// join adds w to its election's topic, subscribing the channel if w is the
-// first watcher. The returned channel closes when the subscription is live.
-func (h *hub) join(w *watcher) (<-chan struct{}, error) {
+// close ends the subscription, stops every holder timer and ends every
+// watch with an error event.
+func (h *hub) close() {
 	h.mu.Lock()
-	if h.cause != nil {
-		defer h.mu.Unlock()
-		return nil, h.cause
-	}
-	t := h.topics[w.channel]
-	if t == nil {
-		t = &topic{election: w.name, watchers: map[*watcher]struct{}{}, ready: make(chan struct{})}
-		h.topics[w.channel] = t
-		h.pending[w.channel]++
-		// Under h.mu, so that SUBSCRIBE and UNSUBSCRIBE of one channel
-		// reach the server in the order pending assumes. Not under the
-		// caller's ctx: its cancellation mid-write would break the
-		// connection every watcher shares (the write timeout bounds it).
-		if err := h.ps.Subscribe(context.Background(), w.channel); err != nil {
-			h.mu.Unlock()
-			h.fail(err)
-			return nil, err
-		}
-	}
-	t.watchers[w] = struct{}{}
-	h.mu.Unlock()
-	return t.ready, nil
-}
-
-// leave removes w, unsubscribing its channel if w was the last watcher.
-func (h *hub) leave(w *watcher) {
-	h.mu.Lock()
-	t := h.topics[w.channel]
-	if h.cause != nil || t == nil {
+	if h.closed {
 		h.mu.Unlock()
 		return
 	}
-	delete(t.watchers, w)
-	if len(t.watchers) > 0 {
-		h.mu.Unlock()
-		return
+	h.closed = true
+	ps := h.ps
+	var watchers []*watcher
+	for _, t := range h.topics {
+		watchers = append(watchers, t.watchers...)
 	}
-	delete(h.topics, w.channel)
-	err := h.ps.Unsubscribe(context.Background(), w.channel)
+	h.topics = map[string]*topic{}
+	for _, hs := range h.holders {
+		hs.stop()
+	}
+	h.holders = map[string]*holderSession{}
 	h.mu.Unlock()
-	if err != nil {
-		h.fail(err)
+	for _, w := range watchers {
+		w.fail(errClosed)
 	}
+	_ = ps.Close()
 }
 
-// fail marks the hub broken by cause, ends every watch with an error event
-// and closes the connection, which ends the loop. Only the first call acts.
-func (h *hub) fail(cause error) {
-	h.mu.Lock()
-	if h.cause != nil {
-		h.mu.Unlock()
-		return
-	}
-	h.cause = cause
-	close(h.broken)
-	topics := h.topics
-	h.topics = nil
-	h.mu.Unlock()
-
-	for _, t := range topics {
-		for w := range t.watchers {
-			w.fail(cause)
-		}
-	}
-	_ = h.ps.Close()
-	h.backend.dropHub(h)
-}
-
-func (h *hub) failed() bool { return h.failure() != nil }
-
-// failure returns why the hub failed, nil while it works.
-func (h *hub) failure() error {
+// isSynced reports whether announcements currently tell of every change.
+func (h *hub) isSynced() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.cause
+	return h.synced
 }
 
 // errSilent is the cause when the server answered neither a message nor a
 // ping for two SubscriptionCheck periods.
 var errSilent = errors.New("redis: subscription silent: ping not answered")
 
-// loop reads the connection until it fails. A read that times out sends a
-// ping; a second timeout in a row means the link is dead even if TCP has
-// not noticed.
+// loop reads the subscription until the hub closes. A read that times out
+// sends a ping; a second timeout in a row means the link is dead even if
+// TCP has not noticed, and the subscription is replaced. Other errors are
+// retried with backoff: go-redis dials again and resubscribes.
 func (h *hub) loop() {
 	defer h.backend.loops.Done()
 	ctx := context.Background()
 	pinged := false
+	failures := 0
 	for {
-		msg, err := h.ps.ReceiveTimeout(ctx, h.check)
+		h.mu.Lock()
+		ps, closed := h.ps, h.closed
+		h.mu.Unlock()
+		if closed {
+			return
+		}
+		msg, err := ps.ReceiveTimeout(ctx, h.check)
 		if err != nil {
-			if h.failed() {
+			if h.isClosed() {
 				return
 			}
-			if !isTimeout(err) {
-				h.fail(err)
-				return
+			if isTimeout(err) && !pinged {
+				pinged = true
+				_ = ps.Ping(ctx) // a failure shows in the next receive
+				continue
 			}
-			if pinged {
-				h.fail(fmt.Errorf("%w within %v: %w", errSilent, 2*h.check, err))
-				return
+			pinged = false
+			h.disconnected()
+			if isTimeout(err) {
+				h.replace(ps, fmt.Errorf("%w within %v: %w", errSilent, 2*h.check, err))
+				continue
 			}
-			pinged = true
-			if err := h.ps.Ping(ctx); err != nil {
-				h.fail(err)
+			failures++
+			if !h.sleep(backoff(h.check, failures)) {
 				return
 			}
 			continue
 		}
-		pinged = false
+		pinged, failures = false, 0
 		switch m := msg.(type) {
 		case *goredis.Subscription:
-			if m.Kind == "subscribe" {
-				h.confirm(m.Channel)
+			if m.Kind == "subscribe" && m.Channel == h.keys.channel {
+				h.resubscribed()
 			}
 		case *goredis.Message:
-			h.dispatch(m)
+			h.dispatch(m.Payload)
 		}
 	}
+}
+
+// replace closes a silent subscription and starts a new one.
+func (h *hub) replace(old *goredis.PubSub, _ error) {
+	_ = old.Close()
+	ps := h.backend.client.Subscribe(context.Background(), h.keys.channel)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		_ = ps.Close()
+		return
+	}
+	h.ps = ps
+}
+
+func (h *hub) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
+// sleep waits d unless the Backend closes first; it reports whether it
+// waited.
+func (h *hub) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-h.backend.closing:
+		return false
+	}
+}
+
+// backoff is the wait before the attempt after failures failures: 10ms
+// doubling, at most max.
+func backoff(max time.Duration, failures int) time.Duration {
+	d := 10 * time.Millisecond << min(failures, 10)
+	return min(d, max)
 }
 
 func isTimeout(err error) bool {
@@ -189,54 +202,171 @@ func isTimeout(err error) bool {
 	return errors.As(err, &netErr) && netErr.Timeout()
 }
 
-// confirm marks channel live once the last SUBSCRIBE sent for it is
-// confirmed.
-func (h *hub) confirm(channel string) {
+// disconnected notes that announcements may be missed from now on.
+func (h *hub) disconnected() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.pending[channel]--
-	if h.pending[channel] > 0 {
+	h.synced = false
+	h.epoch++
+}
+
+// resubscribed starts a resync: the subscription is live again (or for
+// the first time), and what was published while it was not is lost.
+func (h *hub) resubscribed() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.synced = false
+	h.epoch++
+	h.resyncWanted = true
+	if h.resyncing || h.closed {
 		return
 	}
-	delete(h.pending, channel)
-	if t := h.topics[channel]; t != nil && !t.isReady {
-		t.isReady = true
-		close(t.ready)
+	h.resyncing = true
+	h.backend.loops.Add(1)
+	go h.resync()
+}
+
+// resync re-reads every watched election and every local claim until one
+// pass completes with no disconnection or confirmation in between.
+func (h *hub) resync() {
+	defer h.backend.loops.Done()
+	failures := 0
+	for {
+		h.mu.Lock()
+		if !h.resyncWanted || h.closed {
+			h.resyncing = false
+			h.mu.Unlock()
+			return
+		}
+		h.resyncWanted = false
+		epoch := h.epoch
+		names := make([]string, 0, len(h.topics)+len(h.local))
+		for name := range h.topics {
+			names = append(names, name)
+		}
+		locals := make(map[string]localClaim, len(h.local))
+		for name, lc := range h.local {
+			locals[name] = *lc
+			if h.topics[name] == nil {
+				names = append(names, name)
+			}
+		}
+		h.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 4*h.check+time.Duration(len(names)/1000)*time.Second)
+		states, err := h.backend.readMany(ctx, names)
+		cancel()
+		if err != nil {
+			failures++
+			h.mu.Lock()
+			h.resyncWanted = true
+			h.mu.Unlock()
+			if !h.sleep(backoff(h.check, failures)) {
+				h.mu.Lock()
+				h.resyncing = false
+				h.mu.Unlock()
+				return
+			}
+			continue
+		}
+		failures = 0
+		h.mu.Lock()
+		for i, name := range names {
+			h.offerLocked(name, states[i])
+			if lc, ok := locals[name]; ok {
+				h.checkLocalLocked(name, lc, states[i])
+			}
+		}
+		if h.epoch == epoch && !h.resyncWanted {
+			h.synced = true
+		}
+		h.mu.Unlock()
 	}
 }
 
-// dispatch hands an announcement to the watchers of its channel. Payloads
-// that are not announcements (someone else publishing on the channel) are
-// ignored.
-func (h *hub) dispatch(m *goredis.Message) {
+// dispatch applies an announcement. Payloads that are not announcements
+// (someone else publishing on the channel) are ignored.
+func (h *hub) dispatch(payload string) {
 	var a announcement
-	if err := json.Unmarshal([]byte(m.Payload), &a); err != nil {
+	if _, err := recordfmt.Decode([]byte(payload), &a); err != nil {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	t := h.topics[m.Channel]
+	switch a.Kind {
+	case kindClaim:
+		h.supersedeLocked(a.Name, a.Fence)
+		h.offerLocked(a.Name, state{
+			leader:  &election.Leader{Election: a.Name, ID: a.ID, Metadata: a.Metadata, Fence: a.Fence},
+			holder:  a.Session,
+			version: claimVersion(a.Fence),
+		})
+	case kindRelease:
+		h.supersedeLocked(a.Name, a.Fence)
+		h.offerLocked(a.Name, state{version: endVersion(a.Fence)})
+	case kindSessionEnd:
+		h.sessionGoneLocked(a.Session)
+	}
+}
+
+// offerLocked makes st the state of the watched election name if it is
+// newer than the one known, and hands it to the election's watchers.
+func (h *hub) offerLocked(name string, st state) {
+	t := h.topics[name]
+	if t == nil || (t.seen && st.version <= t.st.version) {
+		return
+	}
+	h.setHolderLocked(name, t.st.holder, st.holder, st.holderTTL)
+	t.seen, t.st = true, st
+	ev := st.event(name)
+	for _, w := range t.watchers {
+		w.deliver(ev, st.version)
+	}
+}
+
+// join adds w to its election's topic.
+func (h *hub) join(w *watcher) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return errClosed
+	}
+	t := h.topics[w.name]
+	if t == nil {
+		t = &topic{}
+		h.topics[w.name] = t
+	}
+	t.watchers = append(t.watchers, w)
+	return nil
+}
+
+// first offers the state st read after w joined, and hands w the newest
+// state known, which is at least as new.
+func (h *hub) first(w *watcher, st state) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.offerLocked(w.name, st)
+	if t := h.topics[w.name]; t != nil && t.seen {
+		w.deliver(t.st.event(w.name), t.st.version)
+	}
+}
+
+// leave removes w from its topic, and the topic when it was the last.
+func (h *hub) leave(w *watcher) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.topics[w.name]
 	if t == nil {
 		return
 	}
-	var ev election.WatchEvent
-	var version uint64
-	switch a.Kind {
-	case kindClaim:
-		ev.Leader = &election.Leader{Election: t.election, ID: a.ID, Metadata: a.Metadata, Fence: a.Fence}
-		ev.ExpiresIn = time.Duration(a.TTLMilli) * time.Millisecond
-		version = claimVersion(a.Fence)
-	case kindRelease:
-		version = releaseVersion(a.Fence)
-	default:
-		return
-	}
-	for w := range t.watchers {
-		each := ev
-		if ev.Leader != nil {
-			leader := *ev.Leader // one copy per watcher; Metadata is read-only
-			each.Leader = &leader
+	for i, other := range t.watchers {
+		if other == w {
+			t.watchers = append(t.watchers[:i], t.watchers[i+1:]...)
+			break
 		}
-		w.offer(each, version)
+	}
+	if len(t.watchers) == 0 {
+		h.setHolderLocked(w.name, t.st.holder, "", 0)
+		delete(h.topics, w.name)
 	}
 }

@@ -7,23 +7,17 @@ import (
 )
 
 func TestKeysInjective(t *testing.T) {
-	pairs := [][2]string{
-		{"a", "b:x"}, {"a:b", "x"}, // the classic collision of naive joining
-		{"a", "b}x"}, {"a}b", "x"},
-		{"a", "{b}"}, {"a{", "b}"},
-		{"a%3A", "b"}, {"a:", "b"}, {"a", "%3Ab"},
-		{"", "a:b"}, {"a", ":b"}, {"", ""},
-	}
-	seen := map[string][2]string{}
-	for _, p := range pairs {
-		k := keysFor(p[0], p[1])
-		if other, dup := seen[k.leader]; dup {
-			t.Errorf("prefix %q name %q and prefix %q name %q share key %q", p[0], p[1], other[0], other[1], k.leader)
+	prefixes := []string{"a", "a:b", "a}", "{a", "a%7D", "a%", "", "{", "}", "a}b{"}
+	seen := map[string]string{}
+	for _, p := range prefixes {
+		k := keysFor(p)
+		if other, dup := seen[hashTag(k.fences)]; dup {
+			t.Errorf("prefixes %q and %q share hash tag %q", p, other, hashTag(k.fences))
 		}
-		seen[k.leader] = p
+		seen[hashTag(k.fences)] = p
 	}
 
-	// Random pairs over an alphabet rich in separators and escapes.
+	// Random prefixes over an alphabet rich in delimiters and escapes.
 	alphabet := []rune("ab:{}%37AD")
 	word := func(r *rand.Rand) string {
 		var sb strings.Builder
@@ -33,31 +27,34 @@ func TestKeysInjective(t *testing.T) {
 		return sb.String()
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	seen = map[string][2]string{}
+	seen = map[string]string{}
 	for range 20000 {
-		p := [2]string{word(r), word(r)}
-		k := keysFor(p[0], p[1])
-		if other, dup := seen[k.leader]; dup && other != p {
-			t.Fatalf("prefix %q name %q and prefix %q name %q share key %q", p[0], p[1], other[0], other[1], k.leader)
+		p := word(r)
+		tag := hashTag(keysFor(p).fences)
+		if other, dup := seen[tag]; dup && other != p {
+			t.Fatalf("prefixes %q and %q share hash tag %q", p, other, tag)
 		}
-		seen[k.leader] = p
+		seen[tag] = p
 	}
 }
 
+// Every key of a prefix, whatever the election name or session ID, hashes
+// to the prefix's one slot: names are not escaped, because a Cluster
+// hashes only the key's first "{…}".
 func TestKeysShareHashSlot(t *testing.T) {
-	for _, p := range [][2]string{{"election", "x"}, {"a}", "{b}"}, {"{", "}"}, {"", "name:with:colons"}} {
-		k := keysFor(p[0], p[1])
-		tag := hashTag(k.leader)
-		if tag == k.leader {
-			t.Fatalf("prefix %q name %q: key %q has no hash tag", p[0], p[1], k.leader)
+	for _, p := range []string{"election", "a}", "{", "}", "x:y"} { // never "": Config defaults it
+		k := keysFor(p)
+		tag := hashTag(k.fences)
+		if tag == k.fences {
+			t.Fatalf("prefix %q: key %q has no hash tag", p, k.fences)
 		}
-		for _, other := range []string{k.meta, k.channel} {
+		for _, other := range []string{k.channel, k.claim("x"), k.claim("{tag}"), k.claim("}{"), k.claim(""), k.session("0123abcd")} {
 			if hashTag(other) != tag {
-				t.Errorf("prefix %q name %q: %q and %q hash differently (%q vs %q)", p[0], p[1], k.leader, other, tag, hashTag(other))
+				t.Errorf("prefix %q: %q and %q hash differently (%q vs %q)", p, k.fences, other, tag, hashTag(other))
 			}
 		}
-		if !strings.HasPrefix(k.leader, "{"+keyEscaper.Replace(p[0])+":") {
-			t.Errorf("key %q does not start with the ACL-friendly prefix", k.leader)
+		if !strings.HasPrefix(k.fences, "{"+keyEscaper.Replace(p)+"}:") {
+			t.Errorf("key %q does not start with the ACL-friendly prefix", k.fences)
 		}
 	}
 }

@@ -113,10 +113,19 @@ func claim(t *testing.T, ctx context.Context, s election.Session, req election.C
 		if !ok {
 			t.Fatalf("Claim(%q): %v", req.Name, err)
 		}
-		select {
-		case <-time.After(left + time.Millisecond):
-		case <-ctx.Done():
-			t.Fatalf("Claim(%q): %v while waiting out the quarantine", req.Name, ctx.Err())
+		// Keep the session alive meanwhile, as the core's renewals do.
+		for wait := time.After(left + time.Millisecond); ; {
+			if err := s.Renew(ctx, nil); err != nil {
+				t.Fatalf("Renew while waiting out the quarantine: %v", err)
+			}
+			select {
+			case <-wait:
+			case <-time.After(s.TTL() / 3):
+				continue
+			case <-ctx.Done():
+				t.Fatalf("Claim(%q): %v while waiting out the quarantine", req.Name, ctx.Err())
+			}
+			break
 		}
 	}
 }

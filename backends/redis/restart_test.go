@@ -46,6 +46,12 @@ func TestFenceIncreasesAcrossRestart(t *testing.T) {
 			if n, err := srv.client(t).DBSize(ctx).Result(); err != nil || n != 0 {
 				t.Fatalf("after restart DBSIZE = %d, %v; want an empty server", n, err)
 			}
+			// The session key was lost with everything else: the core
+			// opens a new session on ErrSessionExpired, and so does this.
+			if _, err := s.Claim(ctx, request(name, "b")); !errors.Is(err, election.ErrSessionExpired) {
+				t.Fatalf("Claim through a session the restart lost = %v, want ErrSessionExpired", err)
+			}
+			s = openSession(t, ctx, b, ttl)
 			c := claim(t, ctx, s, request(name, "b"))
 			if c.Fence <= last {
 				t.Fatalf("fence after restart %d, not above %d from before it", c.Fence, last)
@@ -138,6 +144,14 @@ func measureRestartOverlap(t *testing.T, cfg Config, ttl time.Duration) overlapR
 		_, err := fs.Claim(ctx, request("overlap", "new"))
 		if err == nil {
 			break
+		}
+		if errors.Is(err, election.ErrSessionExpired) {
+			// The restart lost the follower's session key: open another,
+			// as the core does.
+			if s, err := follower.OpenSession(ctx, ttl); err == nil {
+				fs = s
+				t.Cleanup(func() { _ = s.Close(context.Background()) })
+			}
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("follower never elected: %v", err)

@@ -11,30 +11,48 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/recordfmt"
 )
 
 var _ election.Session = (*session)(nil)
 
-// session is an [election.Session] on Redis. Redis has no server-side
-// session: it holds the TTL every claim and renewal uses, and a closed flag.
+// session is an [election.Session] on Redis: a key with a PX expiry
+// (keys.session) that every claim made through it names. A claim is valid
+// only while its session key exists, so renewing the session is one
+// PEXPIRE whatever the number of claims.
 type session struct {
 	backend *Backend
+	hub     *hub
+	id      string // random; names the session key
+	key     string
 	ttl     time.Duration
 
 	mu     sync.Mutex
 	closed bool
 }
 
-// TTL returns the TTL of every claim and renewal: the one asked for.
+// TTL returns the TTL of the session key, the one asked for.
 func (s *session) TTL() time.Duration { return s.ttl }
 
-// Close forgets the session. Its claims stay until they expire or are
-// released; later calls return [election.ErrSessionExpired]. Close does no
-// I/O and is idempotent.
-func (s *session) Close(context.Context) error {
+// Close deletes the session key, which makes every claim still made
+// through it vacant at once, and announces that on the prefix's channel so
+// that watchers see the vacancies. Later calls to the session return
+// [election.ErrSessionExpired]. Close is idempotent; when the server
+// cannot be reached it returns an error wrapping [election.ErrUnavailable]
+// and the key expires at its TTL.
+func (s *session) Close(ctx context.Context) error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
 	s.mu.Unlock()
+	s.hub.dropSession(s.id)
+	err := endSessionScript.Run(ctx, s.backend.client, []string{s.key, s.backend.keys.lost(s.id)}, s.backend.keys.channel, encodeSessionEnd(s.id)).Err()
+	if err != nil {
+		return storeError("close session", "", err)
+	}
 	return nil
 }
 
@@ -56,51 +74,58 @@ func (s *session) quarantine() time.Duration {
 	}
 }
 
-// Claim runs the claim script: SET NX PX with a fence from the server clock,
-// refused during a quarantine, published on the election's channel.
+// Claim runs the claim script: the election is taken if it has no claim
+// or its claim's session key is gone; the fence comes from the server
+// clock; claims are refused during a quarantine; the new term is published
+// on the prefix's channel.
 func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
 	if s.isClosed() {
 		return election.Claim{}, fmt.Errorf("redis: claim %q: %w", req.Name, election.ErrSessionExpired)
 	}
-	stored, published, err := encodeClaim(req, s.ttl)
+	stored, published, err := encodeClaim(req, s.id, s.ttl.Milliseconds())
 	if err != nil {
 		return election.Claim{}, invalid("metadata", "cannot be encoded: %v", err)
 	}
-	k := keysFor(s.backend.cfg.Prefix, req.Name)
-	keys := []string{k.leader, k.meta}
-	args := []any{stored, published, s.ttl.Milliseconds(), s.quarantine().Microseconds(), k.channel}
+	k := s.backend.keys
+	keys := []string{k.claim(req.Name), k.fences, s.key}
+	args := []any{stored, published, s.quarantine().Microseconds(), k.channel, k.sessionPrefix,
+		req.Name, tokenNeedle(req.Token), versionPrefix}
 
 	reply, err := s.backend.runWithWait(ctx, claimScript, keys, args)
 	if err != nil {
 		return election.Claim{}, storeError("claim", req.Name, err)
 	}
 	fields, err := reply.Slice()
-	if err != nil || len(fields) < 2 {
+	if err != nil || len(fields) < 1 {
 		return election.Claim{}, storeError("claim", req.Name, fmt.Errorf("unexpected reply from claim script: %v", err))
 	}
 	kind, _ := fields[0].(string)
-	switch kind {
-	case "ok":
+	switch {
+	case kind == "ok" && len(fields) > 1:
 		fence, err := strconv.ParseUint(fmt.Sprint(fields[1]), 10, 64)
 		if err != nil {
 			return election.Claim{}, storeError("claim", req.Name, err)
 		}
+		s.hub.addLocal(req.Name, s.id, req.Token, fence)
 		if err := reply.waitErr(); err != nil {
 			return election.Claim{}, fmt.Errorf("redis: claim %q: %w: %w", req.Name, election.ErrUnavailable, err)
 		}
 		return election.Claim{Name: req.Name, Token: req.Token, Fence: fence}, nil
-	case "taken":
+	case kind == "taken" && len(fields) > 1:
 		value, _ := fields[1].(string)
-		var ms int64
-		if len(fields) > 2 {
-			ms, _ = fields[2].(int64)
-		}
-		rec, err := decodeRecord(req.Name, value)
+		rec, err := decodeClaim(req.Name, keys[0], value)
 		if err != nil {
-			return election.Claim{}, storeError("claim", req.Name, err)
+			return election.Claim{}, s.heldByUnknown(req.Name, err)
 		}
-		return election.Claim{}, &election.TakenError{Holder: rec.leader(req.Name), ExpiresIn: pttl(ms)}
-	case "quarantine":
+		// No ExpiresIn: the holder's expiry is reported by the watch
+		// (holders.go), so a waiting candidate needs no timer of its own.
+		return election.Claim{}, &election.TakenError{Holder: rec.leader(req.Name)}
+	case kind == "foreign":
+		return election.Claim{}, s.heldByUnknown(req.Name,
+			fmt.Errorf("redis: election %q: key %q: %w: not a claim record", req.Name, keys[0], recordfmt.ErrNotARecord))
+	case kind == "nosession":
+		return election.Claim{}, fmt.Errorf("redis: claim %q: %w: session key gone", req.Name, election.ErrSessionExpired)
+	case kind == "quarantine" && len(fields) > 1:
 		left, err := strconv.ParseInt(fmt.Sprint(fields[1]), 10, 64)
 		if err != nil {
 			return election.Claim{}, storeError("claim", req.Name, err)
@@ -114,36 +139,36 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 	}
 }
 
+// heldByUnknown is the error of a claim refused because the election's key
+// holds a value that is not a claim record: a *TakenError with no holder
+// (the election is never vacant to this package) that also wraps cause,
+// which names the key and never quotes the value.
+func (s *session) heldByUnknown(name string, cause error) error {
+	return fmt.Errorf("redis: claim %q: held by an unknown writer: %w: %w", name, cause,
+		&election.TakenError{Holder: election.Leader{Election: name}})
+}
+
 // Release runs the release script: compare the owner token, DEL, publish.
 func (s *session) Release(ctx context.Context, c election.Claim) error {
-	k := keysFor(s.backend.cfg.Prefix, c.Name)
-	released, err := releaseScript.Run(ctx, s.backend.client, []string{k.leader}, tokenNeedle(c.Token), k.channel).Int64()
+	k := s.backend.keys
+	released, err := releaseScript.Run(ctx, s.backend.client, []string{k.claim(c.Name), k.fences},
+		tokenNeedle(c.Token), k.channel, jsonString(c.Name), versionPrefix, c.Name, s.id, k.sessionPrefix, k.lostPrefix).Int64()
 	if err != nil {
 		return storeError("release", c.Name, err)
 	}
+	s.hub.removeLocal(c.Name, c.Token, c.Fence)
 	if released == 0 {
 		return fmt.Errorf("redis: release %q: %w", c.Name, election.ErrNotOwner)
 	}
 	return nil
 }
 
-// Renew extends every claim whose owner token the server still holds; see
-// renew.go for how the claims are batched.
+// Renew extends the session key; see renew.go.
 func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	if s.isClosed() {
 		return fmt.Errorf("redis: renew: %w", election.ErrSessionExpired)
 	}
-	if len(claims) == 0 {
-		return nil
-	}
-	failed, err := s.backend.renew(ctx, claims, s.ttl)
-	if err != nil {
-		return storeError("renew", singleName(claims), err)
-	}
-	if len(failed) > 0 {
-		return &election.NotOwnerError{Claims: failed}
-	}
-	return nil
+	return s.renew(ctx, claims)
 }
 
 // singleName names the election in an error when only one is involved.

@@ -75,7 +75,7 @@ func TestOpenURL(t *testing.T) {
 	if err := admin.Do(ctx, "SELECT", 2).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := admin.Exists(ctx, keysFor("app", "via-url").leader).Result(); err != nil || n != 1 {
+	if n, err := admin.Exists(ctx, keysFor("app").claim("via-url")).Result(); err != nil || n != 1 {
 		t.Errorf("claim not stored in db 2 under prefix app: %d, %v", n, err)
 	}
 	if err := b.Close(); err != nil {
@@ -127,8 +127,8 @@ func TestRequirePass(t *testing.T) {
 func TestACLUser(t *testing.T) {
 	srv := startServer(t,
 		"--user", "default", "off",
-		"--user", "elector", "on", ">acl-pass", "~{app:*", "&{app:*", "+@connection",
-		"+eval", "+evalsha", "+get", "+set", "+pttl", "+pexpire", "+del", "+hget", "+hset", "+time", "+info", "+publish", "+subscribe", "+unsubscribe")
+		"--user", "elector", "on", ">acl-pass", "~{app}:*", "&{app}:*", "+@connection",
+		"+eval", "+evalsha", "+get", "+set", "+exists", "+pttl", "+pexpire", "+del", "+hget", "+hset", "+sadd", "+smembers", "+time", "+info", "+publish", "+subscribe", "+unsubscribe")
 	ctx := testContext(t, 30*time.Second)
 	b, err := OpenURL(ctx, mustParse(t, "redis://elector:acl-pass@"+srv.addr+"/?prefix=app&quarantine=10ms"))
 	if err != nil {
@@ -146,6 +146,19 @@ func TestACLUser(t *testing.T) {
 	if err := s.Release(ctx, held); err != nil {
 		t.Errorf("Release as the ACL user: %v", err)
 	}
+	// A release by token from another session, and the renewal that
+	// reports it (the lost set: SADD, SMEMBERS).
+	other := claim(t, ctx, s, request("acl-2", "a"))
+	s2, err := b.OpenSession(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Release(ctx, other); err != nil {
+		t.Errorf("Release by another session as the ACL user: %v", err)
+	}
+	if err := s.Renew(ctx, []election.Claim{other}); !errors.Is(err, election.ErrNotOwner) {
+		t.Errorf("Renew of a claim another session released, as the ACL user = %v, want ErrNotOwner", err)
+	}
 
 	if _, err := OpenURL(ctx, mustParse(t, "redis://elector:not-it@"+srv.addr)); !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "WRONGPASS") {
 		t.Errorf("OpenURL with a wrong password = %v, want ErrInvalidArgument with WRONGPASS", err)
@@ -157,11 +170,7 @@ func TestACLUser(t *testing.T) {
 		t.Fatalf("OpenURL: %v", err)
 	}
 	defer outside.Close()
-	so, err := outside.OpenSession(ctx, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := so.Claim(ctx, request("acl", "b")); !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "NOPERM") {
-		t.Errorf("Claim outside the ACL key pattern = %v, want ErrInvalidArgument with NOPERM", err)
+	if _, err := outside.OpenSession(ctx, time.Second); !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("OpenSession outside the ACL key pattern = %v, want ErrInvalidArgument with NOPERM", err)
 	}
 }
