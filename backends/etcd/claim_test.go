@@ -223,7 +223,8 @@ func TestClosedBackend(t *testing.T) {
 
 // TestRenewRoundTrips: Renew costs the same one RPC (the keep-alive) for 1
 // claim and for 200, beyond etcd's 128-operation transaction limit: no
-// read of the lease's keys (the shared watch vouches for the claims).
+// read of the lease's keys (the shared watch vouches for the claims), also
+// when etcd's revision moved under another prefix.
 func TestRenewRoundTrips(t *testing.T) {
 	srv := startEtcd(t, etcdOptions{})
 	ctx := testCtx(t)
@@ -249,7 +250,15 @@ func TestRenewRoundTrips(t *testing.T) {
 	for i := range 200 {
 		claims = append(claims, claim(t, s, fmt.Sprintf("batch-%03d", i), "a"))
 	}
+	raw := rawClient(t, srv.addr)
 	for _, n := range []int{1, 200} {
+		// A write outside the prefix moves etcd's revision past anything
+		// the shared watch has seen: Renew asks it for a progress
+		// notification (a message on its stream, not a call) instead of
+		// listing the lease's keys.
+		if _, err := raw.Put(ctx, "elsewhere", fmt.Sprint(n)); err != nil {
+			t.Fatal(err)
+		}
 		before := calls.Load()
 		if err := s.Renew(ctx, claims[:n]); err != nil {
 			t.Fatalf("Renew of %d claims: %v", n, err)

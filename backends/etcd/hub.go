@@ -39,8 +39,9 @@ type hub struct {
 	// coverage changes.
 	changed chan struct{}
 	// established is true from the created response of a watch until it
-	// fails.
+	// fails; watchCtx is that watch's context.
 	established bool
+	watchCtx    context.Context
 	// lastErr is why the last watch failed, for name watchers that wait.
 	lastErr error
 	// epoch counts failed watches; a name watcher registered in an earlier
@@ -142,6 +143,7 @@ func (h *hub) watchOnce(ctx context.Context) (err error, compacted, applied bool
 	defer cancel()
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCreatedNotify()}
 	h.mu.Lock()
+	h.watchCtx = wctx
 	resume := h.coverage != 0
 	if resume {
 		opts = append(opts, clientv3.WithRev(h.progress+1))
@@ -299,17 +301,22 @@ func (h *hub) awaitProgress(ctx context.Context, rev int64) uint64 {
 	for {
 		h.mu.Lock()
 		ok := h.established && h.coverage != 0 && h.progress >= rev
-		cov, changed, established := h.coverage, h.changed, h.established
+		cov, changed, established, watchCtx := h.coverage, h.changed, h.established, h.watchCtx
 		h.mu.Unlock()
 		if ok {
 			return cov
 		}
 		if established && !asked {
-			// The request goes on the hub's stream: the one whose context
-			// carries the same metadata (require-leader).
-			if err := h.b.client.RequestProgress(clientv3.WithRequireLeader(ctx)); err == nil {
+			// The request goes on the stream whose context carries the
+			// same metadata as the watch's: a context derived from it,
+			// ended with ctx.
+			rctx, cancel := context.WithCancel(watchCtx)
+			stop := context.AfterFunc(ctx, cancel)
+			if err := h.b.client.RequestProgress(rctx); err == nil {
 				asked = true
 			}
+			stop()
+			cancel()
 		}
 		select {
 		case <-changed:
