@@ -21,8 +21,13 @@
 // line, and the write that deletes the holder's entry (a release, a lease
 // revoke or expiry) makes the next entry the holder at that same revision,
 // as etcd's own concurrency.Election does, so a handoff costs one write
-// and one watch notification. Renew is one lease keep-alive plus one read
-// of the keys attached to the lease, whatever the number of claims. The
+// and one watch notification. Renew is one lease keep-alive, whatever the
+// number of claims: a claim whose entry was deleted or overwritten by
+// anyone is known from the Backend's one shared watch of the prefix, which
+// Renew lets catch up to the keep-alive's revision, so it is reported lost
+// by the first renewal after the delete. Values are record format 1
+// (docs/record-format.md); an entry that is not a record holds its
+// election for an unknown writer, never leaves it vacant. The
 // fencing token of a term is its entry's create revision: etcd's revision
 // counter is cluster-wide, persisted in the raft log and never reused, and
 // each new holder's entry was created after its predecessor's, so fences

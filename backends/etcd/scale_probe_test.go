@@ -106,9 +106,16 @@ func probeScale(t *testing.T, n int, idle time.Duration) {
 	el, err := election.New(b, election.Config{OnEvent: func(ev election.Event) {
 		switch ev.Kind {
 		case election.EventLost:
-			lost.Add(1)
+			if lost.Add(1) <= 3 {
+				t.Logf("loss: %s at %v: %v", ev.Election, ev.Time.Format(time.StampMilli), ev.Err)
+			}
 		case election.EventRenewed:
 			renewals.Add(1)
+			if ev.Latency > time.Second || ev.Err != nil {
+				t.Logf("renewal at %v: latency %v, %d claims, err %v", ev.Time.Format(time.StampMilli), ev.Latency, ev.Count, ev.Err)
+			}
+		case election.EventRenewFailed:
+			t.Logf("renewal failed at %v: latency %v: %v", ev.Time.Format(time.StampMilli), ev.Latency, ev.Err)
 		case election.EventWatchFailed:
 			watchFailed.Add(1)
 		}
