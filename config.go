@@ -82,6 +82,12 @@ type Config struct {
 	// not do that in production, where owner tokens must be unguessable.
 	Rand rand.Source
 
+	// ID is the default [CandidateConfig.ID] of this elector's candidates,
+	// and Metadata their default metadata (a candidate's own entries win).
+	// [Settings.Open] fills both from Settings.ID and Settings.Metadata.
+	ID       string
+	Metadata map[string]string
+
 	// OnEvent, if set, receives every event of the elector and its
 	// candidates, in the order they happened, from a goroutine of the
 	// elector's that runs while events are queued: it never delays the
@@ -125,6 +131,9 @@ func (c Config) withDefaults() Config {
 // validate reports every problem with c (after defaults) at once.
 func (c Config) validate(lim Limits) error {
 	errs := validateTTL("TTL", "DriftMargin", c.TTL, c.DriftMargin, lim)
+	if err := validateID("ID", c.ID); err != nil {
+		errs = append(errs, err)
+	}
 	if c.RenewInterval <= 0 {
 		errs = append(errs, invalid("RenewInterval", "%v is not positive", c.RenewInterval))
 	}
@@ -265,19 +274,27 @@ type CandidateConfig struct {
 	EventBuffer int
 }
 
+// validateID checks a candidate ID: at most 256 bytes of printable UTF-8.
+// Empty means "the default".
+func validateID(field, id string) error {
+	if len(id) > 256 {
+		return invalid(field, "%d bytes, longer than 256", len(id))
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return invalid(field, "%q contains an invalid or control character", id)
+		}
+	}
+	return nil
+}
+
 func (c CandidateConfig) validate(b Backend) error {
 	var errs []error
 	if err := ValidateName(b, c.Name); err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.ID) > 256 {
-		errs = append(errs, invalid("ID", "%d bytes, longer than 256", len(c.ID)))
-	}
-	for _, r := range c.ID {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			errs = append(errs, invalid("ID", "%q contains an invalid or control character", c.ID))
-			break
-		}
+	if err := validateID("ID", c.ID); err != nil {
+		errs = append(errs, err)
 	}
 	for i, h := range c.Handlers {
 		if h == nil {

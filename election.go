@@ -65,12 +65,18 @@ func (e *Elector) NewCandidate(cfg CandidateConfig) (*Candidate, error) {
 		return nil, err
 	}
 	if cfg.ID == "" {
+		cfg.ID = e.cfg.ID
+	}
+	if cfg.ID == "" {
 		cfg.ID = e.defaultID()
 	}
 	if cfg.EventBuffer == 0 {
 		cfg.EventBuffer = 64
 	}
-	meta := make(map[string]string, len(cfg.Metadata))
+	meta := make(map[string]string, len(e.cfg.Metadata)+len(cfg.Metadata))
+	for k, v := range e.cfg.Metadata {
+		meta[k] = v
+	}
 	for k, v := range cfg.Metadata {
 		meta[k] = v
 	}

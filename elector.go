@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 )
@@ -58,6 +59,7 @@ func New(b Backend, cfg Config) (*Elector, error) {
 	if err := cfg.validate(b.Limits()); err != nil {
 		return nil, err
 	}
+	cfg.Metadata = maps.Clone(cfg.Metadata)
 	life, kill := context.WithCancel(context.Background())
 	e := &Elector{
 		backend:  b,

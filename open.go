@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,12 @@ func ParseURL(raw string) (Config, *url.URL, error) {
 	var cfg Config
 	if strings.TrimSpace(raw) == "" {
 		return cfg, nil, invalid("url", "empty")
+	}
+	if !strings.Contains(raw, "://") {
+		// url.Parse would answer "first path segment in URL cannot
+		// contain colon" for 127.0.0.1:2379, or take "localhost" for a
+		// scheme.
+		return cfg, nil, invalid("url", "%q has no scheme: want etcd://HOST:PORT/PREFIX, redis://, rediss://, consul:// or memory://", redactNoScheme(raw))
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -72,6 +79,15 @@ func positiveDuration(name string, dst *time.Duration) urlopt.Param {
 		*dst = d
 		return nil
 	})
+}
+
+// redactNoScheme hides what could be a password in a URL without a scheme
+// ("user:secret@host").
+func redactNoScheme(raw string) string {
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		return "xxxxx" + raw[at:]
+	}
+	return raw
 }
 
 // redactErr drops the URL (which may hold a password) from a url.Error.
@@ -159,9 +175,25 @@ const (
 // prefix+TTL, prefix+RENEW_INTERVAL, prefix+DRIFT_MARGIN,
 // prefix+RENEW_TIMEOUT, prefix+OP_TIMEOUT and prefix+ID
 // (for example ELECTION_URL with prefix "ELECTION_"). Set but empty
-// variables are ignored. Bad durations are errors naming the variable.
+// variables are ignored. Errors name the variable: a duration that does
+// not parse or is not positive (ELECTION_TTL=0s is a mistake, not "the
+// default"), and a variable with the prefix whose name is a likely typo of
+// one of these (ELECTION_TLL: "did you mean ELECTION_TTL?"). Other
+// variables with the prefix are left alone: they may belong to something
+// else.
 func (s Settings) FromEnv(prefix string) (Settings, error) {
 	var errs []error
+	known := []string{EnvURL, EnvTTL, EnvRenewInterval, EnvDriftMargin, EnvRenewTimeout, EnvOpTimeout, EnvID}
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok || prefix == "" || slices.Contains(known, rest) {
+			continue
+		}
+		if near, ok := urlopt.Suggest(rest, known); ok {
+			errs = append(errs, invalid(name, "is not a setting; did you mean %s%s?", prefix, near))
+		}
+	}
 	if v := os.Getenv(prefix + EnvURL); v != "" {
 		s.URL = v
 	}
@@ -177,8 +209,8 @@ func (s Settings) FromEnv(prefix string) (Settings, error) {
 		if v == "" {
 			continue
 		}
-		if err := p.dst.UnmarshalText([]byte(v)); err != nil {
-			errs = append(errs, invalid(prefix+p.name, "%q is not a duration such as 10s", v))
+		if err := p.dst.UnmarshalText([]byte(v)); err != nil || *p.dst <= 0 {
+			errs = append(errs, invalid(prefix+p.name, "%q is not a positive duration such as 10s", v))
 		}
 	}
 	return s, errors.Join(errs...)
@@ -210,5 +242,6 @@ func (s Settings) Open(ctx context.Context) (Backend, Config, error) {
 	if s.OpTimeout != 0 {
 		cfg.OpTimeout = time.Duration(s.OpTimeout)
 	}
+	cfg.ID, cfg.Metadata = s.ID, s.Metadata
 	return b, cfg, nil
 }

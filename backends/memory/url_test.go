@@ -18,10 +18,10 @@ import (
 func TestOpenURLRejected(t *testing.T) {
 	const invalid = "memory: election: invalid argument: url: "
 	for raw, want := range map[string]string{
-		"memory://x?pool=3":  invalid + "unknown query parameter: pool (known: expiry)",
-		"memory://x?b=1&a=2": invalid + "unknown query parameters: a, b (known: expiry)",
+		"memory://x?pool=3":  invalid + "unknown query parameter: pool (known: expiry; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)",
+		"memory://x?b=1&a=2": invalid + "unknown query parameters: a, b (known: expiry; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)",
 		"memory://x:80":      invalid + "memory://x:80: a path, user info or port is not supported (want memory://NAME)",
-		"memory://u:secret@x/path?ttl_ms=5&z": invalid + "unknown query parameters: ttl_ms, z (known: expiry)\n" +
+		"memory://u:secret@x/path?ttl_ms=5&z": invalid + "unknown query parameters: ttl_ms, z (known: expiry; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)\n" +
 			invalid + "memory://u:xxxxx@x/path?ttl_ms=5&z: a path, user info or port is not supported (want memory://NAME)",
 	} {
 		u, err := url.Parse(raw)

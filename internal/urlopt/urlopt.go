@@ -17,6 +17,7 @@ package urlopt
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strconv"
@@ -188,13 +189,25 @@ func unknownError(unknown []string, invalid Invalid, params []Param) error {
 	if len(unknown) > 1 {
 		noun = "parameters"
 	}
-	if len(params) == 0 {
-		return invalid("url", "unknown query %s: %s (this URL takes none)", noun, strings.Join(unknown, ", "))
-	}
 	known := make([]string, len(params))
 	for i, p := range params {
 		known[i] = p.name
 	}
 	slices.Sort(known)
-	return invalid("url", "unknown query %s: %s (known: %s)", noun, strings.Join(unknown, ", "), strings.Join(known, ", "))
+	var hints []string
+	for _, u := range unknown {
+		if near, ok := Suggest(u, append(slices.Clone(known), ElectorParams...)); ok {
+			hints = append(hints, fmt.Sprintf("%s: did you mean %s?", u, near))
+		}
+	}
+	hint := ""
+	if len(hints) > 0 {
+		hint = "; " + strings.Join(hints, "; ")
+	}
+	takes := "this backend takes none"
+	if len(known) > 0 {
+		takes = "known: " + strings.Join(known, ", ")
+	}
+	return invalid("url", "unknown query %s: %s (%s; and for the elector: %s)%s", noun, strings.Join(unknown, ", "),
+		takes, strings.Join(ElectorParams, ", "), hint)
 }

@@ -94,7 +94,7 @@ func TestParse(t *testing.T) {
 			name:  "unknown parameters listed with the known ones, sorted",
 			query: "zeta=1&alpha=2&name=x",
 			want:  config{Name: "x"},
-			says:  []string{"url: unknown query parameters: alpha, zeta (known: name, odd, password, replicas, timeout, tls)"},
+			says:  []string{"url: unknown query parameters: alpha, zeta (known: name, odd, password, replicas, timeout, tls; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)"},
 			never: []string{"=1", "=2"},
 		},
 		{
@@ -188,7 +188,7 @@ func TestParse(t *testing.T) {
 // TestParseNoParams: a URL that takes no parameters says so.
 func TestParseNoParams(t *testing.T) {
 	err := urlopt.Parse(url.Values{"pool": {"3"}, "a": {"1", "2"}}, invalid)
-	checkProblems(t, err, []string{"url: unknown query parameters: a, pool (this URL takes none)"}, []string{"3"})
+	checkProblems(t, err, []string{"url: unknown query parameters: a, pool (this backend takes none; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)"}, []string{"3"})
 	if err := urlopt.Parse(url.Values{}, invalid); err != nil {
 		t.Errorf("Parse of an empty query with no params = %v", err)
 	}
