@@ -39,6 +39,7 @@ type Elector struct {
 	newSess chan struct{} // wakes the renewal loop when a session opens
 
 	loops      sync.WaitGroup // the renewal loop and observers
+	lastRound  time.Time      // guarded by mu: when the renewal loop last finished an attempt
 	renewing   bool           // guarded by mu: the renewal loop runs
 	closer     bool           // guarded by mu: a goroutine finishes a Close that gave up waiting
 	finishing  bool           // guarded by mu: finish has begun
@@ -428,7 +429,11 @@ func (e *Elector) renewLoop() {
 		if failures == 0 && e.clock.Now().Before(s.lastRenewal().Add(jitter)) {
 			continue // renewed meanwhile (before a claim)
 		}
-		if _, ok := e.renewOnce(s); !ok {
+		_, ok := e.renewOnce(s)
+		e.mu.Lock()
+		e.lastRound = e.clock.Now()
+		e.mu.Unlock()
+		if !ok {
 			failures++
 			continue
 		}
@@ -440,6 +445,51 @@ func (e *Elector) renewLoop() {
 		e.releasePending(ctx, "")
 		cancel()
 	}
+}
+
+// Status is a snapshot of an elector's store session and renewal loop,
+// for health checks (package health).
+type Status struct {
+	// Session reports whether a store session is open: some candidate
+	// has campaigned and the session has not expired.
+	Session bool
+	// LastRenewal is the send time of the session's last successful
+	// renewal (or of its opening), on the elector's clock; zero without a
+	// session.
+	LastRenewal time.Time
+	// Deadline is LastRenewal + TTL − DriftMargin: until then the
+	// session's claims are the elector's; zero without a session.
+	Deadline time.Time
+	// Stalled reports a renewal loop that has finished no attempt for
+	// longer than the TTL while a session is open. A healthy loop
+	// finishes one at least every RenewInterval×(1+RenewJitter) +
+	// RenewTimeout, which validation keeps below the TTL: a stalled loop
+	// is stuck (a backend that ignores its context, a deadlock), and the
+	// process should be restarted.
+	Stalled bool
+	// Closed reports that Close has been called.
+	Closed bool
+}
+
+// Status reports the state of the elector's session and renewal loop.
+// It does no I/O.
+func (e *Elector) Status() Status {
+	now := e.clock.Now()
+	e.mu.Lock()
+	s, last, closed := e.sess, e.lastRound, e.closing
+	e.mu.Unlock()
+	st := Status{Closed: closed}
+	if s == nil || s.isDead() {
+		return st
+	}
+	st.Session = true
+	st.LastRenewal = s.lastRenewal()
+	st.Deadline = st.LastRenewal.Add(s.ttl - e.cfg.DriftMargin)
+	if st.LastRenewal.After(last) {
+		last = st.LastRenewal
+	}
+	st.Stalled = now.Sub(last) > e.cfg.TTL
+	return st
 }
 
 // renewOnce renews s and every claim it carries, moves each term's

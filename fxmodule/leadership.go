@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/health"
 )
 
 // Leadership answers "does this instance lead election X?" for the
@@ -14,6 +16,7 @@ import (
 // does. It is safe for concurrent use. Before the application starts and
 // after it stops, this instance leads nothing.
 type Leadership struct {
+	el    *election.Elector
 	cands map[string]*election.Candidate
 	names []string // sorted
 }
@@ -25,7 +28,7 @@ type Leadership struct {
 func newLeadership(el *election.Elector, id string, meta map[string]string, jobs []Job) (*Leadership, error) {
 	handlers, names, err := groupJobs(jobs)
 	errs := []error{err}
-	l := &Leadership{cands: make(map[string]*election.Candidate, len(names)), names: names}
+	l := &Leadership{el: el, cands: make(map[string]*election.Candidate, len(names)), names: names}
 	for _, name := range names {
 		c, err := el.NewCandidate(election.CandidateConfig{Name: name, ID: id, Metadata: meta, Handlers: handlers[name]})
 		if err != nil {
@@ -39,6 +42,24 @@ func newLeadership(el *election.Elector, id string, meta map[string]string, jobs
 		return nil, err
 	}
 	return l, nil
+}
+
+// Liveness returns the module elector's liveness check (package health):
+// 503 when its renewal loop is stuck or the application has stopped.
+func (l *Leadership) Liveness() http.Handler { return health.Liveness(l.el) }
+
+// Readiness returns a readiness check (package health) for the election
+// name: by default ready while this instance leads it; set opts.Ready to
+// health.WhenConnected to be ready while the store session is renewed.
+// opts.Candidate is filled in. It fails, wrapping
+// [election.ErrInvalidArgument], for an election no job named.
+func (l *Leadership) Readiness(name string, opts health.Options) (http.Handler, error) {
+	c, ok := l.cands[name]
+	if !ok {
+		return nil, fmt.Errorf("fxmodule: readiness of %q: %w: no job campaigns in it (elections: %v)", name, election.ErrInvalidArgument, l.names)
+	}
+	opts.Candidate = c
+	return health.Readiness(l.el, opts), nil
 }
 
 // Elections returns the names of the elections this instance campaigns
