@@ -97,9 +97,11 @@ func (h *harness) Timing() conformance.Timing {
 	return conformance.Timing{TTL: conformanceTTL, ExpiryLag: 250 * time.Millisecond}
 }
 
-// Capabilities: nothing optional. An election is one key set with NX;
-// Redis keeps no line of waiting claims.
-func (h *harness) Capabilities() conformance.Capabilities { return conformance.Capabilities{} }
+// Capabilities: Notify (watches by callback, with no goroutine). An
+// election is one key; Redis keeps no line of waiting claims.
+func (h *harness) Capabilities() conformance.Capabilities {
+	return conformance.Capabilities{Notify: true}
+}
 
 func (h *harness) InvalidNames() []string { return nil } // any name the core accepts is stored
 

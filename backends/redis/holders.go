@@ -86,6 +86,7 @@ func (h *hub) checkHolder(id string, gen uint64) {
 	ms, err := h.backend.client.PTTL(ctx, h.keys.session(id)).Result()
 	cancel()
 
+	defer h.flushPending()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || h.holders[id] != hs || hs.gen != gen {

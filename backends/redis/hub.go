@@ -25,7 +25,11 @@ import (
 // broken connection (the hub replaces it after a silent one), and every
 // confirmation of the subscription re-reads every watched election and
 // every local claim (resync), since Redis drops what is published while a
-// subscriber is away.
+// subscriber is away. A subscription that is back within outageLimit (a
+// killed connection, a quick restart) costs the watches nothing but that
+// re-read; one that stays down longer, or goes silent, fails every watch
+// with an error wrapping [election.ErrUnavailable], so that the core knows
+// it is blind, and the core watches again.
 type hub struct {
 	backend *Backend
 	keys    keys
@@ -47,6 +51,14 @@ type hub struct {
 	epoch        uint64
 	resyncWanted bool
 	resyncing    bool
+	// downSince is when the subscription broke; zero while it works. A
+	// subscription down for longer than outageLimit fails every watch:
+	// outage is the timer that does it.
+	downSince time.Time
+	outage    *time.Timer
+	// toFlush are Notify watchers with a state queued under mu, to be
+	// delivered once mu is released (flushPending).
+	toFlush []*watcher
 }
 
 // topic is one watched election: its newest state and its watchers.
@@ -74,6 +86,7 @@ func newHub(b *Backend) *hub {
 // close ends the subscription, stops every holder timer and ends every
 // watch with an error event.
 func (h *hub) close() {
+	defer h.flushPending()
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -81,21 +94,47 @@ func (h *hub) close() {
 	}
 	h.closed = true
 	ps := h.ps
-	var watchers []*watcher
+	if h.outage != nil {
+		h.outage.Stop()
+	}
+	h.failWatchersLocked(errClosed)
+	h.mu.Unlock()
+	_ = ps.Close()
+}
+
+// failWatchersLocked ends every watch with an error event wrapping
+// ErrUnavailable and cause, and forgets them and their holders' timers.
+func (h *hub) failWatchersLocked(cause error) {
 	for _, t := range h.topics {
-		watchers = append(watchers, t.watchers...)
+		for _, w := range t.watchers {
+			if w.fail(cause) {
+				h.toFlush = append(h.toFlush, w)
+			}
+		}
 	}
 	h.topics = map[string]*topic{}
 	for _, hs := range h.holders {
 		hs.stop()
 	}
 	h.holders = map[string]*holderSession{}
-	h.mu.Unlock()
-	for _, w := range watchers {
-		w.fail(errClosed)
-	}
-	_ = ps.Close()
 }
+
+// flushPending delivers the states queued for Notify watchers. Every hub
+// entry point that may queue one calls it after releasing h.mu.
+func (h *hub) flushPending() {
+	h.mu.Lock()
+	ws := h.toFlush
+	h.toFlush = nil
+	h.mu.Unlock()
+	for _, w := range ws {
+		w.flush()
+	}
+}
+
+// outageLimit is how long the subscription may stay down before every watch
+// fails: two SubscriptionCheck periods, as long as a silent link takes to be
+// found.
+func (h *hub) outageLimit() time.Duration { return 2 * h.check }
 
 // isSynced reports whether announcements currently tell of every change.
 func (h *hub) isSynced() bool {
@@ -135,11 +174,13 @@ func (h *hub) loop() {
 				continue
 			}
 			pinged = false
-			h.disconnected()
 			if isTimeout(err) {
-				h.replace(ps, fmt.Errorf("%w within %v: %w", errSilent, 2*h.check, err))
+				cause := fmt.Errorf("%w within %v: %w", errSilent, 2*h.check, err)
+				h.disconnected(cause, true)
+				h.replace(ps)
 				continue
 			}
+			h.disconnected(err, false)
 			failures++
 			if !h.sleep(backoff(h.check, failures)) {
 				return
@@ -159,7 +200,7 @@ func (h *hub) loop() {
 }
 
 // replace closes a silent subscription and starts a new one.
-func (h *hub) replace(old *goredis.PubSub, _ error) {
+func (h *hub) replace(old *goredis.PubSub) {
 	_ = old.Close()
 	ps := h.backend.client.Subscribe(context.Background(), h.keys.channel)
 	h.mu.Lock()
@@ -202,12 +243,39 @@ func isTimeout(err error) bool {
 	return errors.As(err, &netErr) && netErr.Timeout()
 }
 
-// disconnected notes that announcements may be missed from now on.
-func (h *hub) disconnected() {
+// disconnected notes that announcements may be missed from now on, and
+// fails every watch if the subscription has been down for longer than
+// outageLimit, or at once when it went silent.
+func (h *hub) disconnected(cause error, silent bool) {
+	defer h.flushPending()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.synced = false
 	h.epoch++
+	if silent {
+		h.failWatchersLocked(cause)
+	}
+	if !h.downSince.IsZero() || h.closed {
+		return
+	}
+	h.downSince = time.Now()
+	since := h.downSince
+	h.outage = time.AfterFunc(h.outageLimit(), func() { h.outageLasted(since, cause) })
+}
+
+// outageLasted fails every watch if the subscription that broke at since
+// is still down.
+func (h *hub) outageLasted(since time.Time, cause error) {
+	h.mu.Lock()
+	if h.closed || !h.downSince.Equal(since) {
+		h.mu.Unlock()
+		return
+	}
+	h.backend.loops.Add(1) // before Close waits: it sets closed under h.mu first
+	defer h.backend.loops.Done()
+	h.failWatchersLocked(fmt.Errorf("subscription down for %v: %w", h.outageLimit(), cause))
+	h.mu.Unlock()
+	h.flushPending()
 }
 
 // resubscribed starts a resync: the subscription is live again (or for
@@ -216,6 +284,10 @@ func (h *hub) resubscribed() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.synced = false
+	h.downSince = time.Time{}
+	if h.outage != nil {
+		h.outage.Stop()
+	}
 	h.epoch++
 	h.resyncWanted = true
 	if h.resyncing || h.closed {
@@ -281,6 +353,7 @@ func (h *hub) resync() {
 			h.synced = true
 		}
 		h.mu.Unlock()
+		h.flushPending()
 	}
 }
 
@@ -291,6 +364,7 @@ func (h *hub) dispatch(payload string) {
 	if _, err := recordfmt.Decode([]byte(payload), &a); err != nil {
 		return
 	}
+	defer h.flushPending()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch a.Kind {
@@ -320,7 +394,9 @@ func (h *hub) offerLocked(name string, st state) {
 	t.seen, t.st = true, st
 	ev := st.event(name)
 	for _, w := range t.watchers {
-		w.deliver(ev, st.version)
+		if w.deliver(ev, st.version) {
+			h.toFlush = append(h.toFlush, w)
+		}
 	}
 }
 
@@ -343,11 +419,14 @@ func (h *hub) join(w *watcher) error {
 // first offers the state st read after w joined, and hands w the newest
 // state known, which is at least as new.
 func (h *hub) first(w *watcher, st state) {
+	defer h.flushPending()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.offerLocked(w.name, st)
 	if t := h.topics[w.name]; t != nil && t.seen {
-		w.deliver(t.st.event(w.name), t.st.version)
+		if w.deliver(t.st.event(w.name), t.st.version) {
+			h.toFlush = append(h.toFlush, w)
+		}
 	}
 }
 

@@ -195,7 +195,10 @@ func TestRenewChecksClaimsWhileUnsynced(t *testing.T) {
 	n := 2*maxKeysPerScript + 10
 	claims := claimMany(t, ctx, s, "huge", n)
 	awaitSynced(t, ctx, b)
-	b.hub.disconnected() // as if the subscription had just broken
+	b.hub.mu.Lock() // as if the subscription had just broken
+	b.hub.synced = false
+	b.hub.epoch++
+	b.hub.mu.Unlock()
 
 	// Deleted behind everyone's back, unannounced: only the check sees it.
 	gone := claims[n-1]

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/teststore"
 )
 
@@ -67,7 +69,8 @@ func TestSentinelFailover(t *testing.T) {
 		DialTimeout:           time.Second,
 	})
 	t.Cleanup(func() { _ = client.Close() })
-	b := newBackend(t, client, Config{Quarantine: 100 * time.Millisecond})
+	// A failover takes seconds: longer than two SubscriptionCheck periods.
+	b := newBackend(t, client, Config{Quarantine: 100 * time.Millisecond, SubscriptionCheck: 200 * time.Millisecond})
 	// A session TTL that outlasts the failover: nobody renews here.
 	s := openSession(t, ctx, b, time.Minute)
 	held, ch := claimWatched(t, ctx, b, s, "failover", "a")
@@ -75,6 +78,12 @@ func TestSentinelFailover(t *testing.T) {
 	if err := primary.proc.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The subscription is down for longer than two SubscriptionCheck
+	// periods: the watch ends with ErrUnavailable (the core watches again).
+	if ev := next(t, ch); !errors.Is(ev.Err, election.ErrUnavailable) {
+		t.Fatalf("watch event after the primary died = %+v, want Err wrapping ErrUnavailable", ev)
+	}
+	closed(t, ch)
 
 	// Sentinel promotes the replica; the claim replicated before the
 	// failover is still there, and the backend follows the new primary.
@@ -102,13 +111,13 @@ func TestSentinelFailover(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// The watch made before the failover goes on: its subscription
-	// follows the new primary, and the re-read after it resubscribed, or
-	// the announcement, shows the release there.
-	select {
-	case ev := <-ch:
-		t.Fatalf("watch event across the failover = %+v, want none (nothing changed)", ev)
-	default:
+	// A watch made after the failover follows the new primary.
+	ch, err := b.Watch(ctx, "failover")
+	if err != nil {
+		t.Fatalf("Watch after failover: %v", err)
+	}
+	if ev := next(t, ch); ev.Leader == nil || ev.Leader.Fence != held.Fence {
+		t.Fatalf("first watch event after failover = %+v", ev)
 	}
 	if err := s.Release(ctx, held); err != nil {
 		t.Fatalf("Release on the new primary: %v", err)

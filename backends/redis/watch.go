@@ -19,31 +19,56 @@ import (
 // shows a Leader with only the election's name: held by an unknown
 // writer.
 //
-// A broken subscription does not end the watch: go-redis reconnects, and
-// every watched election is read again once the subscription is confirmed.
-// The channel closes when ctx ends; if the Backend closes first, the last
-// event has Err wrapping [election.ErrUnavailable]. Watch itself returns
-// an error wrapping [election.ErrUnavailable] when the server cannot be
-// reached, or [election.ErrInvalidArgument] when it rejects the
-// credentials. A watch costs no goroutine.
+// A subscription that breaks and is back within two
+// Config.SubscriptionCheck periods (go-redis reconnects at once after a
+// killed connection or a quick restart) does not end the watch: every
+// watched election is read again once the subscription is confirmed. One
+// that stays down longer, or goes silent (no answer to a ping for two
+// periods), ends the watch with one event whose Err wraps
+// [election.ErrUnavailable], and the channel closes; so does Backend.Close.
+// The channel also closes when ctx ends. Watch itself returns an error
+// wrapping [election.ErrUnavailable] when the server cannot be reached, or
+// [election.ErrInvalidArgument] when it rejects the credentials. A watch
+// costs no goroutine.
 func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.WatchEvent, error) {
+	w := newWatcher(name)
+	if err := b.watch(ctx, w); err != nil {
+		return nil, err
+	}
+	return w.out, nil
+}
+
+var _ election.Notifier = (*Backend)(nil)
+
+// Notify is [Backend.Watch] with a function in place of a channel
+// ([election.Notifier]): fn gets the events Watch would send, in the same
+// order, never two calls at once, and never with a lock of the Backend
+// held; a newer state replaces one not yet delivered. After ctx ends, fn is
+// not called again once a call in progress returns, and the Backend keeps
+// nothing of the watch. Errors as Watch's.
+func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) error {
+	return b.watch(ctx, newNotifyWatcher(ctx, name, fn))
+}
+
+// watch establishes w: it joins its election's topic, reads the election,
+// and ends with ctx.
+func (b *Backend) watch(ctx context.Context, w *watcher) error {
 	h, err := b.currentHub()
 	if err != nil {
-		return nil, storeError("watch", name, err)
+		return storeError("watch", w.name, err)
 	}
-	w := newWatcher(name)
 	if err := h.join(w); err != nil {
-		return nil, storeError("watch", name, err)
+		return storeError("watch", w.name, err)
 	}
-	st, err := b.read(ctx, name)
+	st, err := b.read(ctx, w.name)
 	if err != nil {
 		h.leave(w)
-		return nil, err
+		return err
 	}
 	h.first(w, st)
 	context.AfterFunc(ctx, func() {
 		h.leave(w)
 		w.close()
 	})
-	return w.out, nil
+	return nil
 }

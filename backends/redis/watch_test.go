@@ -185,13 +185,15 @@ func TestWatchSharesOneSubscription(t *testing.T) {
 	}
 }
 
-// A restart of redis-server does not end a watch: go-redis reconnects, the
-// subscription is confirmed again, and the re-read that follows shows what
-// the restart did (here: the term is gone with the data), then new terms.
+// A quick restart of redis-server does not end a watch: go-redis
+// reconnects, the subscription is confirmed again within two
+// SubscriptionCheck periods, and the re-read that follows shows what the
+// restart did (here: the term is gone with the data), then new terms.
 func TestWatchSurvivesRestart(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, 60*time.Second)
-	b := newBackend(t, srv.client(t), Config{NoQuarantine: true})
+	// The restart must take less than two SubscriptionCheck periods.
+	b := newBackend(t, srv.client(t), Config{NoQuarantine: true, SubscriptionCheck: 5 * time.Second})
 	s := openSession(t, ctx, b, time.Minute)
 	_, ch := claimWatched(t, ctx, b, s, "restarting", "a")
 	srv.restart(t, ctx)
@@ -205,10 +207,11 @@ func TestWatchSurvivesRestart(t *testing.T) {
 	}
 }
 
-// A link that goes silent (no FIN, no answer) is found by the subscription's
-// ping and replaced; once the link works again, the re-read shows the
-// change announced while the subscriber could not hear it.
-func TestWatchRecoversFromSilentLink(t *testing.T) {
+// A link that goes silent (no FIN, no answer) is found by the
+// subscription's ping: every watch ends with one ErrUnavailable event (the
+// core watches again, knowing it was blind meanwhile), and a watch made once
+// the link works again shows the change made while it was cut.
+func TestWatchFailsOnSilentLink(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, 60*time.Second)
 	proxy, err := faultproxy.New(srv.addr)
@@ -227,31 +230,40 @@ func TestWatchRecoversFromSilentLink(t *testing.T) {
 	if err := proxy.Cut(ctx); err != nil {
 		t.Fatal(err)
 	}
+	cut := time.Now()
 	held := claim(t, ctx, openSession(t, ctx, direct, time.Minute), request("silent", "a"))
-	time.Sleep(5 * check) // the subscription is declared silent and replaced meanwhile
-	select {
-	case ev := <-ch:
-		t.Fatalf("event while the link is cut = %+v", ev)
-	default:
+	ev := next(t, ch)
+	if !errors.Is(ev.Err, election.ErrUnavailable) {
+		t.Fatalf("event after a cut = %+v, want Err wrapping ErrUnavailable", ev)
 	}
-	healed := time.Now()
+	t.Logf("subscription declared broken %v after the cut (SubscriptionCheck %v)", time.Since(cut), check)
+	if rest := closed(t, ch); len(rest) != 0 {
+		t.Errorf("events after the error event: %v", rest)
+	}
 	if err := proxy.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ev := next(t, ch); ev.Err != nil || ev.Leader == nil || ev.Leader.Fence != held.Fence {
-		t.Fatalf("event after the link healed = %+v, want the claim made while it was cut (fence %d)", ev, held.Fence)
+	ch, err = b.Watch(ctx, "silent")
+	if err != nil {
+		t.Fatalf("Watch after the link healed: %v", err)
 	}
-	t.Logf("claim made during the cut seen %v after the link healed (SubscriptionCheck %v)", time.Since(healed), check)
+	if ev := next(t, ch); ev.Err != nil || ev.Leader == nil || ev.Leader.Fence != held.Fence {
+		t.Fatalf("first event after the link healed = %+v, want the claim made while it was cut (fence %d)", ev, held.Fence)
+	}
 }
 
 // CLIENT KILL TYPE pubsub drops the one subscription every watch shares,
-// while the elections change: every watch recovers, and each ends at its
-// election's newest state; none misses a change.
+// while the elections change: go-redis reconnects at once, the re-read
+// after the new confirmation makes up for the announcements lost, and each
+// watch ends at its election's newest state; none misses a change. (Were
+// the subscription down for longer than two SubscriptionCheck periods, the
+// watches would end with ErrUnavailable and this test, like the core,
+// watches again.)
 func TestWatchRecoversFromKilledSubscription(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, 120*time.Second)
 	admin := srv.client(t)
-	b := newBackend(t, srv.client(t), Config{NoQuarantine: true})
+	b := newBackend(t, srv.client(t), Config{NoQuarantine: true, SubscriptionCheck: 5 * time.Second})
 	writer := newBackend(t, srv.client(t), Config{NoQuarantine: true})
 	s := openSession(t, ctx, writer, time.Minute)
 	const elections = 300
@@ -295,11 +307,18 @@ func TestWatchRecoversFromKilledSubscription(t *testing.T) {
 		}
 	}
 	// Each watch reaches its election's newest state.
+	rewatched := 0
 	for i, ch := range chans {
 		for {
 			ev := next(t, ch)
 			if ev.Err != nil {
-				t.Fatalf("kill-%03d: error event %v", i, ev.Err)
+				closed(t, ch)
+				var err error
+				if ch, err = b.Watch(ctx, fmt.Sprintf("kill-%03d", i)); err != nil {
+					t.Fatal(err)
+				}
+				rewatched++
+				continue
 			}
 			var got uint64
 			if ev.Leader != nil {
@@ -310,6 +329,7 @@ func TestWatchRecoversFromKilledSubscription(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d kills, %d watches of %d ended with ErrUnavailable and were made again", kills, rewatched, elections)
 	if n := len(pubsubClients(t, ctx, admin)); n != 2 {
 		t.Errorf("%d pub/sub connections after %d kills, want 2 (one per Backend)", n, kills)
 	}
