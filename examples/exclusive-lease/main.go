@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/electionkit/election"
-	"github.com/electionkit/election/examples/internal/demostore"
+	"github.com/electionkit/election/examples/demostore"
 )
 
 func main() {

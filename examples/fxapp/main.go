@@ -24,7 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/electionkit/election"
-	"github.com/electionkit/election/examples/internal/demostore"
+	"github.com/electionkit/election/examples/demostore"
 	"github.com/electionkit/election/fxmodule"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/electionkit/election/examples/internal/demostore"
+	"github.com/electionkit/election/examples/demostore"
 )
 
 type syncBuffer struct {

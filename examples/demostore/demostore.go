@@ -1,6 +1,8 @@
 // Package demostore gives the examples a store to run against: the URL the
 // user passed, or an embedded etcd server on a free loopback port when none
-// was given, so every example runs with nothing installed.
+// was given, so every example runs with nothing installed. It is public so
+// that an example copied into another module still builds; a real program
+// opens its store with election.Open and a URL instead.
 package demostore
 
 import (
