@@ -121,9 +121,12 @@ func (c *Candidate) Start(ctx context.Context) error {
 	}
 	c.started = true
 	c.watch = c.el.newFollower(c.cfg.Name, func(ev WatchEvent) { c.post(input{kind: inWatch, watch: ev}) }, c.holds)
-	c.watch.start()
 	c.post(input{kind: inStart})
 	c.mu.Unlock()
+	// Outside c.mu: the follower's events take its lock, then c.mu (holds).
+	// A Stop meanwhile may have stopped the follower: start then does
+	// nothing.
+	c.watch.start()
 
 	select {
 	case <-c.first:
