@@ -14,6 +14,7 @@ import (
 var (
 	_ election.Backend       = (*Backend)(nil)
 	_ election.NameValidator = (*Backend)(nil)
+	_ election.Notifier      = (*Backend)(nil)
 )
 
 // Backend is the Consul implementation of [election.Backend]: a client of

@@ -49,9 +49,12 @@ func (h *harness) Timing() conformance.Timing {
 	return conformance.Timing{TTL: conformanceTTL, ExpiryLag: conformanceTTL + 500*time.Millisecond}
 }
 
-// Capabilities: nothing optional. An election is one KV key locked by
-// one session; Consul keeps no line of waiting claims.
-func (h *harness) Capabilities() conformance.Capabilities { return conformance.Capabilities{} }
+// Capabilities: watches by callback (Notify), sharing one blocking query
+// per bucket. No line: an election is one KV key locked by one session, and
+// Consul keeps no line of waiting claims.
+func (h *harness) Capabilities() conformance.Capabilities {
+	return conformance.Capabilities{Notify: true}
+}
 
 // InvalidNames is empty: names are escaped, so every name the core accepts
 // can be stored.

@@ -331,3 +331,141 @@ func maxFailures(ss []*stream) int {
 	}
 	return m
 }
+
+// TestNotify: the function form of Watch gets the same events, one call at
+// a time and never with the backend's lock held (it may watch again from
+// inside the call), one Err and nothing more after a failure, and nothing
+// once its context has ended.
+func TestNotify(t *testing.T) {
+	a := startAgent(t, agentOptions{})
+	var clients faultproxy.Clients
+	t.Cleanup(func() { clients.CloseAll() })
+	wb, link, err := clients.Dial(a.addr, func(addr string) (election.Backend, error) {
+		return New(Config{Address: addr, MinTTL: testMinTTL, WatchWait: time.Second})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := wb.(*Backend)
+	owner := a.backend(t, nil)
+	if err := b.Notify(t.Context(), "bad\x00name", func(election.WatchEvent) {}); !errors.Is(err, election.ErrInvalidArgument) {
+		t.Fatalf("Notify of a bad name = %v, want ErrInvalidArgument", err)
+	}
+
+	type seen struct {
+		fence uint64 // 0: vacant
+		err   error
+	}
+	var (
+		mu      sync.Mutex
+		events  []seen
+		calls   sync.WaitGroup
+		inCall  int
+		overlap bool
+	)
+	got := make(chan struct{}, 100)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	inner, innerCancel := context.WithCancel(t.Context())
+	defer innerCancel()
+	calls.Add(1)
+	first := true
+	err = b.Notify(ctx, "notified", func(ev election.WatchEvent) {
+		mu.Lock()
+		inCall++
+		overlap = overlap || inCall > 1
+		isFirst := first
+		first = false
+		mu.Unlock()
+		if isFirst {
+			// Watching from inside the call would deadlock if the
+			// backend held its lock while calling.
+			if _, err := b.Watch(inner, "notified-inner"); err != nil {
+				t.Errorf("Watch from inside a Notify call: %v", err)
+			}
+			calls.Done()
+		}
+		mu.Lock()
+		s := seen{err: ev.Err}
+		if ev.Leader != nil {
+			s.fence = ev.Leader.Fence
+		}
+		events = append(events, s)
+		inCall--
+		mu.Unlock()
+		got <- struct{}{}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := func() seen {
+		t.Helper()
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no Notify call within 10s")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return events[len(events)-1]
+	}
+	if s := last(); s.err != nil || s.fence != 0 {
+		t.Fatalf("first event %+v, want vacant", s)
+	}
+	calls.Wait()
+	s := openSession(t, owner, 30*time.Second)
+	c := claim(t, s, "notified", "t", "owner")
+	if ev := last(); ev.fence != c.Fence {
+		t.Fatalf("event after the claim %+v, want fence %d", ev, c.Fence)
+	}
+	if err := s.Release(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if ev := last(); ev.fence != 0 || ev.err != nil {
+		t.Fatalf("event after the release %+v, want vacant", ev)
+	}
+
+	// A failure: one Err, then nothing, whatever changes.
+	if err := link.Cut(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if ev := last(); !errors.Is(ev.err, election.ErrUnavailable) {
+		t.Fatalf("event with the link cut %+v, want Err wrapping ErrUnavailable", ev)
+	}
+	if err := link.Heal(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	claim(t, s, "notified", "t2", "owner")
+	select {
+	case <-got:
+		t.Fatalf("a call after the failure's Err: %+v", events[len(events)-1])
+	case <-time.After(2 * time.Second):
+	}
+
+	// A new watch, then its context ends: no call after that.
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	if err := b.Notify(ctx2, "notified", func(ev election.WatchEvent) { got <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	last()
+	cancel2()
+	waitFor(t, 5*time.Second, "the watch to be forgotten", func() bool {
+		b.watches.mu.Lock()
+		defer b.watches.mu.Unlock()
+		bk := b.watches.buckets[bucketOf("notified")]
+		return bk == nil || bk.entries[escapeName("notified")] == nil
+	})
+	if err := s.Release(t.Context(), election.Claim{Name: "notified", Token: "t2"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+		t.Fatalf("a call after the context ended")
+	case <-time.After(2 * time.Second):
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if overlap {
+		t.Fatalf("calls for one watch overlapped")
+	}
+}

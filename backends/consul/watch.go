@@ -12,13 +12,21 @@ import (
 	"github.com/electionkit/election"
 )
 
-// minQueryGap is the shortest time between two blocking queries of a
-// bucket whose last answer changed nothing any watcher sees. Consul's docs
-// ask clients to rate-limit blocking queries: changes to other elections of
-// the bucket, or a bogus index, could otherwise make queries return at
-// once, over and over. A change that lands during the gap is reported by
-// the next query, which then returns immediately.
-const minQueryGap = 50 * time.Millisecond
+// minQueryGap and perKeyGap space the queries of a bucket: each starts at
+// least max(minQueryGap, perKeyGap × the keys its predecessor listed) after
+// the one before. Consul's docs ask clients to rate-limit blocking queries,
+// and each answer lists the whole bucket: without a gap, a burst of claims
+// (10,000 candidates starting) makes every bucket answer once per claim in
+// it, O(n²/32) keys in all. With it, a bucket lists at most 1,000 keys a
+// second and 20 answers, so all buckets together cost the agent at most
+// 32,000 keys a second, whatever n. A query that waited for a change
+// started long before, so the first change after a quiet spell (the
+// release of a handoff) is reported at once; one that lands during the gap
+// is reported by the next query, which then returns immediately.
+const (
+	minQueryGap = 50 * time.Millisecond
+	perKeyGap   = time.Millisecond
+)
 
 // Watch streams the holder of the election name. The watches of a Backend
 // share one blocking query per bucket in use (see docs/record-format.md), so
@@ -48,7 +56,7 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 	if err := b.check(name); err != nil {
 		return nil, err
 	}
-	w, err := b.watches.join(ctx, name)
+	w, err := b.watches.join(ctx, name, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -56,9 +64,33 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 	return w.ch, nil
 }
 
+// Notify implements [election.Notifier]: [Backend.Watch] with a function in
+// place of a channel, which the core uses instead of Watch. The same shared
+// queries hand over the same events in the same order, with not even a
+// channel per watched name. fn is called from the bucket's query goroutine
+// (or, for the first event and a failed first read, from Notify itself),
+// never with the backend's lock held, never twice at once for one watch; if
+// it has not taken an event before a newer one arrives, it gets only the
+// newer one. After a failure, fn gets one event with Err and no more. Once
+// ctx has ended fn is not called again, and the backend forgets the watch.
+//
+// Errors: as Watch's (a bad name, a closed backend).
+func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) error {
+	if err := b.check(name); err != nil {
+		return err
+	}
+	w, err := b.watches.join(ctx, name, fn)
+	if err != nil {
+		return err
+	}
+	b.watches.readFirst(ctx, w)
+	return nil
+}
+
 // hub is a Backend's shared watches: one blocking query per bucket in use,
-// demultiplexed to per-name channels. One mutex guards it all; nothing
-// blocks while holding it.
+// demultiplexed to per-name channels and functions. One mutex guards it
+// all; nothing blocks while holding it, and no function of Notify is called
+// with it held.
 type hub struct {
 	b *Backend
 
@@ -66,6 +98,9 @@ type hub struct {
 	closed  bool
 	buckets [bucketCount]*bucket
 	loops   sync.WaitGroup
+	// due are the Notify watchers with an event to hand over that no
+	// goroutine is handing over yet; unlock runs them.
+	due []*watcher
 }
 
 // bucket is one bucket's blocking query and the names watched in it.
@@ -101,12 +136,23 @@ type keyState struct {
 	view    keyView
 }
 
-// watcher is one channel Watch handed out.
+// watcher is one watch: a channel Watch handed out, or a function given
+// to Notify.
 type watcher struct {
-	e      *entry
-	bk     *bucket
-	ch     chan election.WatchEvent // capacity 1: the newest undelivered state
-	primed bool                     // its own read is in: events may flow
+	e  *entry
+	bk *bucket
+	ch chan election.WatchEvent // Watch: capacity 1, the newest undelivered state
+
+	fn  func(election.WatchEvent) // Notify
+	ctx context.Context           // Notify: fn is not called once it ends
+	// pending is the newest event not yet handed to fn; running says a
+	// goroutine is handing events to fn; final says pending is the
+	// failure, handed over although the watch is closed.
+	pending             election.WatchEvent
+	hasPending, running bool
+	final               bool
+
+	primed bool // its own read is in: events may flow
 	sent   bool
 	last   watchState // the state last handed over
 	closed bool
@@ -121,9 +167,10 @@ type watchState struct {
 	index   uint64
 }
 
-// join registers a watcher of name, starting its bucket's query if none
-// runs. The watcher stays silent until readFirst.
-func (h *hub) join(ctx context.Context, name string) (*watcher, error) {
+// join registers a watcher of name, a channel or (fn set) a function,
+// starting its bucket's query if none runs. The watcher stays silent until
+// readFirst.
+func (h *hub) join(ctx context.Context, name string, fn func(election.WatchEvent)) (*watcher, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -145,7 +192,12 @@ func (h *hub) join(ctx context.Context, name string) (*watcher, error) {
 		e = &entry{name: name}
 		bk.entries[seg] = e
 	}
-	w := &watcher{e: e, bk: bk, ch: make(chan election.WatchEvent, 1)}
+	w := &watcher{e: e, bk: bk}
+	if fn != nil {
+		w.fn, w.ctx = fn, ctx
+	} else {
+		w.ch = make(chan election.WatchEvent, 1)
+	}
 	e.watchers = append(e.watchers, w)
 	bk.watchers++
 	// If ctx has already ended, the function runs at once, in its own
@@ -163,13 +215,13 @@ func (h *hub) readFirst(ctx context.Context, w *watcher) {
 	p, meta, err := h.b.client.KV().Get(h.b.Key(w.e.name), h.b.query(rctx))
 	cancel()
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	if w.closed {
 		return
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			push(w, election.WatchEvent{Err: storeErr(fmt.Sprintf("watch %q", w.e.name), err)})
+			h.push(w, election.WatchEvent{Err: storeErr(fmt.Sprintf("watch %q", w.e.name), err)})
 		}
 		h.drop(w)
 		return
@@ -180,7 +232,7 @@ func (h *hub) readFirst(ctx context.Context, w *watcher) {
 		w.e.offer(false, meta.LastIndex, nil)
 	}
 	w.primed = true
-	deliver(w)
+	h.deliver(w)
 }
 
 // leave closes w when its context ends.
@@ -195,9 +247,7 @@ func (h *hub) leave(w *watcher) {
 // drop closes w and forgets it; the bucket's query stops with its last
 // watcher.
 func (h *hub) drop(w *watcher) {
-	w.closed = true
-	w.stop()
-	close(w.ch)
+	end(w)
 	e, bk := w.e, w.bk
 	for i, o := range e.watchers {
 		if o == w {
@@ -230,17 +280,15 @@ func (h *hub) retire(bk *bucket) {
 // then closes them, as the Watch contract asks; the core watches again.
 func (h *hub) fail(bk *bucket, err error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	if bk.dead {
 		return
 	}
 	h.retire(bk)
 	for _, e := range bk.entries {
 		for _, w := range e.watchers {
-			push(w, election.WatchEvent{Err: storeErr(fmt.Sprintf("watch %q (blocking query on %s)", e.name, bk.prefix), err)})
-			w.closed = true
-			w.stop()
-			close(w.ch)
+			h.push(w, election.WatchEvent{Err: storeErr(fmt.Sprintf("watch %q (blocking query on %s)", e.name, bk.prefix), err)})
+			end(w)
 		}
 	}
 	bk.entries, bk.watchers = nil, 0
@@ -262,14 +310,22 @@ func (h *hub) close() bool {
 		h.retire(bk)
 		for _, e := range bk.entries {
 			for _, w := range e.watchers {
-				w.closed = true
-				w.stop()
-				close(w.ch)
+				end(w)
 			}
 		}
 		bk.entries, bk.watchers = nil, 0
 	}
 	return true
+}
+
+// end closes w: its channel is closed, its function gets nothing more but
+// a failure already pending.
+func end(w *watcher) {
+	w.closed = true
+	w.stop()
+	if w.ch != nil {
+		close(w.ch)
+	}
 }
 
 // wait waits for every bucket's query goroutine to end.
@@ -295,12 +351,9 @@ func (h *hub) run(ctx context.Context, bk *bucket) {
 			h.fail(bk, err)
 			return
 		}
-		changed := h.apply(bk, pairs, meta.LastIndex, meta.LastIndex < index)
+		h.apply(bk, pairs, meta.LastIndex, meta.LastIndex < index)
 		index = nextIndex(index, meta.LastIndex)
-		if changed {
-			continue
-		}
-		if gap := minQueryGap - time.Since(started); gap > 0 {
+		if gap := max(minQueryGap, time.Duration(len(pairs))*perKeyGap) - time.Since(started); gap > 0 {
 			t := time.NewTimer(gap)
 			select {
 			case <-ctx.Done():
@@ -314,12 +367,12 @@ func (h *hub) run(ctx context.Context, bk *bucket) {
 
 // apply hands an answer of bk's query (the bucket's keys as of index) to
 // the watched names. reset says the index went backwards: what was known is
-// forgotten. It reports whether any watcher was handed a new state.
-func (h *hub) apply(bk *bucket, pairs api.KVPairs, index uint64, reset bool) (changed bool) {
+// forgotten.
+func (h *hub) apply(bk *bucket, pairs api.KVPairs, index uint64, reset bool) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	if bk.dead {
-		return false
+		return
 	}
 	bk.gen++
 	if reset {
@@ -342,12 +395,11 @@ func (h *hub) apply(bk *bucket, pairs api.KVPairs, index uint64, reset bool) (ch
 			e.offer(false, index, nil)
 		}
 		for _, w := range e.watchers {
-			if w.primed && deliver(w) {
-				changed = true
+			if w.primed {
+				h.deliver(w)
 			}
 		}
 	}
-	return changed
 }
 
 // offer merges a read of the key into e's state if it is not older than
@@ -376,7 +428,7 @@ func (e *entry) offer(present bool, index uint64, p *api.KVPair) {
 
 // deliver hands w the state of its name if it differs from the last one
 // handed over, or if w has had none. It reports whether it did.
-func deliver(w *watcher) bool {
+func (h *hub) deliver(w *watcher) bool {
 	s := w.e.state
 	if !s.known {
 		return false
@@ -393,16 +445,25 @@ func deliver(w *watcher) bool {
 		l := *s.view.leader
 		ev.Leader = &l
 	}
-	push(w, ev)
+	h.push(w, ev)
 	w.sent, w.last = true, now
 	return true
 }
 
-// push puts ev in w's channel without blocking, replacing the state still
-// waiting there: a slow receiver gets the newest state. It never blocks:
-// the hub's mutex makes this the only sender, and the buffer is emptied
-// first if full.
-func push(w *watcher, ev election.WatchEvent) {
+// push hands ev to w without blocking, replacing the state still waiting
+// there: a slow receiver gets the newest state. A channel never blocks: the
+// hub's mutex makes this the only sender, and the buffer is emptied first
+// if full. A function gets ev when the hub is unlocked.
+func (h *hub) push(w *watcher, ev election.WatchEvent) {
+	if w.fn != nil {
+		w.pending, w.hasPending = ev, true
+		w.final = ev.Err != nil
+		if !w.running {
+			w.running = true
+			h.due = append(h.due, w)
+		}
+		return
+	}
 	select {
 	case w.ch <- ev:
 		return
@@ -413,6 +474,34 @@ func push(w *watcher, ev election.WatchEvent) {
 	default:
 	}
 	w.ch <- ev
+}
+
+// unlock releases the hub's mutex, then hands the pending events to the
+// functions of the Notify watchers that became due.
+func (h *hub) unlock() {
+	due := h.due
+	h.due = nil
+	h.mu.Unlock()
+	for _, w := range due {
+		h.handOver(w)
+	}
+}
+
+// handOver calls w's function with its pending events until none is left.
+// Only the goroutine that set w.running calls it, so calls never overlap.
+func (h *hub) handOver(w *watcher) {
+	for {
+		h.mu.Lock()
+		if !w.hasPending || (w.closed && !w.final) || w.ctx.Err() != nil {
+			w.running, w.hasPending, w.pending = false, false, election.WatchEvent{}
+			h.mu.Unlock()
+			return
+		}
+		ev := w.pending
+		w.hasPending, w.pending = false, election.WatchEvent{}
+		h.mu.Unlock()
+		w.fn(ev)
+	}
 }
 
 // lostByWatch reports whether the watches show that the claim c, made by
