@@ -17,10 +17,12 @@
 // and behavior "delete". A claim is one transaction that checks the
 // election's key is absent and locks it with the session; the key lives as
 // long as the session. Renew is one session renewal plus one consistent read
-// of the claimed keys, whatever their number. The fencing token of a term is
-// the ModifyIndex of its lock: a Raft index, so fences of one election
-// strictly increase across releases, re-claims, deletions and server
-// restarts that keep the data directory.
+// of the session's marker key (which a release by token elsewhere deletes),
+// whatever the number of claims. The fencing token of a term is the
+// ModifyIndex of its lock: a Raft index, so fences of one election strictly
+// increase across releases, re-claims, deletions and server restarts that
+// keep the data directory. Watches share one blocking query per bucket of
+// elections (32 buckets, part of the stored format: docs/record-format.md).
 //
 // What Consul measures and what it cannot promise:
 //

@@ -23,31 +23,41 @@ type recorder struct {
 	mu    sync.Mutex
 	reqs  []string
 	bytes int64
+	// listings and listed count the blocking queries' answers and their
+	// bytes as read (decompressed).
+	listings, listed int64
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := r.base.RoundTrip(req)
-	if req.URL.Query().Has("recurse") {
-		return resp, err
-	}
+	listing := req.URL.Query().Has("recurse")
 	r.mu.Lock()
-	r.reqs = append(r.reqs, req.Method+" "+req.URL.Path)
+	if listing {
+		r.listings++
+	} else {
+		r.reqs = append(r.reqs, req.Method+" "+req.URL.Path)
+	}
 	r.mu.Unlock()
 	if err == nil {
-		resp.Body = &countingBody{ReadCloser: resp.Body, r: r}
+		resp.Body = &countingBody{ReadCloser: resp.Body, r: r, listing: listing}
 	}
 	return resp, err
 }
 
 type countingBody struct {
 	io.ReadCloser
-	r *recorder
+	r       *recorder
+	listing bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.r.mu.Lock()
-	b.r.bytes += int64(n)
+	if b.listing {
+		b.r.listed += int64(n)
+	} else {
+		b.r.bytes += int64(n)
+	}
 	b.r.mu.Unlock()
 	return n, err
 }
