@@ -56,9 +56,10 @@ func (h *harness) Store() conformance.Store { return h.server.Process }
 func (h *harness) Timing() conformance.Timing { return conformanceTiming }
 
 // Capabilities: sessions queue waiting claims as entries under the
-// election's range, the lowest create revision holding it.
+// election's range, the lowest create revision holding it; the Backend
+// implements election.Notifier on its shared watch.
 func (h *harness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{Queue: true}
+	return conformance.Capabilities{Queue: true, Notify: true}
 }
 
 // InvalidNames is empty: names are escaped into keys, so every name the

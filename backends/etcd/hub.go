@@ -9,6 +9,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/connectivity"
 )
 
 // hub is the one etcd watch of a Backend: every key under Prefix + "/",
@@ -139,8 +140,27 @@ func (h *hub) run() {
 // failure was a compaction of the revision it resumed from, and whether it
 // applied any response (so the backoff can start over).
 func (h *hub) watchOnce(ctx context.Context) (err error, compacted, applied bool) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
+	// The etcd client resumes a watch on a new connection by itself, and
+	// says nothing while it has none: a cut link would leave every
+	// election's watch silent. So the watch starts on a ready connection
+	// and ends as soon as the connection is no longer ready (the client's
+	// keep-alive gives a dead link up after 5s + 3s).
+	conn := h.b.client.ActiveConnection()
+	for st := conn.GetState(); st != connectivity.Ready; st = conn.GetState() {
+		if st == connectivity.Idle {
+			conn.Connect()
+		}
+		if !conn.WaitForStateChange(ctx, st) {
+			return ctx.Err(), false, false
+		}
+	}
+	wctx, cancel := context.WithCancelCause(clientv3.WithRequireLeader(ctx))
+	defer cancel(nil)
+	go func() {
+		if conn.WaitForStateChange(wctx, connectivity.Ready) {
+			cancel(errConnectionLost)
+		}
+	}()
 	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCreatedNotify()}
 	h.mu.Lock()
 	h.watchCtx = wctx
@@ -150,6 +170,9 @@ func (h *hub) watchOnce(ctx context.Context) (err error, compacted, applied bool
 	}
 	h.mu.Unlock()
 	for wr := range h.b.client.Watch(wctx, h.root, opts...) {
+		if err := context.Cause(wctx); err != nil && ctx.Err() == nil {
+			return err, false, applied
+		}
 		if err := wr.Err(); err != nil {
 			return err, wr.CompactRevision != 0, applied
 		}
@@ -159,8 +182,13 @@ func (h *hub) watchOnce(ctx context.Context) (err error, compacted, applied bool
 		applied = true
 		h.apply(wr, resume)
 	}
+	if err := context.Cause(wctx); err != nil && ctx.Err() == nil {
+		return err, false, applied
+	}
 	return errors.New("watch channel closed"), false, applied
 }
+
+var errConnectionLost = errors.New("connection to etcd lost")
 
 // apply takes one watch response into the hub's state.
 func (h *hub) apply(wr clientv3.WatchResponse, resumed bool) {

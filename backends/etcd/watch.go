@@ -44,10 +44,12 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 	return w.out, nil
 }
 
-// Notify is [Backend.Watch] with a function in place of a channel (the
-// core's optional election.Notifier): fn gets the events Watch would send,
+var _ election.Notifier = (*Backend)(nil)
+
+// Notify is [Backend.Watch] with a function in place of a channel ([election.Notifier]): fn gets the events Watch would send,
 // in the same order, one call at a time, never with a lock of the Backend
-// held, so that a watched election costs no goroutine at all. The first
+// held, so that a watched election costs no goroutine at all. The core
+// uses it in place of Watch. The first
 // call, with the initial state, happens before Notify returns. If the
 // shared watch fails, fn gets one event with Err set (wrapping
 // election.ErrUnavailable) and no more. After ctx ends fn is not called
