@@ -206,7 +206,13 @@ type effect struct {
 // step is the candidate's whole lifecycle. It returns the next state and
 // the effects to run, in order.
 func step(state lifecycle, in input) (lifecycle, []effect) {
-	m := &stepper{s: state}
+	return stepInto(state, in, nil)
+}
+
+// stepInto is step appending the effects to buf[:0], so that a driver can
+// reuse one buffer across steps (an effect is a few hundred bytes).
+func stepInto(state lifecycle, in input, buf []effect) (lifecycle, []effect) {
+	m := stepper{s: state, out: buf[:0]}
 	m.step(in)
 	return m.s, m.out
 }
