@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,9 @@ import (
 //
 //	ELECTION_REDIS_SCALE=10000 go test -run TestScaleProbe -v -timeout 20m ./backends/redis
 //	ELECTION_REDIS_SCALE=100000 ELECTION_REDIS_SCALE_IDLE=30s go test -run TestScaleProbe ...
+//
+// ELECTION_REDIS_SCALE_CPUPROFILE=file writes a CPU profile of the idle
+// time.
 func TestScaleProbe(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("ELECTION_REDIS_SCALE"))
 	if n <= 0 {
@@ -45,10 +49,17 @@ func TestScaleProbe(t *testing.T) {
 	b := newBackend(t, client, Config{NoQuarantine: true})
 
 	var losses, claimed atomic.Int64
+	var lostMu sync.Mutex
+	var lostSample []string
 	el, err := election.New(b, election.Config{OnEvent: func(ev election.Event) {
 		switch ev.Kind {
 		case election.EventLost:
 			losses.Add(1)
+			lostMu.Lock()
+			if len(lostSample) < 5 {
+				lostSample = append(lostSample, fmt.Sprintf("%s at %s: %v: %v", ev.Election, ev.Time.Format("15:04:05.000"), ev.Reason, ev.Err))
+			}
+			lostMu.Unlock()
 		case election.EventClaimed:
 			claimed.Add(1)
 		}
@@ -107,7 +118,18 @@ func TestScaleProbe(t *testing.T) {
 	held := sample()
 	stats0 := commandStats(t, ctx, admin)
 	t0 := time.Now()
+	if path := os.Getenv("ELECTION_REDIS_SCALE_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	time.Sleep(idle)
+	pprof.StopCPUProfile() // no-op without a profile
 	stats1 := commandStats(t, ctx, admin)
 	after := sample()
 	wall := time.Since(t0)
@@ -122,6 +144,11 @@ func TestScaleProbe(t *testing.T) {
 	intervals := float64(wall) / float64(renewInterval)
 	t.Logf("n=%d elected all in %v; idle %v at TTL %v (renew interval %v)", n, elected.Round(time.Millisecond), wall.Round(time.Millisecond), election.DefaultTTL, renewInterval)
 	t.Logf("losses while idle: %d (before idle: %d); leading at the end: %d of %d", losses.Load()-lossesBefore, lossesBefore, leading, n)
+	lostMu.Lock()
+	for _, l := range lostSample {
+		t.Logf("lost: %s", l)
+	}
+	lostMu.Unlock()
 	t.Logf("goroutines per election: %.2f (%d total, %d before start)", float64(held.goroutines-before.goroutines)/float64(n), held.goroutines, before.goroutines)
 	t.Logf("heap+stack per election: %.0f B (HeapInuse+StackInuse after GC: %d → %d)", float64(held.mem-before.mem)/float64(n), before.mem, held.mem)
 	cpu := after.cpu - held.cpu
@@ -185,4 +212,93 @@ func commandStats(t *testing.T, ctx context.Context, admin *goredis.Client) map[
 		out[name], _ = strconv.ParseInt(calls, 10, 64)
 	}
 	return out
+}
+
+// TestScaleProbeBackend is TestScaleProbe for the backend alone, without
+// the core: one session holding n claims, n Notify watches of them (as the
+// core makes for its leaders), and a Renew of all the claims every TTL/3,
+// idle for the same time. It reports what the backend itself costs per
+// election. Same environment variables.
+func TestScaleProbeBackend(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("ELECTION_REDIS_SCALE"))
+	if n <= 0 {
+		t.Skip("a probe of minutes: set ELECTION_REDIS_SCALE=n (e.g. 10000) to run it")
+	}
+	idle := 30 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("ELECTION_REDIS_SCALE_IDLE")); err == nil {
+		idle = d
+	}
+	srv := startServer(t)
+	ctx := testContext(t, 30*time.Minute)
+	admin := srv.client(t)
+	b := newBackend(t, srv.client(t), Config{NoQuarantine: true})
+	ttl := election.DefaultTTL
+	before := sample()
+	s := openSession(t, ctx, b, ttl)
+	claims := make([]election.Claim, n)
+	var events atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	next := atomic.Int64{}
+	wctx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				name := fmt.Sprintf("probe-%06d", i)
+				if err := b.Notify(wctx, name, func(election.WatchEvent) { events.Add(1) }); err != nil {
+					failed.Store(err)
+					return
+				}
+				c, err := s.Claim(ctx, request(name, "probe"))
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				claims[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	renew := func() {
+		if err := s.Renew(ctx, claims); err != nil {
+			t.Fatalf("Renew: %v", err)
+		}
+	}
+	renew()
+	time.Sleep(2 * time.Second) // the claims' announcements settle
+	held := sample()
+	eventsBefore := events.Load()
+	stats0 := commandStats(t, ctx, admin)
+	t0 := time.Now()
+	for time.Since(t0) < idle {
+		time.Sleep(ttl / 3)
+		renew()
+	}
+	stats1 := commandStats(t, ctx, admin)
+	after := sample()
+	wall := time.Since(t0)
+	intervals := float64(wall) / float64(ttl/3)
+	total := 0.0
+	for cmd, calls := range stats1 {
+		if cmd != "info" {
+			total += float64(calls - stats0[cmd])
+		}
+	}
+	t.Logf("backend alone, n=%d: goroutines per election %.3f (%d total), heap+stack per election %.0f B",
+		n, float64(held.goroutines-before.goroutines)/float64(n), held.goroutines, float64(held.mem-before.mem)/float64(n))
+	t.Logf("idle %v: CPU %.2f%% of one core, %.1f server commands per renew interval, %d watch events",
+		wall.Round(time.Millisecond), 100*float64(after.cpu-held.cpu)/float64(wall), total/intervals, events.Load()-eventsBefore)
+	if got := events.Load() - eventsBefore; got != 0 {
+		t.Errorf("%d watch events while idle, want 0", got)
+	}
 }
