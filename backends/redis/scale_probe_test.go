@@ -242,6 +242,20 @@ func TestScaleProbeBackend(t *testing.T) {
 	next := atomic.Int64{}
 	wctx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
+	// Keep the session alive while claiming, as the core's renewals do.
+	claiming, stopRenewing := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		for {
+			select {
+			case <-claiming.Done():
+				return
+			case <-time.After(ttl / 3):
+				_ = s.Renew(claiming, nil)
+			}
+		}
+	}()
 	for range 64 {
 		wg.Add(1)
 		go func() {
@@ -266,6 +280,8 @@ func TestScaleProbeBackend(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	stopRenewing()
+	<-renewed
 	if err, _ := failed.Load().(error); err != nil {
 		t.Fatal(err)
 	}
