@@ -154,7 +154,25 @@ func testNotify(e *env) {
 		e.t.Fatalf("%s: %d events after its ctx ended: %+v", via, len(after)-before, after[before:])
 	}
 
-	// A cut link: one Err event, then nothing.
+	// A cut link: one Err event, then nothing. Noticing the cut may take
+	// several TTLs: a's session is renewed meanwhile, so that the release
+	// below is a's own.
+	rctx, stopRenew := context.WithCancel(e.ctx)
+	defer stopRenew()
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		tick := time.NewTicker(e.timing.TTL / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-tick.C:
+				_ = sa.Renew(rctx, []election.Claim{again})
+			}
+		}
+	}()
 	cut := newNotifyLog()
 	cctx, ccancel := context.WithCancel(e.ctx)
 	defer ccancel()
@@ -175,6 +193,8 @@ func testNotify(e *env) {
 	if err := w.link.Heal(e.ctx); err != nil {
 		e.t.Fatalf("Heal: %v", err)
 	}
+	stopRenew()
+	<-renewed
 	if err := sa.Release(e.ctx, again); err != nil {
 		e.t.Fatalf("Release = %v", err)
 	}
