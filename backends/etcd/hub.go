@@ -22,8 +22,9 @@ import (
 //     deleted or overwritten by someone else (tracked), so that Renew
 //     reports the claim lost without reading the lease's keys.
 //
-// The watch requires an etcd leader. When it fails (no leader, compaction,
-// the Backend closed) every name watcher gets an error event and its
+// The watch requires an etcd leader and a ready connection. When it fails
+// (no leader, compaction, the connection lost, the Backend closed) every
+// name watcher gets an error event and its
 // channel is closed, and the hub starts a new watch from the revision after
 // the last one it applied, so tracking continues without a gap. If that
 // revision was compacted, the new watch starts at the current revision and

@@ -111,7 +111,7 @@ func probeScale(t *testing.T, n int, idle time.Duration) {
 			}
 		case election.EventRenewed:
 			renewals.Add(1)
-			if ev.Latency > time.Second || ev.Err != nil {
+			if ev.Latency > time.Second || ev.Err != nil || os.Getenv("ELECTION_ETCD_SCALE_VERBOSE") != "" {
 				t.Logf("renewal at %v: latency %v, %d claims, err %v", ev.Time.Format(time.StampMilli), ev.Latency, ev.Count, ev.Err)
 			}
 		case election.EventRenewFailed:
