@@ -78,7 +78,7 @@ func (c *scaleCounters) addLost(k int64) {
 
 // errNoise matches the parts of an error message that name one election,
 // term, session or connection, so that one kind of error is counted once.
-var errNoise = regexp.MustCompile(`scale-\d{6}|fence \d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|127\.0\.0\.1:\d+`)
+var errNoise = regexp.MustCompile(`scale-\d{6}|fence \d+|index=\d+|flags=\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|127\.0\.0\.1:\d+`)
 
 // noteErr records err among the distinct kinds of error seen, its text
 // shortened and the names of elections, fences, sessions and ports
