@@ -85,6 +85,9 @@ type Config struct {
 	// ID is the default [CandidateConfig.ID] of this elector's candidates,
 	// and Metadata their default metadata (a candidate's own entries win).
 	// [Settings.Open] fills both from Settings.ID and Settings.Metadata.
+	// An ID must be unique per process (a pod name, host and pid): two
+	// processes with one ID look like one to observers, and a candidate
+	// that resigned waits out the other's term as if it were its own.
 	ID       string
 	Metadata map[string]string
 

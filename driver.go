@@ -99,9 +99,13 @@ func (c *Candidate) activate() {
 	for {
 		var in input
 		switch {
-		case len(d.answers) > 0 && d.answers[0].kind == inClaimed && d.s.then != exitStop && c.stopping():
-			// A Stop that came while the claim was on its way takes
-			// effect first: a claim won then starts no handler.
+		case d.s.then != exitStop && c.stopping() &&
+			((len(d.answers) > 0 && d.answers[0].kind == inClaimed) || (len(d.answers) == 0 && d.s.state == StateQueued)):
+			// A Stop asked for takes effect before what could start a
+			// term: a claim won while it was on its way, or a promotion
+			// from the line posted just before the Stop. Either way no
+			// handler starts after Stop was called. (The Stop's own input
+			// comes later and changes nothing.)
 			in = input{kind: inStop}
 		case len(d.answers) > 0:
 			in, d.answers = d.answers[0], d.answers[1:]
@@ -218,10 +222,12 @@ func (c *Candidate) startTerm(t *term, queued bool) {
 		since, deadline = el.clock.Now(), t.sess.deadline(el.cfg.DriftMargin)
 	}
 	t.sess.track(t)
+	// The copy of the handler list and the term's start are one step
+	// under c.mu, as AddHandlers adds under it: a handler added meanwhile
+	// is either in the copy or started by AddHandlers on the started term.
 	c.mu.Lock()
-	hs := append([]Handler(nil), c.handlerList...)
-	c.mu.Unlock()
-	t.start(hs, since, deadline, queued)
+	defer c.mu.Unlock()
+	t.start(append([]Handler(nil), c.handlerList...), since, deadline, queued)
 }
 
 // publish makes s the state the API reports, and wakes whoever waits for a

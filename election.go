@@ -402,8 +402,9 @@ func (c *Candidate) Leader() (Leader, bool) {
 //
 // The buffer is made by the first call, so that a candidate nobody reads
 // events from costs no buffer: events before that call are not kept. Call
-// Events before Start to receive every event. Called after the candidate
-// stopped, it returns a closed channel.
+// Events before Start to receive every event (a change from earlier
+// versions, which buffered from NewCandidate on). Called for the first time
+// after the candidate stopped, it returns a closed, empty channel.
 func (c *Candidate) Events() <-chan Event {
 	c.eventsMu.Lock()
 	defer c.eventsMu.Unlock()

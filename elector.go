@@ -444,6 +444,9 @@ func (e *Elector) renewLoop() {
 		ctx, cancel := context.WithTimeout(e.life, e.cfg.OpTimeout)
 		e.releasePending(ctx, "")
 		cancel()
+		e.mu.Lock()
+		e.lastRound = e.clock.Now()
+		e.mu.Unlock()
 	}
 }
 
@@ -460,12 +463,13 @@ type Status struct {
 	// Deadline is LastRenewal + TTL − DriftMargin: until then the
 	// session's claims are the elector's; zero without a session.
 	Deadline time.Time
-	// Stalled reports a renewal loop that has finished no attempt for
-	// longer than the TTL while a session is open. A healthy loop
-	// finishes one at least every RenewInterval×(1+RenewJitter) +
-	// RenewTimeout, which validation keeps below the TTL: a stalled loop
-	// is stuck (a backend that ignores its context, a deadlock), and the
-	// process should be restarted.
+	// Stalled reports a renewal loop that has finished no step for
+	// longer than TTL + OpTimeout while a session is open. A healthy loop
+	// finishes a renewal attempt at least every RenewInterval×(1+
+	// RenewJitter) + RenewTimeout, which validation keeps below the TTL,
+	// and after a successful one retries pending releases for at most
+	// OpTimeout: a stalled loop is stuck (a backend that ignores its
+	// context, a deadlock), and the process should be restarted.
 	Stalled bool
 	// Closed reports that Close has been called.
 	Closed bool
@@ -488,7 +492,7 @@ func (e *Elector) Status() Status {
 	if st.LastRenewal.After(last) {
 		last = st.LastRenewal
 	}
-	st.Stalled = now.Sub(last) > e.cfg.TTL
+	st.Stalled = now.Sub(last) > e.cfg.TTL+e.cfg.OpTimeout
 	return st
 }
 

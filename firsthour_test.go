@@ -84,9 +84,12 @@ func TestOpenURLMistakes(t *testing.T) {
 		want string
 		not  string
 	}{
-		{"127.0.0.1:2379", "no scheme", ""},
-		{"localhost:6379", "no scheme", ""},
-		{"admin:hunter2@redis.internal:6379", "no scheme", "hunter2"},
+		{"127.0.0.1:2379", `no "scheme://"`, ""},
+		{"localhost:6379", `no "scheme://"`, ""},
+		{"admin:hunter2@redis.internal:6379", `no "scheme://"`, "hunter2"},
+		{"etcd:/h1:2379/p?password=hunter2", `no "scheme://"`, "hunter2"},
+		{"h1:2379/prefix?password=hunter2", `no "scheme://"`, "hunter2"},
+		{"consul:/host:8500?token=s3cr3t-acl", `no "scheme://"`, "s3cr3t"},
 		{"memory://x?tll=5s", "did you mean ttl?", ""},
 		{"memory://x?renew_intervall=5s", "did you mean renew_interval?", ""},
 	} {

@@ -41,7 +41,9 @@ func ParseURL(raw string) (Config, *url.URL, error) {
 		// url.Parse would answer "first path segment in URL cannot
 		// contain colon" for 127.0.0.1:2379, or take "localhost" for a
 		// scheme.
-		return cfg, nil, invalid("url", "%q has no scheme: want etcd://HOST:PORT/PREFIX, redis://, rediss://, consul:// or memory://", redactNoScheme(raw))
+		// The input is not quoted: without a scheme nothing tells where a
+		// password or token in it starts.
+		return cfg, nil, invalid("url", "no \"scheme://\" in it: want etcd://HOST:PORT/PREFIX, redis://HOST:PORT, rediss://, consul://HOST:PORT or memory://NAME")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -79,15 +81,6 @@ func positiveDuration(name string, dst *time.Duration) urlopt.Param {
 		*dst = d
 		return nil
 	})
-}
-
-// redactNoScheme hides what could be a password in a URL without a scheme
-// ("user:secret@host").
-func redactNoScheme(raw string) string {
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
-		return "xxxxx" + raw[at:]
-	}
-	return raw
 }
 
 // redactErr drops the URL (which may hold a password) from a url.Error.

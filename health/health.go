@@ -5,8 +5,8 @@
 //	mux.Handle("/readyz", health.Readiness(el, health.Options{Candidate: c, Ready: health.WhenLeading}))
 //
 // Liveness fails (503) when the elector's renewal loop is stuck: a session
-// is open and the loop has finished no renewal attempt for longer than the
-// TTL (as client-go's HealthzAdaptor detects a stuck leader-election loop).
+// is open and the loop has finished no step for longer than TTL + OpTimeout
+// (as client-go's HealthzAdaptor detects a stuck leader-election loop).
 // It is defined on the elector, not on a candidate, and does no I/O: a
 // store outage does not fail it (restarting would not help; readiness
 // reports it). After Close it fails.
@@ -17,6 +17,9 @@
 // last renewal is within its deadline). Options.UncertainIsReady says how
 // the Uncertain state (renewals failing, deadline not reached) counts; by
 // default it does not.
+//
+// The body shows the leader's ID and metadata: serve the checks where only
+// your platform reads them if the metadata is not for everyone.
 package health
 
 import (
@@ -86,12 +89,12 @@ type LeaderInfo struct {
 func Liveness(el *election.Elector) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := el.Status()
-		rep := report(st, nil, time.Now)
+		rep := report(st, snapshot{}, time.Now)
 		switch {
 		case st.Closed:
 			rep.Reason = "the elector is closed"
 		case st.Stalled:
-			rep.Reason = "the renewal loop has made no progress for longer than the TTL"
+			rep.Reason = "the renewal loop has made no progress for longer than TTL + OpTimeout"
 		default:
 			rep.OK = true
 		}
@@ -109,36 +112,58 @@ func Readiness(el *election.Elector, opts Options) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := el.Status()
-		rep := report(st, opts.Candidate, now)
-		rep.OK, rep.Reason = ready(st, opts, now())
+		snap := take(opts.Candidate)
+		rep := report(st, snap, now)
+		rep.OK, rep.Reason = ready(st, snap, opts, now())
 		write(w, rep)
 	})
 }
 
-func ready(st election.Status, opts Options, now time.Time) (bool, string) {
-	var state election.State
-	if opts.Candidate != nil {
-		state = opts.Candidate.State()
+// snapshot is what one check reads of a candidate, once, so that the body
+// agrees with the answer. Leading needs both the published state (Leading
+// or Uncertain) and a valid term (Candidate.Term checks the deadline): the
+// state lags a term that has just ended (its deadline passed, its context
+// cancelled) or not yet started, and neither is ready.
+type snapshot struct {
+	c      *election.Candidate
+	state  election.State
+	term   election.Term
+	leads  bool
+	leader *election.Leader
+}
+
+func take(c *election.Candidate) snapshot {
+	if c == nil {
+		return snapshot{}
 	}
+	s := snapshot{c: c, state: c.State()}
+	s.term, s.leads = c.Term()
+	if l, ok := c.Leader(); ok {
+		s.leader = &l
+	}
+	return s
+}
+
+func ready(st election.Status, snap snapshot, opts Options, now time.Time) (bool, string) {
 	if st.Closed {
 		return false, "the elector is closed"
 	}
-	if state == election.StateUncertain && !opts.UncertainIsReady {
+	if snap.state == election.StateUncertain && !opts.UncertainIsReady {
 		return false, "uncertain: renewals are failing"
 	}
 	switch opts.Ready {
 	case WhenLeading:
 		switch {
-		case opts.Candidate == nil:
+		case snap.c == nil:
 			return false, "no candidate to check (Options.Candidate)"
-		case state == election.StateLeading, state == election.StateUncertain:
+		case snap.leads && (snap.state == election.StateLeading || snap.state == election.StateUncertain):
 			return true, ""
 		default:
 			return false, "not leading"
 		}
 	case WhenConnected:
 		switch {
-		case opts.Candidate != nil && state == election.StateStopped:
+		case snap.c != nil && snap.state == election.StateStopped:
 			return false, "the candidate has stopped"
 		case !st.Session:
 			return false, "no store session"
@@ -152,21 +177,21 @@ func ready(st election.Status, opts Options, now time.Time) (bool, string) {
 	}
 }
 
-func report(st election.Status, c *election.Candidate, now func() time.Time) Report {
+func report(st election.Status, snap snapshot, now func() time.Time) Report {
 	rep := Report{Session: st.Session, Stalled: st.Stalled}
 	if st.Session {
 		age := now().Sub(st.LastRenewal).Milliseconds()
 		rep.LastRenewAgeMillis = &age
 	}
-	if c == nil {
+	if snap.c == nil {
 		return rep
 	}
-	rep.State = c.State().String()
-	if l, ok := c.Leader(); ok {
+	rep.State = snap.state.String()
+	if l := snap.leader; l != nil {
 		rep.Leader = &LeaderInfo{ID: l.ID, Fence: l.Fence, Metadata: l.Metadata}
 	}
-	if t, ok := c.Term(); ok {
-		rep.Fence = t.Fence
+	if snap.leads {
+		rep.Fence = snap.term.Fence
 	}
 	return rep
 }

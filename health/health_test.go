@@ -156,7 +156,7 @@ func (s *stuckSession) Renew(ctx context.Context, claims []election.Claim) error
 }
 
 // Liveness: 200 while the renewal loop makes progress, even through a
-// store outage; 503 once it has been stuck for longer than the TTL, and
+// store outage; 503 once it has been stuck for longer than TTL + OpTimeout, and
 // 200 again when it moves; 503 after Close.
 func TestLiveness(t *testing.T) { synctest.Test(t, testLiveness) }
 

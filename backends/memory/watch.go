@@ -25,7 +25,7 @@ func (c *Client) Notify(ctx context.Context, name string, fn func(election.Watch
 	s := c.store
 	var w *watcher
 	err := c.call(ctx, "watch", func() error {
-		w = &watcher{client: c, clock: s.clock, name: name, fn: fn}
+		w = &watcher{client: c, clock: s.clock, name: name, fn: fn, ctx: ctx}
 		w.push(s.stateLocked(name))
 		if s.watchers[name] == nil {
 			s.watchers[name] = map[*watcher]struct{}{}
@@ -36,7 +36,12 @@ func (c *Client) Notify(ctx context.Context, name string, fn func(election.Watch
 	})
 	if err != nil {
 		if w != nil {
-			c.unregister(name, w) // registered, but its answer was lost
+			// Registered, but its answer was lost: nothing of it may
+			// reach fn.
+			w.mu.Lock()
+			w.endLocked()
+			w.mu.Unlock()
+			c.unregister(name, w)
 		}
 		return err
 	}
@@ -77,6 +82,9 @@ type watcher struct {
 	clock  election.Clock
 	name   string
 	fn     func(election.WatchEvent)
+	// ctx is the watch's: once it has ended, fn is not called, even
+	// before the AfterFunc that ends the watch has run.
+	ctx context.Context
 
 	mu         sync.Mutex
 	queue      []delivery
@@ -100,7 +108,7 @@ func (w *watcher) push(ev election.WatchEvent) {
 	due := w.clock.Now().Add(w.client.response)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.failed && !w.over {
+	if !w.failed && !w.over && w.ctx.Err() == nil {
 		w.queue = append(w.queue, delivery{ev: ev, due: due})
 		w.scheduleLocked()
 	}
@@ -133,7 +141,7 @@ func (w *watcher) fail(err error, lost bool) {
 // scheduleLocked arms the timer for the first queued event, unless a
 // delivery is running (it schedules when it ends).
 func (w *watcher) scheduleLocked() {
-	if w.delivering || w.over || len(w.queue) == 0 {
+	if w.delivering || w.over || len(w.queue) == 0 || w.ctx.Err() != nil {
 		return
 	}
 	if w.timer != nil {
@@ -160,7 +168,7 @@ func (w *watcher) deliver() {
 	}
 	w.delivering = true
 	ended := false
-	for !w.over && len(w.queue) > 0 && !w.queue[0].due.After(w.clock.Now()) {
+	for !w.over && w.ctx.Err() == nil && len(w.queue) > 0 && !w.queue[0].due.After(w.clock.Now()) {
 		d := w.queue[0]
 		w.queue = w.queue[1:]
 		w.mu.Unlock()
