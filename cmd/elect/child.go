@@ -112,7 +112,11 @@ func runChild(h holding, spec childSpec, sigs <-chan os.Signal) (outcome, error)
 			}
 		case <-lost:
 			lost = nil
-			stop(syscall.SIGTERM, "leadership lost", true)
+			if d := h.Deadline(); !d.Equal(lastWrite) {
+				_ = writeDeadline(spec.deadlineFile, d) // earlier, if the store no longer holds it
+				lastWrite = d
+			}
+			stop(syscall.SIGTERM, "the term or lease ended", true)
 		case s := <-sigs:
 			sig := s.(syscall.Signal)
 			if sig != syscall.SIGINT && sig != syscall.SIGTERM {

@@ -65,6 +65,10 @@ func leaseMain(c *cli) int {
 	if code := lookCommand(c); code != 0 {
 		return code
 	}
+	if err := becomeSubreaper(); err != nil {
+		fmt.Fprintf(os.Stderr, "elect lease: %v\n", err)
+		return exitFailed
+	}
 	sigc := make(chan os.Signal, 8)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 

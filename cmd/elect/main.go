@@ -34,7 +34,9 @@
 // dies (the parent-death signal) and sees its control pipe close, and then
 // kills every descendant it has adopted, including ones that left the
 // process group with setsid, before the deadline in ELECTION_DEADLINE_FILE.
-// So kill -9 of elect does not leave the command running. A paused elect
+// So kill -9 of elect does not leave the command running. elect is a
+// subreaper too: if the supervisor itself is killed, the command's
+// processes are reparented to elect, which kills them. A paused elect
 // (SIGSTOP, a frozen VM) cannot stop its command: the command must pass
 // ELECTION_FENCE with its writes, so that the systems it writes to refuse
 // a deposed leader.

@@ -151,6 +151,10 @@ func runMain(c *cli) int {
 	if code := lookCommand(c); code != 0 {
 		return code
 	}
+	if err := becomeSubreaper(); err != nil {
+		fmt.Fprintf(os.Stderr, "elect run: %v\n", err)
+		return exitFailed
+	}
 	sigc := make(chan os.Signal, 8)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 
@@ -217,13 +221,22 @@ func runMain(c *cli) int {
 			fmt.Fprintf(os.Stderr, "elect run: %v\n", err)
 			return exitUsage
 		}
+		events := cand.Events()
 		_ = cand.Start(context.Background())
 		if f.noWait && !cand.IsLeader() {
 			holder, known := cand.Leader()
 			r.shut()
+			taken := false
+			for len(events) > 0 {
+				taken = taken || (<-events).Kind == election.EventClaimTaken
+			}
 			stopCandidate(cand)
 			if known && holder.ID != cand.ID() {
 				fmt.Fprintf(os.Stderr, "elect run: %q is held by %q (fence %d)\n", name, holder.ID, holder.Fence)
+				return exitTaken
+			}
+			if taken {
+				fmt.Fprintf(os.Stderr, "elect run: %q is not free: the store refuses claims for now\n", name)
 				return exitTaken
 			}
 			fmt.Fprintf(os.Stderr, "elect run: %q: the claim did not succeed (store unavailable?)\n", name)

@@ -68,6 +68,11 @@ func startSupervisor(spec childSpec) (*supervisor, error) {
 		started <- nil
 		err := cmd.Wait()
 		s.status = exitStatus(cmd.ProcessState, err)
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			// The supervisor was killed: what it ran was adopted by
+			// elect, a subreaper too, and dies here.
+			killAdopted()
+		}
 		_ = w.Close()
 		close(s.done)
 	}()
@@ -78,6 +83,35 @@ func startSupervisor(spec childSpec) (*supervisor, error) {
 		return nil, fmt.Errorf("start the supervisor: %w", err)
 	}
 	return s, nil
+}
+
+// becomeSubreaper makes elect a child subreaper, so that if its supervisor
+// is killed, the command's processes are reparented to elect, which kills
+// them (killAdopted).
+func becomeSubreaper() error {
+	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+}
+
+// killAdopted kills and reaps every descendant of elect. It runs only once
+// a supervisor has exited, when elect has no other child.
+func killAdopted() {
+	for range 100 {
+		pids := descendants(os.Getpid())
+		if len(pids) == 0 {
+			return
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // signal asks the supervisor to send sig to every process of the command.

@@ -22,6 +22,8 @@ type supervisor struct {
 	status int
 }
 
+func becomeSubreaper() error { return errUnsupported }
+
 func startSupervisor(childSpec) (*supervisor, error) { return nil, errUnsupported }
 
 func (s *supervisor) signal(syscall.Signal) {}
