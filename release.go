@@ -44,6 +44,8 @@ func (e *Elector) release(s *session, c Claim) error {
 	if s.isDead() {
 		return nil // the store dropped every claim of the session
 	}
+	e.ops <- struct{}{} // a release always goes through: no way out but waiting
+	defer func() { <-e.ops }()
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
 	defer cancel()
 	if _, err := releaseClaim(ctx, s.s, c); err != nil {
