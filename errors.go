@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/electionkit/election/internal/recordfmt"
 )
 
 // Errors returned by the core and by backends. Backends wrap store errors
@@ -43,6 +45,14 @@ var (
 	// they return, then released; Candidate.Done and Elector.Done report
 	// that moment.
 	ErrHandlersRunning = errors.New("election: handlers still running")
+
+	// ErrNotARecord: a key where an election's record belongs holds a
+	// value this library did not write in a format it reads (another
+	// program, or a build from before record format 1;
+	// docs/record-format.md). The election is treated as held by an
+	// unknown writer, never as vacant. Errors wrapping it name the key and
+	// never quote the value.
+	ErrNotARecord = recordfmt.ErrNotARecord
 )
 
 // TakenError is returned by a claim when the election is held. It wraps

@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/electionkit/election"
-	"github.com/electionkit/election/internal/recordfmt"
 )
 
 // TestFormatV1Fixtures pins record format 1 (docs/record-format.md): the key
@@ -204,7 +203,7 @@ func TestForeignValue(t *testing.T) {
 				t.Fatalf("%s of %q = %v: a foreign value counted as vacant", what, name, err)
 			case !errors.As(err, &te) || te.Holder.ID != "" || te.Holder.Fence != fence:
 				t.Fatalf("%s of %q = %v, want a TakenError with an unknown holder at fence %d", what, name, err, fence)
-			case !errors.Is(err, recordfmt.ErrNotARecord) || !strings.Contains(err.Error(), b.Key(name)):
+			case !errors.Is(err, election.ErrNotARecord) || !strings.Contains(err.Error(), b.Key(name)):
 				t.Fatalf("%s of %q = %v, want ErrNotARecord naming the key", what, name, err)
 			case strings.Contains(err.Error(), secret):
 				t.Fatalf("%s error quotes the stored value: %v", what, err)

@@ -230,7 +230,7 @@ func TestFormatUnversionedIsHeldByUnknown(t *testing.T) {
 	s := openSession(t, ctx, b, 10*time.Second)
 	_, err := s.Claim(ctx, request("old", "a"))
 	var taken *election.TakenError
-	if !errors.As(err, &taken) || taken.Holder.ID != "" || !errors.Is(err, recordfmt.ErrNotARecord) ||
+	if !errors.As(err, &taken) || taken.Holder.ID != "" || !errors.Is(err, election.ErrNotARecord) ||
 		!strings.Contains(err.Error(), k.claim("old")) || strings.Contains(err.Error(), secret) {
 		t.Errorf("Claim over an unversioned value = %v, want a TakenError naming the key, not quoting the value", err)
 	}
