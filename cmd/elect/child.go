@@ -158,8 +158,10 @@ type gracePlan struct {
 	jitter                        float64
 }
 
-// killMargin is how long before the deadline SIGKILL is sent.
-func (p gracePlan) killMargin() time.Duration { return p.drift / 4 }
+// killMargin is how long before the deadline SIGKILL is sent: half the
+// drift margin, for timers that fire late on a loaded machine (the store
+// expires the claim a whole drift margin after the deadline).
+func (p gracePlan) killMargin() time.Duration { return p.drift / 2 }
 
 // slack is how far the deadline stays ahead of a healthy but slow renewal:
 // TTL − DriftMargin − RenewInterval×(1+RenewJitter) − RenewTimeout.

@@ -23,7 +23,7 @@
 // 3339 with nanoseconds. If renewals stop extending that deadline, or the
 // term is lost, elect sends SIGTERM to the command's whole tree (its process
 // group and every other descendant), then SIGKILL at the latest a kill
-// margin (DriftMargin/4) before the deadline, so that the command is dead
+// margin (DriftMargin/2) before the deadline, so that the command is dead
 // before the store can elect anyone else. --grace (default min(TTL/4, 10s))
 // is the time between the two; it must fit in the slack a healthy renewal
 // schedule leaves: grace + kill margin ≤ TTL − DriftMargin −

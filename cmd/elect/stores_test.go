@@ -67,11 +67,12 @@ func TestStores(t *testing.T) {
 			s := startStore(t, name)
 			t.Run("TwoRunsTakeTurns", func(t *testing.T) { testTwoRuns(t, s) })
 			t.Run("Kill9", func(t *testing.T) { testKill9(t, s) })
-			t.Run("Cut", func(t *testing.T) { testCut(t, s) })
+			t.Run("Cut", func(t *testing.T) { testCut(t, s, false) })
 			t.Run("SigtermForwarded", func(t *testing.T) { testSigterm(t, s) })
 			t.Run("NoWaitAndLeader", func(t *testing.T) { testNoWait(t, s) })
 			t.Run("Lease", func(t *testing.T) { testLease(t, s) })
 			if name == "redis" { // not about the store
+				t.Run("CutCommandIgnoresSIGTERM", func(t *testing.T) { testCut(t, s, true) })
 				t.Run("SupervisorKilled", func(t *testing.T) { testSupervisorKilled(t, s) })
 			}
 		})
@@ -158,13 +159,24 @@ func testKill9(t *testing.T, s store) {
 }
 
 // testCut: cut the leader's elect from the store; its command is killed
-// before the deadline, and before the successor's command starts.
-func testCut(t *testing.T, s store) {
+// before the deadline, and before the successor's command starts. With
+// ignoreTerm the command ignores SIGTERM, so only the SIGKILL a kill
+// margin before the deadline stops it (a 4s TTL: a 200ms kill margin).
+func testCut(t *testing.T, s store, ignoreTerm bool) {
 	log := filepath.Join(t.TempDir(), "log")
 	urlA, proxy := s.proxied(t)
-	a := startElect(t, "A", urlA, "run", "--ttl", ttl, "--id", "A", "cut", "--", "sh", "-c", tickScript(log, 0))
+	scriptA, ttl := tickScript(log, 0), ttl
+	if ignoreTerm {
+		scriptA = strings.Replace(scriptA, "trap 'stamp term; exit 143' TERM", "trap '' TERM", 1)
+		ttl = "4s"
+	}
+	name := "cut"
+	if ignoreTerm {
+		name = "cut-kill"
+	}
+	a := startElect(t, "A", urlA, "run", "--ttl", ttl, "--id", "A", name, "--", "sh", "-c", scriptA)
 	eventually(t, "A's command started", func() bool { return len(starts(readLines(t, log))) > 0 })
-	b := startElect(t, "B", s.direct(), "run", "--ttl", ttl, "--id", "B", "cut", "--", "sh", "-c", tickScript(log, 0))
+	b := startElect(t, "B", s.direct(), "run", "--ttl", ttl, "--id", "B", name, "--", "sh", "-c", tickScript(log, 0))
 	eventually(t, "B campaigning", func() bool { return strings.Contains(b.stderr.String(), "campaigning in") })
 	time.Sleep(300 * time.Millisecond) // a few ticks of A
 	cut := time.Now()
