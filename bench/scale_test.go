@@ -370,6 +370,9 @@ func scaleTable(results []scaleResult) string {
 			if r.TotalLosses > r.IdleLosses {
 				notes = append(notes, fmt.Sprintf("%d losses in all", r.TotalLosses))
 			}
+			if r.CloseLosses > 0 {
+				notes = append(notes, fmt.Sprintf("%d leaders lost (not released) during Close", r.CloseLosses))
+			}
 			if r.CloseErr != "" {
 				notes = append(notes, "**Close returned an error** (below)")
 			}

@@ -81,6 +81,7 @@ type scaleResult struct {
 	IdleLoad string
 
 	TotalLosses    int64 // over the whole case, before Close
+	CloseLosses    int64 // leaders lost (not released) while Close ran
 	StepDowns      int64
 	CloseTime      time.Duration
 	CloseErr       string
@@ -232,6 +233,7 @@ func runScaleCase(ctx context.Context, c scaleCase, logf func(string, ...any)) (
 	}
 	r.CloseTime = time.Since(closeBegin)
 	cancelClose()
+	r.CloseLosses = counters.lost.Load() - r.TotalLosses
 	logf("%s: closed in %v (err %v)", c.label(), r.CloseTime.Round(time.Millisecond), r.CloseErr)
 
 	// Goroutines left behind: give exiting ones (connections closing) up
