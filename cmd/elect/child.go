@@ -132,6 +132,17 @@ func runChild(h holding, spec childSpec, sigs <-chan os.Signal) (outcome, error)
 	}
 }
 
+// exitStatus is a process's exit code, or 128+signal if a signal ended it.
+func exitStatus(ps *os.ProcessState, _ error) int {
+	if ps == nil {
+		return exitFailed
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a

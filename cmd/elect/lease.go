@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/electionkit/election"
@@ -70,7 +69,7 @@ func leaseMain(c *cli) int {
 		return exitFailed
 	}
 	sigc := make(chan os.Signal, 8)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigc, forwarded...)
 
 	b, _, code := openStore(c)
 	if code != 0 {

@@ -86,6 +86,7 @@ func startElectEnv(t testing.TB, name string, env []string, args ...string) *pro
 	p := &proc{t: t, name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(electBin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.SysProcAttr = testProcAttr()
 	p.cmd.Stdout = &p.stderr
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {

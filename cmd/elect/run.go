@@ -156,7 +156,7 @@ func runMain(c *cli) int {
 		return exitFailed
 	}
 	sigc := make(chan os.Signal, 8)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigc, forwarded...)
 
 	b, cfg, code := openStore(c)
 	if code != 0 {

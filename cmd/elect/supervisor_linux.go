@@ -119,16 +119,6 @@ func (s *supervisor) signal(sig syscall.Signal) {
 	_, _ = s.ctl.Write([]byte{byte(sig)})
 }
 
-func exitStatus(ps *os.ProcessState, err error) int {
-	if ps == nil {
-		return exitFailed
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
-}
-
 // superviseMain is the supervisor: a child subreaper that runs the command
 // in its own process group, passes on the signals elect sends down the
 // control pipe (fd 3), and once elect is gone (the pipe closes, or the
