@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -17,9 +18,10 @@ var errClosed = errors.New("redis: backend closed")
 // when there is one) and wraps both the election sentinel and the native
 // error, so that errors.Is finds either:
 //
-//   - authentication and permission failures (NOAUTH, WRONGPASS, NOPERM)
-//     and a server certificate that fails verification: retrying cannot
-//     help, so [election.ErrInvalidArgument] (a credential is invalid);
+//   - authentication and permission failures (NOAUTH, WRONGPASS, NOPERM),
+//     a server certificate that fails verification, and a database index
+//     the server does not have: retrying cannot help, so
+//     [election.ErrInvalidArgument];
 //   - everything else, including timeouts, refused connections and closed
 //     clients: [election.ErrUnavailable], the outcome is unknown.
 func storeError(op, name string, err error) error {
@@ -29,6 +31,11 @@ func storeError(op, name string, err error) error {
 	}
 	if goredis.IsAuthError(err) || goredis.IsPermissionError(err) {
 		return fmt.Errorf("%s: %w: credentials rejected: %w", what, election.ErrInvalidArgument, err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "DB index is out of range") || strings.Contains(msg, "invalid DB index") {
+		// The server has fewer databases (its "databases" setting) than
+		// the URL's path asks for: a configuration error, not an outage.
+		return fmt.Errorf("%s: %w: db: the server has no such database (see its \"databases\" setting): %w", what, election.ErrInvalidArgument, err)
 	}
 	var certErr *tls.CertificateVerificationError
 	if errors.As(err, &certErr) {

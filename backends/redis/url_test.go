@@ -86,6 +86,17 @@ func TestOpenURL(t *testing.T) {
 	}
 }
 
+// A database index the server does not have is a configuration error,
+// not an outage to retry.
+func TestOpenURLDBOutOfRange(t *testing.T) {
+	srv := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	_, err := OpenURL(ctx, mustParse(t, "redis://"+srv.addr+"/99"))
+	if !errors.Is(err, election.ErrInvalidArgument) || errors.Is(err, election.ErrUnavailable) || !strings.Contains(err.Error(), "db:") {
+		t.Fatalf("OpenURL with db 99 of 16 = %v, want ErrInvalidArgument naming db", err)
+	}
+}
+
 func TestOpenURLServerDown(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
 	port := testserver.FreePort(t) // nothing listens there
