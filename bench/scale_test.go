@@ -26,10 +26,10 @@ import (
 // and Consul's api.Lock. TestScale runs it when -scale.full is given, each
 // case in a child process of its own (so that rusage, memory and
 // goroutines are the case's alone and a hung case can be killed);
-// TestScaleSmoke runs a small version on every go test and asserts counts
+// without it, TestScale runs a small version on every go test and asserts counts
 // only. See README.md, "Scale".
 var (
-	scaleFull     = flag.Bool("scale.full", false, "run the scale benchmark (TestScale); without it only TestScaleSmoke runs")
+	scaleFull     = flag.Bool("scale.full", false, "TestScale runs the whole scale benchmark; without it, the smoke version")
 	scaleNs       = flag.String("scale.n", "1000,10000,100000", "TestScale: the numbers of elections")
 	scaleConsulN  = flag.Int("scale.consul-max", 10000, "TestScale: the largest n run on Consul")
 	scaleFollowN  = flag.Int("scale.followers-max", 10000, "TestScale: the largest n of the variants with followers (2n candidates in one process)")
@@ -39,7 +39,7 @@ var (
 	scaleSettle   = flag.Duration("scale.settle", 5*time.Second, "TestScale: the pause between the last Start and the memory measurement and idle window")
 	scaleParallel = flag.Int("scale.parallel", 64, "concurrent Start calls (and api.Lock Unlock calls)")
 	scaleOut      = flag.String("scale.out", "", "TestScale: the results file (default results/scale-<UTC time>.txt)")
-	scaleSmokeN   = flag.Int("scale.smoke-n", 1000, "TestScaleSmoke: the number of elections")
+	scaleSmokeN   = flag.Int("scale.smoke-n", 1000, "TestScale without -scale.full: the number of elections")
 )
 
 // scaleChildEnv carries a case to a child process.
@@ -48,37 +48,41 @@ const scaleChildEnv = "ELECTION_BENCH_SCALE_CASE"
 // scaleResultPrefix starts the line on which a child reports its result.
 const scaleResultPrefix = "SCALE-RESULT "
 
-// TestScaleChild runs one case of TestScale in a child process; it is
-// skipped unless TestScale started it.
-func TestScaleChild(t *testing.T) {
+// TestMain runs one case of TestScale and exits when TestScale started
+// this process as a child for it (scaleChildEnv set); otherwise it runs
+// the tests.
+func TestMain(m *testing.M) {
 	raw := os.Getenv(scaleChildEnv)
 	if raw == "" {
-		t.Skip("runs only as a child of TestScale")
+		os.Exit(m.Run())
 	}
+	flag.Parse()
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 	var c scaleCase
 	if err := json.Unmarshal([]byte(raw), &c); err != nil {
-		t.Fatal(err)
+		logf("scale child: %v", err)
+		os.Exit(1)
 	}
-	r, err := runScaleCase(context.Background(), c, t.Logf)
+	r, err := runScaleCase(context.Background(), c, logf)
 	if err != nil {
-		t.Fatal(err)
+		logf("scale child: %v", err)
+		os.Exit(1)
 	}
 	out, err := json.Marshal(r)
 	if err != nil {
-		t.Fatal(err)
+		logf("scale child: %v", err)
+		os.Exit(1)
 	}
 	fmt.Printf("\n%s%s\n", scaleResultPrefix, out)
+	os.Exit(0)
 }
 
-// TestScaleSmoke starts -scale.smoke-n elections of ours on every store,
+// scaleSmoke starts -scale.smoke-n elections of ours on every store,
 // leaders alone and then with followers, idles a few seconds and closes.
 // It asserts counts only: every leader elected, no Start error, no loss
 // and no takeover, Close returns nil and leaves no goroutine. No figure is
-// asserted: those belong to TestScale.
-func TestScaleSmoke(t *testing.T) {
-	if *scaleFull {
-		t.Skip("-scale.full: TestScale measures the full set")
-	}
+// asserted: those belong to the full benchmark.
+func scaleSmoke(t *testing.T) {
 	// Redis first: ours waits out its restart quarantine (one TTL after the
 	// server started) before the first claim; the other stores run
 	// meanwhile.
@@ -142,14 +146,21 @@ func waitRedisQuarantine(ctx context.Context, up time.Time) {
 	_ = sleepCtx(ctx, time.Until(up.Add(scaleTTL+2*time.Second)))
 }
 
-// TestScale runs the scale benchmark (-scale.full) and writes its table to
+// TestScale runs the scale smoke (scaleSmoke: counts only, in every go
+// test run) or, with -scale.full, the whole benchmark (scaleFull).
+func TestScale(t *testing.T) {
+	if *scaleFull {
+		scaleBenchmark(t)
+	} else {
+		scaleSmoke(t)
+	}
+}
+
+// scaleBenchmark runs the scale benchmark and writes its table to
 // -scale.out. Each case runs in a child process against a server this
 // test started; a case that fails (a library that cannot elect every
 // leader, a Close that does not return) is reported in the table.
-func TestScale(t *testing.T) {
-	if !*scaleFull {
-		t.Skip("the scale benchmark runs with -scale.full (or ./run.sh scale)")
-	}
+func scaleBenchmark(t *testing.T) {
 	var match *regexp.Regexp
 	if *scaleMatch != "" {
 		match = regexp.MustCompile(*scaleMatch)
@@ -240,7 +251,7 @@ func runScaleChild(t *testing.T, c scaleCase) scaleResult {
 	limit := 2*c.ElectTimeout + c.Idle + consulInterval + c.CloseTimeout + 2*time.Minute
 	ctx, cancel := context.WithTimeout(t.Context(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestScaleChild$", "-test.v", "-test.timeout=0")
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.timeout=0") // TestMain runs the case
 	cmd.Env = append(os.Environ(), scaleChildEnv+"="+string(raw))
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
