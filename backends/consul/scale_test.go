@@ -33,11 +33,12 @@ import (
 // ELECTION_CONSUL_SCALE_IDLE sets the idle window (default 20s). The
 // figures are in README.md (Scale).
 func TestScaleProbe(t *testing.T) {
-	spec := os.Getenv("ELECTION_CONSUL_SCALE")
+	// Without ELECTION_CONSUL_SCALE, a small instance runs with the other
+	// tests: its counts are asserted, its figures mean little.
+	spec, idle := os.Getenv("ELECTION_CONSUL_SCALE"), 20*time.Second
 	if spec == "" {
-		t.Skip("a measurement: set ELECTION_CONSUL_SCALE=1000,10000 to run it")
+		spec, idle = "200", 4*time.Second
 	}
-	idle := 20 * time.Second
 	if v := os.Getenv("ELECTION_CONSUL_SCALE_IDLE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {

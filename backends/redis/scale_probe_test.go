@@ -33,14 +33,7 @@ import (
 // ELECTION_REDIS_SCALE_CPUPROFILE=file writes a CPU profile of the idle
 // time.
 func TestScaleProbe(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("ELECTION_REDIS_SCALE"))
-	if n <= 0 {
-		t.Skip("a probe of minutes: set ELECTION_REDIS_SCALE=n (e.g. 10000) to run it")
-	}
-	idle := 30 * time.Second
-	if d, err := time.ParseDuration(os.Getenv("ELECTION_REDIS_SCALE_IDLE")); err == nil {
-		idle = d
-	}
+	n, idle := probeSize(t)
 	srv := startServer(t)
 	ctx := testContext(t, 30*time.Minute)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.addr, ContextTimeoutEnabled: true})
@@ -215,20 +208,32 @@ func commandStats(t *testing.T, ctx context.Context, admin *goredis.Client) map[
 	return out
 }
 
+// probeSize returns the probe's n and idle window from
+// ELECTION_REDIS_SCALE and ELECTION_REDIS_SCALE_IDLE. Without them a small
+// instance runs with the other tests: its counts are asserted, its figures
+// mean little.
+func probeSize(t *testing.T) (int, time.Duration) {
+	n, idle := 200, 4*time.Second
+	if v := os.Getenv("ELECTION_REDIS_SCALE"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			t.Fatalf("ELECTION_REDIS_SCALE: %q is not a positive count", v)
+		}
+		idle = 30 * time.Second
+	}
+	if d, err := time.ParseDuration(os.Getenv("ELECTION_REDIS_SCALE_IDLE")); err == nil {
+		idle = d
+	}
+	return n, idle
+}
+
 // TestScaleProbeBackend is TestScaleProbe for the backend alone, without
 // the core: one session holding n claims, n Notify watches of them (as the
 // core makes for its leaders), and a Renew of all the claims every TTL/3,
 // idle for the same time. It reports what the backend itself costs per
 // election. Same environment variables.
 func TestScaleProbeBackend(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("ELECTION_REDIS_SCALE"))
-	if n <= 0 {
-		t.Skip("a probe of minutes: set ELECTION_REDIS_SCALE=n (e.g. 10000) to run it")
-	}
-	idle := 30 * time.Second
-	if d, err := time.ParseDuration(os.Getenv("ELECTION_REDIS_SCALE_IDLE")); err == nil {
-		idle = d
-	}
+	n, idle := probeSize(t)
 	srv := startServer(t)
 	ctx := testContext(t, 30*time.Minute)
 	admin := srv.client(t)
