@@ -186,7 +186,7 @@ func probeScale(t *testing.T, n int, idle time.Duration) {
 	t.Logf("n=%d: elected all in %v; idle %v: losses %d, watch failures %d, leaders at end %d",
 		n, elected.Round(time.Millisecond), wall.Round(time.Second), idleLosses, watchFailed.Load(), leaders)
 	t.Logf("n=%d: %.2f goroutines and %.2f KiB heap+stack per election (process total %d goroutines, %.1f MiB)",
-		n, float64(g1-g0)/float64(n), float64(m1-m0)/1024/float64(n), g1, float64(m1)/(1<<20))
+		n, float64(g1-g0)/float64(n), (float64(m1)-float64(m0))/1024/float64(n), g1, float64(m1)/(1<<20))
 	t.Logf("n=%d: process CPU %.2f%% of a core idle; %d renewals: per renew interval %.1f gRPC messages, %.0f wire bytes, %.1f new calls",
 		n, 100*cpu.Seconds()/wall.Seconds(), renews, perRenew(msgs), perRenew(bytes), perRenew(calls))
 	t.Logf("n=%d: Close %v", n, closed.Round(time.Millisecond))

@@ -139,7 +139,7 @@ func TestScaleProbe(t *testing.T) {
 	t.Logf("n=%d elected all in %v; idle %v at TTL %v (renew interval %v)", n, elected.Round(time.Millisecond), wall.Round(time.Millisecond), election.DefaultTTL, renewInterval)
 	t.Logf("losses while idle: %d (before idle: %d); leading at the end: %d of %d", losses.Load()-lossesBefore, lossesBefore, leading, n)
 	t.Logf("goroutines per election: %.2f (%d total, %d before start)", float64(held.goroutines-before.goroutines)/float64(n), held.goroutines, before.goroutines)
-	t.Logf("heap+stack per election: %.0f B (HeapInuse+StackInuse after GC: %d → %d)", float64(held.mem-before.mem)/float64(n), before.mem, held.mem)
+	t.Logf("heap+stack per election: %.0f B (HeapInuse+StackInuse after GC: %d → %d)", (float64(held.mem)-float64(before.mem))/float64(n), before.mem, held.mem)
 	cpu := after.cpu - held.cpu
 	t.Logf("process CPU while idle: %v of %v wall = %.2f%% of one core", cpu.Round(time.Millisecond), wall.Round(time.Millisecond), 100*float64(cpu)/float64(wall))
 	var lines []string
@@ -317,7 +317,7 @@ func TestScaleProbeBackend(t *testing.T) {
 		}
 	}
 	t.Logf("backend alone, n=%d: goroutines per election %.3f (%d total), heap+stack per election %.0f B",
-		n, float64(held.goroutines-before.goroutines)/float64(n), held.goroutines, float64(held.mem-before.mem)/float64(n))
+		n, float64(held.goroutines-before.goroutines)/float64(n), held.goroutines, (float64(held.mem)-float64(before.mem))/float64(n))
 	t.Logf("idle %v: CPU %.2f%% of one core, %.1f server commands per renew interval, %d watch events",
 		wall.Round(time.Millisecond), 100*float64(after.cpu-held.cpu)/float64(wall), total/intervals, events.Load()-eventsBefore)
 	if got := events.Load() - eventsBefore; got != 0 {
