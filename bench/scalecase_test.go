@@ -6,8 +6,9 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/electionkit/election/internal/procstat"
 )
 
 // scaleCase is one measurement: n elections of one library on one store.
@@ -115,23 +116,6 @@ func (r scaleResult) cpuPercent() float64 {
 	return 100 * float64(r.IdleCPU) / float64(r.IdleWall)
 }
 
-func rusageCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// heapStack returns HeapInuse + StackInuse after a full collection.
-func heapStack() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapInuse + ms.StackInuse)
-}
-
 // runScaleCase measures one case in this process. It returns an error only
 // when the case could not be measured at all (the library would not open);
 // a library that fails under load is reported in the result.
@@ -146,7 +130,7 @@ func runScaleCase(ctx context.Context, c scaleCase, logf func(string, ...any)) (
 	}
 	counters := &scaleCounters{}
 	baseGoroutines := runtime.NumGoroutine()
-	baseMem := heapStack()
+	baseMem := int64(procstat.HeapStack())
 
 	pop, err := lib.open(ctx, c.Store, c.Addr, counters)
 	if err != nil {
@@ -192,7 +176,7 @@ func runScaleCase(ctx context.Context, c scaleCase, logf func(string, ...any)) (
 
 	if r.AllElected {
 		_ = sleepCtx(ctx, c.Settle)
-		r.HeapStackBytes = heapStack() - baseMem
+		r.HeapStackBytes = int64(procstat.HeapStack()) - baseMem
 		r.Goroutines = runtime.NumGoroutine() - baseGoroutines
 
 		var meter opsMeter
@@ -206,9 +190,9 @@ func runScaleCase(ctx context.Context, c scaleCase, logf func(string, ...any)) (
 			}
 		}
 		lost0, take0 := counters.lost.Load(), counters.takeovers.Load()
-		wall0, cpu0 := time.Now(), rusageCPU()
+		wall0, cpu0 := time.Now(), procstat.CPU()
 		_ = sleepCtx(ctx, c.Idle)
-		r.IdleCPU, r.IdleWall = rusageCPU()-cpu0, time.Since(wall0)
+		r.IdleCPU, r.IdleWall = procstat.CPU()-cpu0, time.Since(wall0)
 		r.IdleLoad = strings.Fields(loadAverage())[0]
 		r.Idled = ctx.Err() == nil
 		if meter != nil {

@@ -10,13 +10,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/procstat"
 )
 
 // TestScaleProbe measures n candidates in one process on one agent, each
@@ -128,9 +128,9 @@ func probe(t *testing.T, n int, idle time.Duration) {
 	time.Sleep(3 * time.Second) // let the first event of every watch land
 	lostBefore := losses.Load()
 
-	cpu0, wall0 := cpuTime(), time.Now()
+	cpu0, wall0 := procstat.CPU(), time.Now()
 	reqs, bytes := rec.during(func() { time.Sleep(idle) })
-	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	cpu, wall := procstat.CPU()-cpu0, time.Since(wall0)
 	after := footprint()
 
 	queries := b.watches.queries()
@@ -187,13 +187,4 @@ func footprint() usage {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return usage{goroutines: runtime.NumGoroutine(), mem: ms.HeapInuse + ms.StackInuse, heap: ms.HeapInuse, stack: ms.StackInuse}
-}
-
-// cpuTime is the user and system CPU time of the process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

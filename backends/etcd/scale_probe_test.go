@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/backends/etcd"
+	"github.com/electionkit/election/internal/procstat"
 )
 
 // wireCounter is a gRPC stats handler that counts the messages and wire
@@ -45,22 +45,6 @@ func (w *wireCounter) HandleRPC(_ context.Context, s stats.RPCStats) {
 }
 func (w *wireCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
 func (w *wireCounter) HandleConn(context.Context, stats.ConnStats)                       {}
-
-// cpuTime is the process's user plus system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// heapStack is HeapInuse + StackInuse after two GCs, and the goroutines.
-func heapStack() (uint64, int) {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse + m.StackInuse, runtime.NumGoroutine()
-}
 
 // TestScaleProbe measures n candidates in one process, each leading its own
 // election through the public API at the default TTL (10s, renew interval
@@ -124,7 +108,7 @@ func probeScale(t *testing.T, n int, idle time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m0, g0 := heapStack()
+	m0, g0 := procstat.HeapStack(), runtime.NumGoroutine()
 	cands := make([]*election.Candidate, n)
 	for i := range cands {
 		if cands[i], err = el.NewCandidate(election.CandidateConfig{Name: fmt.Sprintf("shard-%06d", i), ID: "probe"}); err != nil {
@@ -156,13 +140,13 @@ func probeScale(t *testing.T, n int, idle time.Duration) {
 
 	lost0, ren0 := lost.Load(), renewals.Load()
 	msgs0, bytes0, calls0 := wire.msgs.Load(), wire.bytes.Load(), wire.calls.Load()
-	cpu0, wall0 := cpuTime(), time.Now()
+	cpu0, wall0 := procstat.CPU(), time.Now()
 	time.Sleep(idle)
-	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	cpu, wall := procstat.CPU()-cpu0, time.Since(wall0)
 	msgs, bytes, calls := wire.msgs.Load()-msgs0, wire.bytes.Load()-bytes0, wire.calls.Load()-calls0
 	renews := renewals.Load() - ren0
 	idleLosses := lost.Load() - lost0 // before the GCs of the measurement
-	m1, g1 := heapStack()
+	m1, g1 := procstat.HeapStack(), runtime.NumGoroutine()
 
 	leaders := 0
 	for _, c := range cands {
@@ -219,7 +203,7 @@ func probeBackend(t *testing.T, n int) {
 			}
 		}
 	}()
-	m0, g0 := heapStack()
+	m0, g0 := procstat.HeapStack(), runtime.NumGoroutine()
 	claims := make([]election.Claim, n)
 	start0 := time.Now()
 	var wg sync.WaitGroup
@@ -238,7 +222,7 @@ func probeBackend(t *testing.T, n int) {
 		}()
 	}
 	wg.Wait()
-	m1, g1 := heapStack()
+	m1, g1 := procstat.HeapStack(), runtime.NumGoroutine()
 	claimed := time.Since(start0)
 	next.Store(0)
 	start0 = time.Now()
@@ -256,7 +240,7 @@ func probeBackend(t *testing.T, n int) {
 	}
 	wg.Wait()
 	watched := time.Since(start0)
-	m2, g2 := heapStack()
+	m2, g2 := procstat.HeapStack(), runtime.NumGoroutine()
 	start := time.Now()
 	if err := s.Renew(ctx, claims); err != nil {
 		t.Fatalf("Renew: %v", err)

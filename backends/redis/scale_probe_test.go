@@ -11,13 +11,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/procstat"
 )
 
 // TestScaleProbe starts n candidates in one process, each leading its own
@@ -178,14 +178,7 @@ type probeSample struct {
 }
 
 func sample() probeSample {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return probeSample{goroutines: runtime.NumGoroutine(), mem: ms.HeapInuse + ms.StackInuse, cpu: cpu}
+	return probeSample{mem: procstat.HeapStack(), goroutines: runtime.NumGoroutine(), cpu: procstat.CPU()}
 }
 
 // commandStats returns the calls per command from INFO commandstats.
