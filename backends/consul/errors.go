@@ -75,7 +75,8 @@ func httpsToHTTP(err error) bool {
 // refuses it sends a TLS alert after the handshake and hangs up; a request
 // sees the alert only if it was already on the connection, and otherwise
 // just a reset, an EOF or, over HTTP/2, "client conn could not be
-// established", as when an agent goes down. Hence a verdict for the alert,
+// established" or "client connection force closed" (the transport drops
+// the connection the alert ended), as when an agent goes down. Hence a verdict for the alert,
 // a hint for the rest, and ErrUnavailable for all, so that one
 // misconfiguration always gets the same sentinel.
 func clientCertHint(err error) string {
@@ -91,7 +92,8 @@ func clientCertHint(err error) string {
 		return ""
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "http2: client conn could not be established") {
+		errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "http2: client conn could not be established") ||
+		strings.Contains(err.Error(), "http2: client connection force closed") {
 		return " (the agent hung up on TLS: if it requires client certificates, " +
 			"check TLS.CertFile and TLS.KeyFile, or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY)"
 	}
