@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"sync/atomic"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -31,6 +33,7 @@ const (
 	paramWaitReplicas      = "wait_replicas"      // Config.WaitReplicas
 	paramWaitTimeout       = "wait_timeout"       // Config.WaitTimeout, a Go duration
 	paramSubscriptionCheck = "subscription_check" // Config.SubscriptionCheck, a Go duration
+	paramLazy              = "lazy"               // a Go bool: OpenURL sends no PING
 )
 
 // OpenURL opens a Backend for a redis:// or rediss:// (TLS) URL:
@@ -41,20 +44,28 @@ const (
 // (dial_timeout, read_timeout, pool_size, protocol, client_name, ...) are
 // parsed by go-redis's own redis.ParseURL. This package adds prefix,
 // quarantine, no_quarantine, wait_replicas, wait_timeout and
-// subscription_check (see [Config]; durations in Go syntax such as 500ms).
+// subscription_check (see [Config]; durations in Go syntax such as 500ms),
+// and lazy.
 //
 // The client honours context deadlines (go-redis ContextTimeoutEnabled), so
 // that the core's deadlines bound every call. The Backend owns its client;
-// [Backend.Close] closes it. OpenURL checks
-// the server with a PING: rejected credentials give an error wrapping
+// [Backend.Close] closes it.
+//
+// OpenURL checks the server with a PING, which with go-redis's retries
+// gives up after at most dial_timeout (go-redis's default 5s) or when ctx
+// ends, whichever comes first: rejected credentials give an error wrapping
 // [election.ErrInvalidArgument], an unreachable server one wrapping
-// [election.ErrUnavailable]. An unknown parameter, a malformed value or an
-// invalid [Config] gives [election.ErrInvalidArgument] naming every problem.
+// [election.ErrUnavailable] that names its address. With lazy=true OpenURL
+// sends nothing and returns at once: a server that is down, or rejects the
+// credentials, shows up in the first claim's error instead (the elector's
+// Start tolerates that and campaigns until the server answers). An
+// unknown parameter, a malformed value or an invalid [Config] gives
+// [election.ErrInvalidArgument] naming every problem, lazy or not.
 func OpenURL(ctx context.Context, u *url.URL) (*Backend, error) {
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return nil, invalid("url", "scheme %q is not redis or rediss", u.Scheme)
 	}
-	cfg, rest, paramErr := splitParams(u)
+	cfg, lazy, rest, paramErr := splitParams(u)
 	opts, err := goredis.ParseURL(rest.String())
 	if err != nil {
 		err = fmt.Errorf("redis: %w: url: %w", election.ErrInvalidArgument, err)
@@ -67,39 +78,80 @@ func OpenURL(ctx context.Context, u *url.URL) (*Backend, error) {
 	// 3s, times retries, could otherwise outlast a leader's deadline).
 	opts.ContextTimeoutEnabled = true
 	client := goredis.NewClient(opts)
+	dials := &dialErrors{}
+	client.AddHook(dials)
 	b, err := New(client, cfg)
 	if err != nil {
 		_ = client.Close()
 		return nil, err
 	}
 	b.ownsClient = true
-	if err := client.Ping(ctx).Err(); err != nil {
+	if lazy {
+		return b, nil
+	}
+	if err := ping(ctx, client, dials); err != nil {
 		_ = b.Close()
-		return nil, storeError("open "+redactedHost(u), "", err)
+		return nil, storeError("open "+u.Scheme+"://"+client.Options().Addr, "", err)
 	}
 	return b, nil
 }
 
+// ping checks the server within the client's dial timeout. go-redis
+// applies DialTimeout to each of its dial attempts and retries both the
+// dial and the command, so that a refused connection alone took 1.7s
+// whatever DialTimeout said; the context makes DialTimeout the bound of
+// the whole check. When the timeout ends it, the error says why the last
+// dial failed, which go-redis replaces with the context's error.
+func ping(ctx context.Context, client *goredis.Client, dials *dialErrors) error {
+	timeout := client.Options().DialTimeout // go-redis's default when the URL has none
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := client.Ping(pctx).Err()
+	if err == nil || pctx.Err() == nil || ctx.Err() != nil {
+		return err
+	}
+	if last := dials.last.Load(); last != nil && !errors.Is(err, *last) {
+		return fmt.Errorf("no answer within dial_timeout %v (last dial: %v): %w", timeout, *last, err)
+	}
+	return fmt.Errorf("no answer within dial_timeout %v: %w", timeout, err)
+}
+
+// dialErrors is a go-redis hook that keeps the client's last dial error.
+type dialErrors struct {
+	last atomic.Pointer[error]
+}
+
+func (d *dialErrors) DialHook(next goredis.DialHook) goredis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			d.last.Store(&err)
+		}
+		return conn, err
+	}
+}
+
+func (d *dialErrors) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+
+func (d *dialErrors) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
 // splitParams takes this package's parameters out of u. It returns the
-// Config they describe, a copy of u without them, and every malformed value
-// at once.
-func splitParams(u *url.URL) (Config, *url.URL, error) {
-	var cfg Config
+// Config they describe, whether lazy is set, a copy of u without them, and
+// every malformed value at once.
+func splitParams(u *url.URL) (cfg Config, lazy bool, rest *url.URL, err error) {
 	q := u.Query()
-	err := urlopt.Take(q, invalid,
+	err = urlopt.Take(q, invalid,
 		urlopt.String(paramPrefix, &cfg.Prefix),
 		urlopt.Duration(paramQuarantine, &cfg.Quarantine),
 		urlopt.Bool(paramNoQuarantine, &cfg.NoQuarantine),
 		urlopt.Int(paramWaitReplicas, &cfg.WaitReplicas),
 		urlopt.Duration(paramWaitTimeout, &cfg.WaitTimeout),
 		urlopt.Duration(paramSubscriptionCheck, &cfg.SubscriptionCheck),
+		urlopt.Bool(paramLazy, &lazy),
 	)
-	rest := *u
-	rest.RawQuery = q.Encode()
-	return cfg, &rest, err
-}
-
-// redactedHost names the server of u without credentials.
-func redactedHost(u *url.URL) string {
-	return u.Scheme + "://" + u.Host
+	r := *u
+	r.RawQuery = q.Encode()
+	return cfg, lazy, &r, err
 }
