@@ -42,7 +42,8 @@ type Backend struct {
 }
 
 // New connects to etcd as cfg says and checks, within cfg.DialTimeout, that
-// the cluster answers a linearizable read under the prefix.
+// the cluster answers a linearizable read under the prefix; with cfg.Lazy
+// it does no I/O.
 //
 // Errors: every problem with cfg at once (errors.Join), each wrapping
 // election.ErrInvalidArgument and naming its field; ErrInvalidArgument for
@@ -87,6 +88,9 @@ func open(ctx context.Context, cfg Config) (*Backend, error) {
 			return nil, diag.explain(where(s), err)
 		}
 		b.ownsClient = true
+	}
+	if s.lazy {
+		return b, nil
 	}
 	if err := b.probe(ctx); err != nil {
 		if b.ownsClient {

@@ -46,6 +46,16 @@ type Config struct {
 	// contexts do. Default [DefaultDialTimeout]; must not be negative.
 	DialTimeout time.Duration
 
+	// Lazy makes [New] return without contacting the cluster: an
+	// unreachable cluster, or a TLS setup it rejects, shows up in the
+	// first operation's error instead (the elector's Start tolerates that
+	// and campaigns until the cluster answers). Default false: New reads
+	// once within DialTimeout. Lazy cannot be combined with Username and
+	// Password: the etcd client authenticates when it is created, which
+	// needs the cluster; use TLS client certificates for a lazy Backend
+	// on a cluster with auth.
+	Lazy bool
+
 	// TLS, when not zero, makes every connection use TLS.
 	TLS TLSConfig
 
@@ -89,6 +99,7 @@ type settings struct {
 	username    string
 	password    string
 	client      *clientv3.Client
+	lazy        bool
 }
 
 // validate checks cfg, applies defaults and loads TLS files. It reports every
@@ -102,6 +113,7 @@ func (cfg Config) validate() (settings, error) {
 		username:    cfg.Username,
 		password:    cfg.Password,
 		client:      cfg.Client,
+		lazy:        cfg.Lazy,
 	}
 	var errs []error
 	if s.prefix == "" {
@@ -130,6 +142,9 @@ func (cfg Config) validate() (settings, error) {
 	}
 	if (cfg.Username == "") != (cfg.Password == "") {
 		errs = append(errs, invalid("Username", "Username and Password must be set together"))
+	}
+	if cfg.Lazy && (cfg.Username != "" || cfg.Password != "") {
+		errs = append(errs, invalid("Lazy", "cannot be combined with Username and Password: the etcd client authenticates when it is created (use TLS client certificates)"))
 	}
 	tlsConfig, tlsErrs := cfg.TLS.load()
 	errs = append(errs, tlsErrs...)

@@ -33,6 +33,7 @@ const (
 	paramCAFile      = "ca_file"      // Config.TLS.CAFile (implies TLS)
 	paramCertFile    = "cert_file"    // Config.TLS.CertFile (implies TLS)
 	paramKeyFile     = "key_file"     // Config.TLS.KeyFile (implies TLS)
+	paramLazy        = "lazy"         // Config.Lazy, a Go bool
 )
 
 // OpenURL opens a [Backend] for a URL of the form
@@ -43,8 +44,9 @@ const (
 // prefix (default [DefaultPrefix]). Query parameters: dial_timeout (a Go
 // duration), username and password (or the URL's user info, not both),
 // tls=true (TLS with the system roots), ca_file, cert_file and key_file
-// (each implies TLS). An empty dial_timeout or tls is malformed, not left
-// out. ctx bounds the connection check together with the dial timeout.
+// (each implies TLS), lazy=true ([Config.Lazy]: no connection check). An
+// empty dial_timeout, tls or lazy is malformed, not left out. ctx bounds
+// the connection check together with the dial timeout.
 //
 // Errors: like [New]; an unknown or repeated parameter, or a malformed
 // value, is reported with election.ErrInvalidArgument naming it, all
@@ -83,6 +85,7 @@ func configFromURL(u *url.URL) (Config, error) {
 		urlopt.String(paramCAFile, &cfg.TLS.CAFile),
 		urlopt.String(paramCertFile, &cfg.TLS.CertFile),
 		urlopt.String(paramKeyFile, &cfg.TLS.KeyFile),
+		urlopt.Bool(paramLazy, &cfg.Lazy),
 	))
 	if u.User != nil {
 		if q.Has(paramUsername) || q.Has(paramPassword) {
