@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strconv"
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/urlopt"
@@ -32,8 +33,12 @@ func init() {
 // token, token_file, dc, ns, partition, prefix, session_name, tls (true for
 // HTTPS), ca_file, ca_path, cert_file, key_file, tls_server_name,
 // insecure_skip_verify, min_ttl, lock_delay and wait (Go durations, e.g.
-// "1s"). A token in a URL ends up in logs and process listings: prefer
-// token_file or CONSUL_HTTP_TOKEN.
+// "1s"), and lazy=true, which changes nothing here: unlike the etcd and
+// Redis backends, this one never contacts the agent when it opens (an
+// unreachable agent shows up in the first claim's error, which the
+// elector's Start tolerates), and lazy=false is refused rather than
+// silently ignored. A token in a URL ends up in logs and process listings:
+// prefer token_file or CONSUL_HTTP_TOKEN.
 //
 // Every problem (an unknown or repeated parameter, a bad value, a path or
 // user info) is reported at once in an error wrapping
@@ -70,6 +75,12 @@ func OpenURL(_ context.Context, u *url.URL) (*Backend, error) {
 		urlopt.Duration("min_ttl", &cfg.MinTTL),
 		urlopt.Duration("lock_delay", &cfg.LockDelay),
 		urlopt.Duration("wait", &cfg.WatchWait),
+		urlopt.Func("lazy", "true: a consul:// URL always opens without contacting the agent", func(v string) error {
+			if lazy, err := strconv.ParseBool(v); err != nil || !lazy {
+				return errors.New("not true")
+			}
+			return nil
+		}),
 	))
 	if tlsGiven {
 		// An explicit tls=false is kept as "http", which wins over

@@ -29,12 +29,15 @@ const ParamExpiry = "expiry"
 // store called NAME (created on first use) and memory:// a new private one.
 // The URL takes one parameter of its own, expiry=etcd|redis|consul
 // ([ParamExpiry]), besides the elector's (ttl, renew_interval,
-// drift_margin, removed by election.ParseURL), and no path, user info or
-// port. A named store keeps the expiry it was created with: opening it
+// drift_margin, removed by election.ParseURL) and lazy (a boolean that
+// changes nothing: an in-process store is always reachable; it is accepted
+// so that a URL's parameters carry over from the other backends), and no
+// path, user info or port. A named store keeps the expiry it was created with: opening it
 // again with another (or none, which means etcd) is an error. Every problem
 // is reported at once, in an error wrapping election.ErrInvalidArgument.
 func OpenURL(ctx context.Context, u *url.URL) (election.Backend, error) {
 	expiry := EtcdExpiry
+	var lazy bool
 	err := urlopt.Parse(u.Query(), invalid, urlopt.Func(ParamExpiry, "etcd, redis or consul", func(v string) error {
 		e, ok := parseExpiry(v)
 		if !ok {
@@ -42,7 +45,7 @@ func OpenURL(ctx context.Context, u *url.URL) (election.Backend, error) {
 		}
 		expiry = e
 		return nil
-	}))
+	}), urlopt.Bool("lazy", &lazy))
 	if u.Path != "" && u.Path != "/" || u.User != nil || u.Port() != "" {
 		err = errors.Join(err, invalid("url", "%s: a path, user info or port is not supported (want memory://NAME)", u.Redacted()))
 	}

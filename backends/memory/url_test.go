@@ -12,16 +12,17 @@ import (
 	"github.com/electionkit/election/backends/memory"
 )
 
-// TestOpenURLRejected: a memory:// URL takes no parameter but expiry, no path, user info
+// TestOpenURLRejected: a memory:// URL takes no parameter but expiry and lazy, no path, user info
 // or port; every such problem is named in one error, which never shows the
 // password.
 func TestOpenURLRejected(t *testing.T) {
 	const invalid = "memory: election: invalid argument: url: "
 	for raw, want := range map[string]string{
-		"memory://x?pool=3":  invalid + "unknown query parameter: pool (known: expiry; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)",
-		"memory://x?b=1&a=2": invalid + "unknown query parameters: a, b (known: expiry; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)",
+		"memory://x?pool=3":  invalid + "unknown query parameter: pool (known: expiry, lazy; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)",
+		"memory://x?b=1&a=2": invalid + "unknown query parameters: a, b (known: expiry, lazy; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)",
 		"memory://x:80":      invalid + "memory://x:80: a path, user info or port is not supported (want memory://NAME)",
-		"memory://u:secret@x/path?ttl_ms=5&z": invalid + "unknown query parameters: ttl_ms, z (known: expiry; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)\n" +
+		"memory://x?lazy=no": "memory: election: invalid argument: url lazy: \"no\" is not a boolean (true or false)",
+		"memory://u:secret@x/path?ttl_ms=5&z": invalid + "unknown query parameters: ttl_ms, z (known: expiry, lazy; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)\n" +
 			invalid + "memory://u:xxxxx@x/path?ttl_ms=5&z: a path, user info or port is not supported (want memory://NAME)",
 	} {
 		u, err := url.Parse(raw)
@@ -74,6 +75,11 @@ func TestOpenURLNamed(t *testing.T) {
 	}
 	if err := claim(open("memory://"), "c"); err != nil {
 		t.Errorf("claim in a private store = %v, want success", err)
+	}
+	// lazy, accepted so that URLs carry over from the other backends,
+	// changes nothing: the same named store.
+	if err := claim(open("memory://url-named?lazy=true"), "d"); !errors.Is(err, election.ErrTaken) {
+		t.Errorf("claim through memory://url-named?lazy=true = %v, want ErrTaken", err)
 	}
 }
 
