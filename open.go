@@ -98,6 +98,16 @@ func redactErr(err error) error {
 // when done. Errors name the field: an unknown scheme, a bad parameter, a
 // missing credential (ErrInvalidArgument), or an unreachable store
 // (ErrUnavailable).
+//
+// By default the etcd and Redis backends check the store before Open
+// returns: it fails with ErrUnavailable, naming the address, once the
+// URL's dial_timeout (default 5s) has passed without an answer, or sooner
+// if ctx ends. With lazy=true in the URL every backend opens without I/O
+// (Consul's and the in-process store always do), so that a program can
+// start while its store is down: [Candidate.Start] tolerates store errors,
+// reports them as events, and campaigns until the store answers. A lazy
+// Open still rejects a malformed URL, but leaves wrong credentials and an
+// unreachable address to the first claim's error.
 func Open(ctx context.Context, rawURL string) (Backend, Config, error) {
 	cfg, u, err := ParseURL(rawURL)
 	if err != nil {
