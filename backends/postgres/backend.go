@@ -1,0 +1,276 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/electionkit/election"
+)
+
+// MaxTTL is the longest TTL a session accepts: a year.
+const MaxTTL = 365 * 24 * time.Hour
+
+var (
+	_ election.Backend  = (*Backend)(nil)
+	_ election.Notifier = (*Backend)(nil)
+)
+
+// Backend is an [election.Backend] on a Postgres database. It is safe for
+// concurrent use. It holds a connection pool for claims, releases and
+// reads, one connection of its own for renewals (so that a busy pool
+// cannot delay them), and one listening connection, shared by every watch,
+// on its prefix's one NOTIFY channel.
+type Backend struct {
+	pool  *pgxpool.Pool
+	cfg   Config
+	names tableNames
+	sql   statements
+
+	renewConfig *pgx.ConnConfig
+	renewMu     sync.Mutex // one renewal at a time on renewConn
+	renewConn   *pgx.Conn  // nil until the first renewal, or after a failed one
+
+	hub *hub
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens a Backend on the database connString names (a postgres:// URL
+// or key=value string, as pgx parses it: host, port, user, password,
+// database, sslmode and the other TLS settings, connect_timeout,
+// pool_max_conns, ...). It creates the tables unless cfg.NoCreate, opens
+// the listening connection and checks that a NOTIFY sent through the pool
+// reaches it (see Config.ListenConnString); it fails with an error wrapping
+// [election.ErrInvalidArgument] for a bad connection string, Config,
+// credentials or missing tables, and [election.ErrUnavailable] when the
+// server cannot be reached. Errors never show the password.
+//
+// Statements are sent in pgx's exec mode (one round trip, no named
+// prepared statement) unless the connection string asks for
+// default_query_exec_mode=simple_protocol; no session state is kept on
+// pooled connections, so the pool may be a transaction-mode PgBouncer.
+func Open(ctx context.Context, connString string, cfg Config) (*Backend, error) {
+	cfg = cfg.withDefaults()
+	errs := []error{cfg.validate()}
+	poolConfig, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		errs = append(errs, invalid("connection string", "%v", err))
+	}
+	listenString := connString
+	if cfg.ListenConnString != "" {
+		listenString = cfg.ListenConnString
+	}
+	listenConfig, err := pgx.ParseConfig(listenString)
+	if err != nil {
+		errs = append(errs, invalid("ListenConnString", "%v", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if poolConfig.ConnConfig.DefaultQueryExecMode != pgx.QueryExecModeSimpleProtocol {
+		poolConfig.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
+	listenConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	pool, err := pgxpool.NewWithConfig(ctx, poolConfig)
+	if err != nil {
+		return nil, invalid("connection string", "%v", err)
+	}
+	b := &Backend{
+		pool:        pool,
+		cfg:         cfg,
+		names:       names(cfg),
+		sql:         statementsFor(names(cfg)),
+		renewConfig: poolConfig.ConnConfig.Copy(),
+	}
+	if err := b.ensureSchema(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	h, err := startHub(ctx, b, listenConfig)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	b.hub = h
+	return b, nil
+}
+
+// Close stops every watch (each gets a last event with an error wrapping
+// [election.ErrUnavailable]), closes the listening and renewal connections
+// and the pool, and waits for the Backend's goroutines. Sessions stop
+// working; their rows expire at their TTL. Close is idempotent.
+func (b *Backend) Close() error {
+	b.closeOnce.Do(func() {
+		b.hub.close()
+		b.renewMu.Lock()
+		if b.renewConn != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			b.closeErr = b.renewConn.Close(ctx)
+			cancel()
+			b.renewConn = nil
+		}
+		b.renewMu.Unlock()
+		b.pool.Close()
+	})
+	return b.closeErr
+}
+
+// Limits reports what the Backend accepts: TTLs from 1ms to [MaxTTL] in
+// whole microseconds (timestamptz's precision), names up to the core's
+// default length.
+func (b *Backend) Limits() election.Limits {
+	return election.Limits{MinTTL: time.Millisecond, MaxTTL: MaxTTL, TTLGranularity: time.Microsecond}
+}
+
+// OpenSession inserts the session's row with an expiry of the server's
+// clock_timestamp() plus ttl. A ttl below 1ms, above [MaxTTL] or not a
+// whole number of microseconds is refused with
+// [election.ErrInvalidArgument]; an unreachable server gives
+// [election.ErrUnavailable].
+func (b *Backend) OpenSession(ctx context.Context, ttl time.Duration) (election.Session, error) {
+	switch {
+	case ttl < time.Millisecond:
+		return nil, invalid("ttl", "%v is below the minimum of 1ms", ttl)
+	case ttl > MaxTTL:
+		return nil, invalid("ttl", "%v is above the maximum of %v", ttl, MaxTTL)
+	case ttl%time.Microsecond != 0:
+		return nil, invalid("ttl", "%v is not a whole number of microseconds", ttl)
+	}
+	if b.hub.isClosed() {
+		return nil, storeError("open session", "", errClosed)
+	}
+	id := newSessionID()
+	if _, err := b.pool.Exec(ctx, b.sql.openSession, id, ttl.Microseconds()); err != nil {
+		return nil, storeError("open session", "", err)
+	}
+	return &session{backend: b, id: id, ttl: ttl}, nil
+}
+
+// Leader reads the current holder of name: [election.ErrNoLeader] when the
+// election is vacant or its holder's session has expired (by the server's
+// clock), an error wrapping [election.ErrUnavailable] when the server
+// cannot be reached.
+func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, error) {
+	st, err := b.read(ctx, name)
+	if err != nil {
+		return election.Leader{}, err
+	}
+	if st.leader == nil {
+		return election.Leader{}, election.ErrNoLeader
+	}
+	return *st.leader, nil
+}
+
+// state is one read of an election.
+type state struct {
+	leader *election.Leader // nil when vacant
+	// left is the holder session's remaining TTL by the server's clock
+	// when it was read; readAt is when (local clock).
+	left   time.Duration
+	readAt time.Time
+	// version orders states of one election: 3×fence while held, +1 when
+	// the holder's session has expired, +2 once released.
+	version uint64
+}
+
+// event is st as a watch event: ExpiresIn is the holder's remaining TTL,
+// so that the core reads the election again when it runs out (expiry
+// writes nothing, so nothing is announced).
+func (st state) event() election.WatchEvent {
+	if st.leader == nil {
+		return election.WatchEvent{}
+	}
+	l := *st.leader
+	left := st.left - time.Since(st.readAt)
+	if left < time.Millisecond {
+		left = time.Millisecond
+	}
+	return election.WatchEvent{Leader: &l, ExpiresIn: left}
+}
+
+// read reads one election.
+func (b *Backend) read(ctx context.Context, name string) (state, error) {
+	states, err := b.readMany(ctx, []string{name})
+	if err != nil {
+		return state{}, storeError("read", name, err)
+	}
+	return states[name], nil
+}
+
+// readMany reads elections in one statement. Names without a row are
+// vacant at version 0.
+func (b *Backend) readMany(ctx context.Context, names []string) (map[string]state, error) {
+	readAt := time.Now()
+	rows, err := b.pool.Query(ctx, b.sql.read, names)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string]state, len(names))
+	for _, n := range names {
+		out[n] = state{readAt: readAt}
+	}
+	for rows.Next() {
+		var (
+			name, session, holder, metadata *string
+			fence, leftMicros               int64
+			alive                           bool
+		)
+		if err := rows.Scan(&name, &fence, &session, &holder, &metadata, &alive, &leftMicros); err != nil {
+			return nil, err
+		}
+		if name == nil {
+			continue
+		}
+		st := state{readAt: readAt, version: 3*uint64(fence) + 2}
+		switch {
+		case session == nil: // released
+		case !alive:
+			st.version = 3*uint64(fence) + 1
+		default:
+			l := election.Leader{Election: *name, Fence: uint64(fence)}
+			if holder != nil {
+				l.ID = *holder
+			}
+			if metadata != nil {
+				md, err := decodeMetadata(*metadata)
+				if err != nil {
+					return nil, fmt.Errorf("election %q: metadata: %w", *name, err)
+				}
+				l.Metadata = md
+			}
+			st.leader = &l
+			st.version = 3 * uint64(fence)
+			st.left = time.Duration(leftMicros) * time.Microsecond
+		}
+		out[*name] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// newSessionID returns 128 random bits in hex.
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// tokenHash is what the claims table keeps of an owner token: its SHA-256,
+// so that read access to the table does not give the power to release.
+func tokenHash(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}

@@ -1,0 +1,65 @@
+package postgres
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/electionkit/election"
+)
+
+// errClosed is the native cause when a closed Backend is used.
+var errClosed = errors.New("postgres: backend closed")
+
+// storeError classifies an error from pgx for op (and the election name,
+// when there is one) and wraps both the election sentinel and the native
+// error:
+//
+//   - rejected credentials (SQLSTATE class 28), missing privileges (42501),
+//     an unknown database (3D000), a missing table or schema (42P01,
+//     3F000, with NoCreate) and a server certificate that fails
+//     verification: retrying cannot help, so [election.ErrInvalidArgument];
+//   - everything else, including timeouts, refused connections, a server
+//     shutting down and serialization failures:
+//     [election.ErrUnavailable], the outcome is unknown.
+//
+// pgx's errors name the user and database, never the password.
+func storeError(op, name string, err error) error {
+	what := "postgres: " + op
+	if name != "" {
+		what = fmt.Sprintf("postgres: %s %q", op, name)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case len(pgErr.Code) == 5 && pgErr.Code[:2] == "28":
+			return fmt.Errorf("%s: %w: credentials rejected: %w", what, election.ErrInvalidArgument, err)
+		case pgErr.Code == "42501":
+			return fmt.Errorf("%s: %w: permission denied (grant the role USAGE and CREATE on the schema, or create the tables with schema.sql and set no_create): %w", what, election.ErrInvalidArgument, err)
+		case pgErr.Code == "3D000":
+			return fmt.Errorf("%s: %w: no such database: %w", what, election.ErrInvalidArgument, err)
+		case pgErr.Code == "42P01" || pgErr.Code == "3F000":
+			return fmt.Errorf("%s: %w: the tables are missing (create them with schema.sql, or drop no_create): %w", what, election.ErrInvalidArgument, err)
+		}
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return fmt.Errorf("%s: %w: server certificate rejected: %w", what, election.ErrInvalidArgument, err)
+	}
+	return fmt.Errorf("%s: %w: %w", what, election.ErrUnavailable, err)
+}
+
+// invalid returns an error wrapping [election.ErrInvalidArgument] that names
+// the field.
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("postgres: %w: %s: %s", election.ErrInvalidArgument, field, fmt.Sprintf(format, args...))
+}
+
+// isServerError reports whether err is an error the server sent (the
+// connection is still in sync), not a network or protocol failure.
+func isServerError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
+}

@@ -1,0 +1,189 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// formatVersion is the record format of the rows and notifications this
+// build writes (docs/record-format.md, internal/recordfmt).
+const formatVersion = 1
+
+// tableNames are the qualified names of a Config's objects.
+type tableNames struct {
+	schema   string
+	sessions string // schema.PREFIXsessions
+	claims   string // schema.PREFIXclaims
+	fences   string // schema.PREFIXfences, the sequence
+	index    string // PREFIXclaims_session, unqualified
+	channel  string // schema.PREFIXevents: the LISTEN/NOTIFY channel
+}
+
+func names(c Config) tableNames {
+	q := func(n string) string { return c.Schema + "." + c.TablePrefix + n }
+	return tableNames{
+		schema:   c.Schema,
+		sessions: q("sessions"),
+		claims:   q("claims"),
+		fences:   q("fences"),
+		index:    c.TablePrefix + "claims_session",
+		channel:  q("events"),
+	}
+}
+
+// schemaSQL is the schema of a Config: the migration schema.sql holds it
+// for the default names. It is idempotent (IF NOT EXISTS).
+func schemaSQL(n tableNames) string {
+	r := strings.NewReplacer("{schema}", n.schema, "{sessions}", n.sessions, "{claims}", n.claims,
+		"{fences}", n.fences, "{index}", n.index)
+	return r.Replace(`CREATE SCHEMA IF NOT EXISTS {schema};
+
+-- The fencing token of each new term: nextval, and never below the last
+-- fence of the election's own row.
+CREATE SEQUENCE IF NOT EXISTS {fences};
+
+-- One row per live session (Backend.OpenSession). expires_at is set and
+-- compared with the server's clock_timestamp(), never a client's clock.
+CREATE TABLE IF NOT EXISTS {sessions} (
+    id         text        PRIMARY KEY,
+    expires_at timestamptz NOT NULL,
+    ttl_us     bigint      NOT NULL,
+    format     integer     NOT NULL
+);
+
+-- One row per election name ever claimed. session_id, token_hash,
+-- holder_id and metadata are NULL while the election is vacant; fence
+-- stays, as the floor of the next term's fence. A claim whose session row
+-- is gone or expired is vacant.
+CREATE TABLE IF NOT EXISTS {claims} (
+    name       text    PRIMARY KEY,
+    fence      bigint  NOT NULL,
+    session_id text,
+    token_hash bytea,
+    holder_id  text,
+    metadata   jsonb,
+    format     integer NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS {index} ON {claims} (session_id);
+`)
+}
+
+// ensureSchema creates the schema (unless NoCreate) or checks that it
+// exists. Creation runs in one transaction under an advisory lock, so that
+// backends opening at once do not race on CREATE ... IF NOT EXISTS.
+func (b *Backend) ensureSchema(ctx context.Context) error {
+	var present bool
+	err := b.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL`,
+		b.names.sessions, b.names.claims, b.names.fences).Scan(&present)
+	if err != nil {
+		return storeError("check tables", "", err)
+	}
+	if present {
+		return nil
+	}
+	if b.cfg.NoCreate {
+		return invalid("NoCreate", "the tables %s, %s and the sequence %s are not all there; create them with schema.sql (with your schema and prefix) or let Open create them", b.names.sessions, b.names.claims, b.names.fences)
+	}
+	err = pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, b.names.channel); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, schemaSQL(b.names))
+		return err
+	})
+	if err != nil {
+		return storeError("create tables", "", err)
+	}
+	return nil
+}
+
+// errNoSession is the native cause when the claiming session's row is gone
+// or expired.
+var errNoSession = errors.New("session row gone or expired")
+
+// statements are the SQL of one Config.
+type statements struct {
+	openSession, closeSession, claim, release, renew, read string
+}
+
+func statementsFor(n tableNames) statements {
+	r := strings.NewReplacer("{sessions}", n.sessions, "{claims}", n.claims, "{fences}", n.fences)
+	return statements{
+		openSession: r.Replace(`INSERT INTO {sessions} (id, expires_at, ttl_us, format)
+VALUES ($1, clock_timestamp() + $2::bigint * interval '1 microsecond', $2::bigint, 1)`),
+
+		// Ending a session vacates its claims and announces each.
+		closeSession: r.Replace(`WITH s AS (
+    DELETE FROM {sessions} WHERE id = $1
+), v AS (
+    UPDATE {claims} SET session_id = NULL, token_hash = NULL, holder_id = NULL, metadata = NULL, format = 1
+    WHERE session_id = $1 RETURNING name, fence
+)
+SELECT pg_notify($2, json_build_object('v', 1, 'kind', 'release', 'name', v.name, 'fence', v.fence)::text)::text FROM v`),
+
+		// The claim: take the row if vacant, if its session is expired
+		// (deleting that session row, which a concurrent renewal of it
+		// either waits for and then finds gone, or committed first and
+		// makes the DELETE re-check the new expiry: Postgres re-evaluates
+		// a modified row's condition under READ COMMITTED), or if its
+		// session row is gone (Close). ON CONFLICT locks the election's
+		// row and judges its newest version; the fence never falls below
+		// the row's last one.
+		claim: r.Replace(`WITH cur AS (
+    SELECT session_id FROM {claims} WHERE name = $1 AND session_id IS NOT NULL
+), dead AS (
+    DELETE FROM {sessions} s USING cur
+    WHERE s.id = cur.session_id AND s.expires_at <= clock_timestamp()
+    RETURNING s.id
+), gone AS (
+    SELECT cur.session_id AS id FROM cur
+    WHERE NOT EXISTS (SELECT 1 FROM {sessions} s WHERE s.id = cur.session_id)
+), mine AS (
+    SELECT id FROM {sessions} WHERE id = $2 AND expires_at > clock_timestamp()
+), up AS (
+    INSERT INTO {claims} AS c (name, fence, session_id, token_hash, holder_id, metadata, format)
+    SELECT $1, nextval('{fences}'), mine.id, $3, $4, $5::jsonb, 1 FROM mine
+    ON CONFLICT (name) DO UPDATE SET
+        fence = CASE WHEN c.session_id = excluded.session_id AND c.token_hash = excluded.token_hash
+                THEN c.fence ELSE greatest(excluded.fence, c.fence + 1) END,
+        session_id = excluded.session_id, token_hash = excluded.token_hash,
+        holder_id = excluded.holder_id, metadata = excluded.metadata, format = excluded.format
+    WHERE c.session_id IS NULL
+       OR (c.session_id = excluded.session_id AND c.token_hash = excluded.token_hash)
+       OR c.session_id IN (SELECT id FROM dead)
+       OR c.session_id IN (SELECT id FROM gone)
+    RETURNING c.fence
+)
+SELECT 'ok', up.fence, pg_notify($6, json_build_object('v', 1, 'kind', 'claim', 'name', $1::text, 'fence', up.fence)::text)::text FROM up
+UNION ALL
+SELECT 'nosession', 0, '' WHERE NOT EXISTS (SELECT 1 FROM mine)`),
+
+		release: r.Replace(`WITH r AS (
+    UPDATE {claims} SET session_id = NULL, token_hash = NULL, holder_id = NULL, metadata = NULL, format = 1
+    WHERE name = $1 AND token_hash = $2 RETURNING fence
+)
+SELECT r.fence, pg_notify($3, json_build_object('v', 1, 'kind', 'release', 'name', $1::text, 'fence', r.fence)::text)::text FROM r`),
+
+		// One UPDATE of the session row, refused once it has expired; the
+		// same statement lists the session's claims.
+		renew: r.Replace(`WITH s AS (
+    UPDATE {sessions} SET expires_at = clock_timestamp() + ttl_us * interval '1 microsecond'
+    WHERE id = $1 AND expires_at > clock_timestamp() RETURNING id
+)
+SELECT (SELECT count(*) FROM s), c.name, c.fence, c.token_hash
+FROM (VALUES (1)) one LEFT JOIN {claims} c ON c.session_id = $1`),
+
+		read: r.Replace(`SELECT c.name, c.fence, c.session_id, c.holder_id, c.metadata::text,
+    coalesce(s.expires_at > clock_timestamp(), false),
+    coalesce((extract(epoch FROM (s.expires_at - clock_timestamp())) * 1000000)::bigint, 0)
+FROM {claims} c LEFT JOIN {sessions} s ON s.id = c.session_id
+WHERE c.name = ANY($1)`),
+	}
+}
+
+// quoteChannel is the channel as an identifier for LISTEN.
+func quoteChannel(ch string) string { return pgx.Identifier{ch}.Sanitize() }
