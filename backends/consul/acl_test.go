@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -46,49 +47,106 @@ func TestACL(t *testing.T) {
 		}
 	})
 
-	t.Run("LeastPrivilege", func(t *testing.T) {
-		// The grants the README documents: write on the prefix, session
-		// write on the node. A read-only token can observe but not claim.
-		policy := func(name, rules string) *api.ACLPolicy {
-			p, _, err := raw.ACL().PolicyCreate(&api.ACLPolicy{Name: name, Rules: rules}, nil)
-			if err != nil {
-				t.Fatalf("create policy: %v", err)
-			}
-			return p
+	policy := func(t *testing.T, name, rules string) *api.ACLPolicy {
+		p, _, err := raw.ACL().PolicyCreate(&api.ACLPolicy{Name: name, Rules: rules}, nil)
+		if err != nil {
+			t.Fatalf("create policy: %v", err)
 		}
-		token := func(p *api.ACLPolicy) string {
-			tok, _, err := raw.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
-			if err != nil {
-				t.Fatalf("create token: %v", err)
-			}
-			return tok.SecretID
+		return p
+	}
+	token := func(t *testing.T, p *api.ACLPolicy) string {
+		tok, _, err := raw.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
+		if err != nil {
+			t.Fatalf("create token: %v", err)
 		}
-		writer := token(policy("elector", `key_prefix "acl/" { policy = "write" }
-session_prefix "" { policy = "write" }`))
-		reader := token(policy("observer", `key_prefix "acl/" { policy = "read" }
-session_prefix "" { policy = "write" }`))
+		return tok.SecretID
+	}
+	// The grants the README documents for a candidate of prefix "acl":
+	// write on the prefix, write on the session node (to register it) and
+	// session write on it.
+	candidateRules := `key_prefix "acl/" { policy = "write" }
+node "acl-sessions" { policy = "write" }
+session "acl-sessions" { policy = "write" }`
+	writer := token(t, policy(t, "candidate", candidateRules))
+	// An observer: read on the prefix, nothing else.
+	reader := token(t, policy(t, "observer", `key_prefix "acl/" { policy = "read" }`))
 
+	t.Run("LeastPrivilege", func(t *testing.T) {
 		bw := a.backend(t, func(c *Config) { c.Token, c.Prefix = writer, "acl" })
-		br := a.backend(t, func(c *Config) { c.Token, c.Prefix = reader, "acl" })
-		sw, sr := openSession(t, bw, ttl), openSession(t, br, ttl)
+		if got := bw.SessionNode(); got != "acl-sessions" {
+			t.Fatalf("SessionNode = %q, want acl-sessions", got)
+		}
+		sw := openSession(t, bw, ttl)
 		c := claim(t, sw, "scoped", "t", "writer")
 		if err := sw.Renew(t.Context(), []election.Claim{c}); err != nil {
 			t.Fatalf("Renew = %v", err)
 		}
-		if l, err := br.Leader(t.Context(), "scoped"); err != nil || l.ID != "writer" {
-			t.Fatalf("reader's Leader = %+v, %v", l, err)
-		}
-		if _, err := sr.Claim(t.Context(), election.ClaimRequest{Name: "other", Token: "t"}); !errors.Is(err, election.ErrInvalidArgument) {
-			t.Fatalf("Claim with a read-only token = %v, want ErrInvalidArgument", err)
-		}
 		if err := sw.Release(t.Context(), c); err != nil {
 			t.Fatalf("Release = %v", err)
 		}
-		// Outside its prefix the writer is refused.
+		// Outside its prefix the candidate is refused: its session node
+		// is not granted, nor are the keys.
 		bo := a.backend(t, func(c *Config) { c.Token, c.Prefix = writer, "elsewhere" })
-		so := openSession(t, bo, ttl)
+		if _, err := bo.OpenSession(t.Context(), ttl); !errors.Is(err, election.ErrInvalidArgument) {
+			t.Fatalf("OpenSession outside the granted prefix = %v, want ErrInvalidArgument", err)
+		}
+		so := &session{b: bo, id: sw.id, ttl: ttl} // its own session, used under another prefix
 		if _, err := so.Claim(t.Context(), election.ClaimRequest{Name: "x", Token: "t"}); !errors.Is(err, election.ErrInvalidArgument) {
 			t.Fatalf("Claim outside the granted prefix = %v, want ErrInvalidArgument", err)
+		}
+	})
+
+	t.Run("Observer", func(t *testing.T) {
+		// An observer follows the leader but can neither claim, renew nor
+		// release, not even with what it can read: the holder's session
+		// ID and owner token are in the key.
+		bw := a.backend(t, func(c *Config) { c.Token, c.Prefix = writer, "acl" })
+		br := a.backend(t, func(c *Config) { c.Token, c.Prefix = reader, "acl" })
+		sw := openSession(t, bw, ttl)
+		held := claim(t, sw, "observed", "secret-token", "writer")
+
+		if l, err := br.Leader(t.Context(), "observed"); err != nil || l.ID != "writer" || l.Fence != held.Fence {
+			t.Fatalf("observer's Leader = %+v, %v; want writer at fence %d", l, err, held.Fence)
+		}
+		ch, err := br.Watch(t.Context(), "observed")
+		if err != nil {
+			t.Fatalf("observer's Watch: %v", err)
+		}
+		if ev := next(t, ch, 10*time.Second); ev.Err != nil || ev.Leader == nil || ev.Leader.ID != "writer" {
+			t.Fatalf("observer's first watch event = %+v, want writer", ev)
+		}
+
+		if _, err := br.OpenSession(t.Context(), ttl); !errors.Is(err, election.ErrInvalidArgument) {
+			t.Fatalf("observer's OpenSession = %v, want ErrInvalidArgument", err)
+		}
+		// What the observer can read of the holder.
+		p := rawKey(t, raw, bw, "observed")
+		var r record
+		if err := json.Unmarshal(p.Value, &r); err != nil || r.Token != "secret-token" || p.Session != sw.id {
+			t.Fatalf("raw key = %s (session %s), %v", p.Value, p.Session, err)
+		}
+		stolen := &session{b: br, id: p.Session, ttl: ttl}
+		stolen.remember(held)
+		if _, err := stolen.Claim(t.Context(), election.ClaimRequest{Name: "vacant", Token: "t"}); !errors.Is(err, election.ErrInvalidArgument) {
+			t.Fatalf("observer's Claim with the holder's session = %v, want ErrInvalidArgument", err)
+		}
+		if err := stolen.Renew(t.Context(), []election.Claim{held}); !errors.Is(err, election.ErrInvalidArgument) {
+			t.Fatalf("observer's Renew of the holder's session = %v, want ErrInvalidArgument", err)
+		}
+		for _, s := range []*session{stolen, {b: br, id: p.Session, ttl: ttl}} { // by fence; by token
+			if err := s.Release(t.Context(), held); !errors.Is(err, election.ErrInvalidArgument) {
+				t.Fatalf("observer's Release with the holder's token = %v, want ErrInvalidArgument", err)
+			}
+		}
+		if _, err := br.client.Session().Destroy(p.Session, br.write(t.Context())); err == nil {
+			t.Fatalf("observer destroyed the holder's session")
+		}
+		// The claim is untouched.
+		if err := sw.Renew(t.Context(), []election.Claim{held}); err != nil {
+			t.Fatalf("holder's Renew after the observer's attempts = %v", err)
+		}
+		if after := rawKey(t, raw, bw, "observed"); after == nil || after.ModifyIndex != held.Fence || after.Session != sw.id {
+			t.Fatalf("key after the observer's attempts = %+v, want the holder's at fence %d", after, held.Fence)
 		}
 	})
 

@@ -128,9 +128,12 @@ func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, err
 	return *v.leader, nil
 }
 
-// OpenSession creates one Consul session: TTL ttl, no health checks (only
-// the TTL or an operator invalidates it), behavior "delete" (its keys are
-// deleted when it is invalidated), lock-delay Config.LockDelay. Consul
+// OpenSession creates one Consul session: TTL ttl, on the prefix's
+// session node ([Backend.SessionNode], registered in the catalog on first
+// use) rather than the agent's, with no health checks, so that only the TTL
+// or an operator invalidates it (not an agent leaving the cluster, which
+// deregisters its node and the sessions on it), behavior "delete" (its keys
+// are deleted when it is invalidated), lock-delay Config.LockDelay. Consul
 // starts the session's timer when it creates it and invalidates it no
 // earlier than ttl (and up to 2×ttl) after creation or the last renewal.
 //
@@ -147,13 +150,23 @@ func (b *Backend) OpenSession(ctx context.Context, ttl time.Duration) (election.
 	// LockDelay, and Consul then applies its own 15s default.
 	body := map[string]any{
 		"Name":       b.s.sessionName,
+		"Node":       b.SessionNode(),
 		"TTL":        ttl.String(),
 		"Behavior":   api.SessionBehaviorDelete,
 		"LockDelay":  b.s.lockDelay.String(),
 		"NodeChecks": []string{},
 	}
 	var out struct{ ID string }
-	if _, err := b.client.Raw().Write("/v1/session/create", body, &out, b.write(ctx)); err != nil {
+	_, err := b.client.Raw().Write("/v1/session/create", body, &out, b.write(ctx))
+	if missingNode(err) {
+		// The first session of the prefix in this datacenter, or an
+		// operator deregistered the node: register it, once.
+		if err := b.registerSessionNode(ctx); err != nil {
+			return nil, storeErr("open session: register the session node "+b.SessionNode(), err)
+		}
+		_, err = b.client.Raw().Write("/v1/session/create", body, &out, b.write(ctx))
+	}
+	if err != nil {
 		return nil, storeErr("open session", err)
 	}
 	return &session{b: b, id: out.ID, ttl: ttl}, nil
