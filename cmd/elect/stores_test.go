@@ -71,7 +71,9 @@ func TestStores(t *testing.T) {
 			t.Run("SigtermForwarded", func(t *testing.T) { testSigterm(t, s) })
 			t.Run("NoWaitAndLeader", func(t *testing.T) { testNoWait(t, s) })
 			t.Run("Lease", func(t *testing.T) { testLease(t, s) })
+			t.Run("LostExits76", func(t *testing.T) { testLostExits76(t, s) })
 			if name == "redis" { // not about the store
+				t.Run("SignalsPassedOn", func(t *testing.T) { testSignalsPassedOn(t, s) })
 				t.Run("CutCommandIgnoresSIGTERM", func(t *testing.T) { testCut(t, s, true) })
 				t.Run("SupervisorKilled", func(t *testing.T) { testSupervisorKilled(t, s) })
 			}

@@ -281,11 +281,20 @@ type tree struct {
 	leaderGone bool // the group leader was reaped: its pgid may be reused
 }
 
+// signal sends sig once to every process of the tree: to the group, then
+// to each descendant outside it. A process of the group signalled twice
+// could see the signal twice (a shell runs its trap between the two), and
+// a SIGUSR1 that toggles something would toggle it back.
 func (t *tree) signal(sig syscall.Signal) {
 	if !t.leaderGone {
 		_ = syscall.Kill(-t.pgid, sig)
 	}
 	for _, pid := range descendants(t.self) {
+		if !t.leaderGone {
+			if pgid, err := syscall.Getpgid(pid); err == nil && pgid == t.pgid {
+				continue // signalled with the group
+			}
+		}
 		_ = syscall.Kill(pid, sig)
 	}
 	if sig == syscall.SIGTERM || sig == syscall.SIGINT {
