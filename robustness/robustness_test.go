@@ -258,6 +258,9 @@ func (w *world) report(begin, end time.Time) {
 		fmt.Fprintf(&b, "%-14s %3d %5d %6d  %-26s %-26s %6d %6d\n", k, s.n, s.kept, s.open,
 			medMax(s.takeover), medMax(s.gap), staleBy[k], lateBy[k])
 	}
+	if len(w.endErrors) > 0 {
+		w.t.Logf("Stop or Close returned ErrUnavailable %d times:\n    %s", len(w.endErrors), strings.Join(w.endErrors, "\n    "))
+	}
 	w.t.Logf("recovery per fault kind (kept: the term in force survived until the next fault; open: no new term before the next fault, nor the old one kept; takeover: from the fault's start to the next term's first handler; leaderless: from the old term's last handler to it; stale: writes refused; late: old-fence writes accepted after a newer term began):\n%s", b.String())
 }
 

@@ -43,6 +43,10 @@ type Message struct {
 	Seq       uint64       `json:"seq,omitempty"`
 	Lingering bool         `json:"linger,omitempty"`
 	Event     *EventRecord `json:"ev,omitempty"`
+	// Err is, on KindBye, the error Stop or Close returned, if any, and
+	// Unavailable whether it wraps election.ErrUnavailable.
+	Err         string `json:"err,omitempty"`
+	Unavailable bool   `json:"unavail,omitempty"`
 }
 
 // Ack is the sink's answer to a KindWrite Message.

@@ -53,6 +53,8 @@ type world struct {
 	highestWriter map[string]string
 	// faults is the schedule as it happened.
 	faults []faultRun
+	// endErrors are the ErrUnavailable errors Stop or Close returned.
+	endErrors []string
 	// problems are protocol breaches found while recording.
 	problems []string
 	sockets  map[net.Conn]struct{}
@@ -86,6 +88,10 @@ type proc struct {
 	// "kill", "linger-stop", "close" or "shutdown".
 	ending string
 	bye    bool // it said goodbye (closed its elector)
+	// byeErr is the error its Stop or Close returned, and byeUnavailable
+	// whether that wraps election.ErrUnavailable.
+	byeErr         string
+	byeUnavailable bool
 }
 
 func (p *proc) exited() bool {
@@ -214,7 +220,7 @@ func (w *world) apply(m Message) {
 	case KindBye:
 		for _, p := range w.procs {
 			if p.name == m.Process {
-				p.bye = true
+				p.bye, p.byeErr, p.byeUnavailable = true, m.Err, m.Unavailable
 			}
 		}
 	default:
@@ -366,7 +372,7 @@ func (w *world) reap() {
 		_ = p.proxy.Close()
 		p.proxy = nil
 		w.mu.Lock()
-		ending, bye := p.ending, p.bye
+		ending, bye, byeErr, unavailable := p.ending, p.bye, p.byeErr, p.byeUnavailable
 		w.mu.Unlock()
 		switch {
 		case ending == "kill":
@@ -375,6 +381,15 @@ func (w *world) reap() {
 			w.record(time.Now(), func() { w.rec.Crash(p.name) })
 		case p.err != nil || !bye:
 			w.t.Errorf("candidate %s, told to end (%s), exited with %v (said goodbye: %v):\n%s", p.name, ending, p.err, bye, tail(p.stderr))
+		case byeErr != "" && !unavailable:
+			w.t.Errorf("candidate %s, told to end (%s): %s", p.name, ending, byeErr)
+		case byeErr != "":
+			// The store did not answer a release in time (a release of an
+			// earlier term, retried in the background, counts too): the
+			// contract allows it; it is counted and shown.
+			w.mu.Lock()
+			w.endErrors = append(w.endErrors, fmt.Sprintf("%s (%s): %s", p.name, ending, byeErr))
+			w.mu.Unlock()
 		}
 	}
 }

@@ -11,6 +11,9 @@
 //     for the release (Candidate.Done), closes its elector and exits 0.
 //   - SIGUSR2 or SIGTERM: Close mid-term: Elector.Close, then exit 0.
 //
+// Either way the error Stop or Close returned, if any, goes to the test in
+// the goodbye message.
+//
 // SIGSTOP, SIGCONT and SIGKILL need nothing from it. The test builds it
 // with go build; it is not meant to be run by hand.
 package main
@@ -216,6 +219,9 @@ func run(storeURL, name, id, sinkAddr string, writeEvery, linger time.Duration) 
 	}
 
 	sig := <-sigs
+	// An error of Stop or Close goes to the test with the goodbye: the
+	// test decides what it may be.
+	var errs []error
 	if sig == syscall.SIGUSR1 {
 		lingering.Store(true)
 		// A Stop whose context ends while the handler lingers returns
@@ -224,14 +230,18 @@ func run(storeURL, name, id, sinkAddr string, writeEvery, linger time.Duration) 
 		err := c.Stop(stopCtx)
 		cancel()
 		if err != nil && !errors.Is(err, election.ErrHandlersRunning) {
-			return fmt.Errorf("stop: %w", err)
+			errs = append(errs, fmt.Errorf("stop: %w", err))
 		}
 		<-c.Done()
 	}
 	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := el.Close(closeCtx); err != nil {
-		return fmt.Errorf("close: %w", err)
+		errs = append(errs, fmt.Errorf("close: %w", err))
 	}
-	return s.send(robustness.Message{Kind: robustness.KindBye})
+	bye := robustness.Message{Kind: robustness.KindBye}
+	if err := errors.Join(errs...); err != nil {
+		bye.Err, bye.Unavailable = err.Error(), errors.Is(err, election.ErrUnavailable)
+	}
+	return s.send(bye)
 }

@@ -1,0 +1,133 @@
+package robustness
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/history"
+)
+
+// These tests feed the sink and the recorder made-up histories, through
+// the same connection and messages the candidates use, to show that the
+// checks TestRobustness relies on fail when they should.
+
+// syntheticWorld is a world with no store and no process: only the sink.
+func syntheticWorld(t *testing.T) *world {
+	t.Helper()
+	w := newWorld(t, &store{name: "synthetic"}, ttl)
+	t.Cleanup(func() {
+		w.shutdown()
+		_ = os.RemoveAll(w.logDir)
+	})
+	return w
+}
+
+func TestSinkRefusesStaleFences(t *testing.T) {
+	w := syntheticWorld(t)
+	write := func(writer string, fence uint64) Ack {
+		return w.write(Message{Kind: KindWrite, Process: writer, Election: electionName, Candidate: writer, Fence: fence})
+	}
+	if a := write("a", 5); !a.Accepted {
+		t.Fatalf("the first write (fence 5) was refused: %+v", a)
+	}
+	if a := write("b", 7); !a.Accepted || a.Highest != 5 {
+		t.Fatalf("a greater fence (7 after 5) was refused: %+v", a)
+	}
+	if a := write("a", 5); a.Accepted {
+		t.Fatalf("a stale fence (5 after 7) was accepted: %+v", a)
+	}
+	if a := write("c", 7); a.Accepted {
+		t.Fatalf("fence 7 from a second writer was accepted: %+v", a)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.sink[2].Stale || w.sink[3].Stale {
+		t.Errorf("stale marks: %+v", w.sink)
+	}
+	problems := w.checkSink()
+	if len(problems) != 1 || !strings.Contains(problems[0], "fence 7 written by b and by c") {
+		t.Errorf("checkSink = %q, want the one fence written by two candidates", problems)
+	}
+	// A sink that had accepted the stale write is caught by the check.
+	w.sink = append(w.sink, sinkWrite{Writer: "a", Election: electionName, Fence: 5, Accepted: true, At: time.Now()})
+	problems = w.checkSink()
+	if len(problems) != 2 || !strings.Contains(problems[1], "fence 5 accepted") {
+		t.Errorf("checkSink = %q, want the stale write accepted reported", problems)
+	}
+}
+
+// TestHistoryAcrossProcesses sends two processes' runs over the wire with
+// their own send times and checks that the history checker sees the
+// overlap, and that an overrun reported by the earlier leader excuses it.
+func TestHistoryAcrossProcesses(t *testing.T) {
+	for _, overrun := range []bool{false, true} {
+		name := map[bool]string{false: "unexcused", true: "overrun-reported"}[overrun]
+		t.Run(name, func(t *testing.T) {
+			w := syntheticWorld(t)
+			t0 := time.Now().Add(-time.Minute)
+			at := func(d time.Duration) int64 { return t0.Add(d).UnixNano() }
+			msgs := []Message{
+				{Kind: KindHello, Process: "p1", At: at(0)},
+				{Kind: KindBegin, Process: "p1", Run: 1, Election: electionName, Candidate: "p1", Fence: 1, At: at(0)},
+				{Kind: KindBegin, Process: "p2", Run: 1, Election: electionName, Candidate: "p2", Fence: 2, At: at(3 * time.Second)},
+			}
+			if overrun {
+				// p1's deadline was at 2s; it returned at 4s, 2s late.
+				ev := election.Event{Kind: election.EventHandlersReturned, State: election.StateReleasing, Time: t0.Add(4 * time.Second),
+					Election: electionName, Candidate: "p1", Fence: 1, Overrun: 2 * time.Second}
+				msgs = append(msgs, Message{Kind: KindEvent, Process: "p1", At: at(4 * time.Second), Event: NewEventRecord(ev)})
+			}
+			msgs = append(msgs, Message{Kind: KindReturn, Process: "p1", Run: 1, At: at(4 * time.Second)})
+			send(t, w, msgs)
+			waitFor(t, "both runs, p1's returned", func() bool {
+				runs := w.rec.Runs()
+				return len(runs) == 2 && !runs[0].End.IsZero()
+			})
+			w.mu.Lock()
+			violations := w.rec.Check(history.Bounds{})
+			w.mu.Unlock()
+			runs := w.rec.Runs()
+			if !runs[0].Start.Equal(t0) || !runs[0].End.Equal(t0.Add(4*time.Second)) || !runs[1].Start.Equal(t0.Add(3*time.Second)) {
+				t.Errorf("runs not at their senders' times: %+v", runs)
+			}
+			switch {
+			case overrun && len(violations) != 0:
+				t.Errorf("an overlap after a reported overrun was not excused: %v", violations)
+			case !overrun && (len(violations) != 1 || violations[0].Property != "exclusion"):
+				t.Errorf("violations = %v, want one exclusion", violations)
+			}
+		})
+	}
+}
+
+// send writes msgs on one connection to w's sink.
+func send(t *testing.T, w *world, msgs []Message) {
+	t.Helper()
+	conn, err := net.Dial("tcp", w.sinkAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	enc := json.NewEncoder(conn)
+	for _, m := range msgs {
+		if err := enc.Encode(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitBound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", waitBound, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
