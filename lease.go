@@ -19,6 +19,7 @@ import (
 // work is not exclusive once the TTL has passed.
 type Lease struct {
 	key   string
+	id    string
 	claim Claim
 	sess  Session
 	ttl   time.Duration
@@ -97,13 +98,21 @@ func TryLeaseWith(ctx context.Context, b Backend, key string, ttl time.Duration,
 		return nil, fmt.Errorf("election: lease %q: %w", key, err)
 	}
 	return &Lease{
-		key: key, claim: cl, sess: sess, ttl: sess.TTL(), drift: opts.DriftMargin, clock: opts.Clock,
+		key: key, id: opts.ID, claim: cl, sess: sess, ttl: sess.TTL(), drift: opts.DriftMargin, clock: opts.Clock,
 		deadline: sent.Add(sess.TTL() - opts.DriftMargin),
 	}, nil
 }
 
 // Key returns the lease's key.
 func (l *Lease) Key() string { return l.key }
+
+// ID returns the holder ID the lease was taken with ([LeaseOptions.ID], or
+// the default made from host, pid and a random suffix): what
+// [Backend.Leader] shows for the key while the lease is held, and what a
+// *TakenError names to those who find it held. It identifies the holder to
+// observers, not the right to renew or release: that is the owner token,
+// which never leaves the Lease.
+func (l *Lease) ID() string { return l.id }
 
 // Fence returns the lease's fencing token, strictly greater than that of
 // every earlier holder of the key.

@@ -29,7 +29,7 @@ every host.`,
 `, 1, true)
 	f := &commonFlags{meta: metaFlag{}}
 	c.flags = f
-	c.fs.StringVar(&f.id, "id", "", "the holder's `ID`, shown to readers (default: host-pid)")
+	c.fs.StringVar(&f.id, "id", "", "the holder's `ID`, shown to readers (default: host, pid and a random suffix)")
 	c.fs.Var(f.meta, "meta", "`key=value` metadata shown with the holder; repeatable (env: comma-separated)")
 	c.fs.DurationVar(&f.ttl, "ttl", 0, "the lease's `TTL` (required)")
 	c.fs.DurationVar(&f.grace, "grace", 0, "time between SIGTERM and SIGKILL (default min(TTL/4, 10s)); checked against the TTL")
@@ -76,13 +76,8 @@ func leaseMain(c *cli) int {
 		return code
 	}
 	defer func() { _ = election.CloseBackend(b) }()
-	id := f.id
-	if id == "" {
-		host, _ := os.Hostname()
-		id = host + "-" + strconv.Itoa(os.Getpid())
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	lease, err := election.TryLeaseWith(ctx, b, key, f.ttl, election.LeaseOptions{ID: id, Metadata: f.meta})
+	lease, err := election.TryLeaseWith(ctx, b, key, f.ttl, election.LeaseOptions{ID: f.id, Metadata: f.meta})
 	cancel()
 	var taken *election.TakenError
 	switch {
@@ -99,7 +94,8 @@ func leaseMain(c *cli) int {
 		fmt.Fprintf(os.Stderr, "elect lease: %v\n", err)
 		return exitUnavailable
 	}
-	log.infof("holding lease %q (fence %d) until %s", key, lease.Fence(), lease.Deadline().UTC().Format(time.RFC3339Nano))
+	id := lease.ID() // --id, or the library's default: host, pid and a random suffix
+	log.infof("holding lease %q as %q (fence %d) until %s", key, id, lease.Fence(), lease.Deadline().UTC().Format(time.RFC3339Nano))
 
 	dir, err := os.MkdirTemp("", "elect-")
 	if err != nil {

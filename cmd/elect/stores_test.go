@@ -330,9 +330,9 @@ func testLease(t *testing.T, s store) {
 		}
 	}
 	// Renewed while the command runs: still held well past one TTL.
-	ready, stop := filepath.Join(dir, "ready"), filepath.Join(dir, "stop")
+	ready, stop, idFile := filepath.Join(dir, "ready"), filepath.Join(dir, "stop"), filepath.Join(dir, "id")
 	long := startElect(t, "long", s.direct(), "lease", "--ttl", ttl, "renewed", "--", "sh", "-c",
-		fmt.Sprintf(`cat "$ELECTION_DEADLINE_FILE" > %q; while [ ! -e %q ]; do sleep 0.05; done`, ready, stop))
+		fmt.Sprintf(`echo "$ELECTION_ID" > %q; cat "$ELECTION_DEADLINE_FILE" > %q; while [ ! -e %q ]; do sleep 0.05; done`, idFile, ready, stop))
 	eventually(t, "the long command started", func() bool { b, _ := os.ReadFile(ready); return len(b) > 0 })
 	b, _ := os.ReadFile(ready)
 	first, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b)))
@@ -344,6 +344,13 @@ func testLease(t *testing.T, s store) {
 	}
 	if code, out := runElect(t, s.direct(), "lease", "--ttl", ttl, "renewed", "--", "true"); code != exitTaken {
 		t.Fatalf("elect lease past the first lease's TTL while its command runs: exit %d, want %d (renewed):\n%s", code, exitTaken, out)
+	}
+	// Without --id, the command's ELECTION_ID is the holder readers see.
+	id := strings.TrimSpace(readFile(t, idFile))
+	code, out := runElect(t, s.direct(), "leader", "-o", "json", "renewed")
+	var v viewJSON
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.Leader == nil || id == "" || v.Leader.ID != id {
+		t.Fatalf("elect leader on the held lease: exit %d, %v, %q; want the command's ELECTION_ID %q", code, err, out, id)
 	}
 	if err := os.WriteFile(stop, nil, 0o644); err != nil {
 		t.Fatal(err)
