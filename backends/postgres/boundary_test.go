@@ -81,11 +81,11 @@ func boundaryWorker(ctx context.Context, b *Backend, id string, ttl time.Duratio
 	at func(time.Time, func()), rec *history.Recorder, takeovers, refused, renewed, released *atomic.Int64) error {
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	for time.Now().Before(stop) {
+		lastRenew := time.Now() // the session lives from its open's send time
 		s, err := b.OpenSession(ctx, ttl)
 		if err != nil {
 			return err
 		}
-		lastRenew := time.Now()
 		for time.Now().Before(stop) {
 			if time.Since(lastRenew) > ttl/3 {
 				sent := time.Now()
