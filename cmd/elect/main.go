@@ -8,7 +8,11 @@
 //
 // The store is named by --url or ELECTION_URL, with the URLs of
 // election.Open (etcd://h1:2379/prefix?ttl=10s, redis://host:6379/0,
-// consul://host:8500?min_ttl=1s). Every flag can also be set from the
+// consul://host:8500?min_ttl=1s). An etcd or Redis store that does not
+// answer within the URL's dial_timeout (default 5s) makes elect exit 69
+// (Consul is checked by the first claim); with lazy=true in the URL,
+// elect run starts anyway and campaigns until the store answers, which
+// suits a unit started at boot before the store. Every flag can also be set from the
 // environment as ELECT_<FLAG> with dashes as underscores (ELECT_TTL,
 // ELECT_GRACE, ELECT_NO_WAIT, ELECT_META="k=v,k2=v2"); a flag on the command
 // line wins over the variable. An ELECT_ variable that names no flag is an
@@ -61,6 +65,15 @@
 //	127  COMMAND was not found
 //
 // A command can exit with one of these codes too; elect passes it on.
+//
+// # Signals
+//
+// SIGINT and SIGTERM stop elect: they are forwarded to the command, elect
+// waits for it (at most --grace, never past the deadline), resigns or
+// releases, and exits with its status. SIGHUP, SIGUSR1 and SIGUSR2 are
+// passed on to each of the command's processes once (its process group
+// and any descendant that left it), and elect and the command go on: a
+// daemon's reload works through elect.
 //
 // Without --no-wait, a lost term does not end elect run: the command is
 // killed and elect campaigns again. When the command exits on its own,
@@ -166,6 +179,8 @@ Usage:
 	}
 	fmt.Fprintf(w, `
 The store: --url or ELECTION_URL (etcd://h:2379/prefix, redis://h:6379/0, consul://h:8500).
+An etcd or Redis store that does not answer within the URL's dial_timeout (default 5s): exit 69;
+with lazy=true in the URL (redis://h:6379/0?lazy=true), elect run campaigns until it answers.
 Every flag can also be set as ELECT_<FLAG> (ELECT_TTL=10s, ELECT_NO_WAIT=true).
 Run 'elect COMMAND --help' for a command's flags and examples.
 `)
