@@ -60,7 +60,8 @@ term's local deadline, RFC 3339, rewritten after every renewal). If renewals sto
 term is lost, COMMAND's processes get SIGTERM, then SIGKILL before the deadline. When
 COMMAND exits, elect resigns, then exits or campaigns again (--restart). SIGINT and
 SIGTERM are forwarded to COMMAND; elect waits for it (at most --grace), resigns and exits
-with its status. Do not start elect run from cron on many hosts: each waiter would win
+with its status. SIGHUP, SIGUSR1 and SIGUSR2 reach each of COMMAND's processes once, and
+both go on. Do not start elect run from cron on many hosts: each waiter would win
 in turn and run the job again; use --no-wait or elect lease.`,
 		`  elect run --url etcd://127.0.0.1:2379/myapp --ttl 10s mailer -- ./mailer --queue outbox
   ELECTION_URL=redis://127.0.0.1:6379 elect run --restart on-failure reindexer -- sh -c 'exec ./reindex'
