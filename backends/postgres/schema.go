@@ -187,3 +187,16 @@ WHERE c.name = ANY($1)`),
 
 // quoteChannel is the channel as an identifier for LISTEN.
 func quoteChannel(ch string) string { return pgx.Identifier{ch}.Sanitize() }
+
+// Schema returns the SQL that creates the schema, tables, sequence and
+// index cfg's Backend uses (idempotent: IF NOT EXISTS), for teams that
+// create them with their own migrations and set Config.NoCreate. For the
+// default names it is the file schema.sql of this package. It returns an
+// error wrapping [election.ErrInvalidArgument] for an invalid cfg.
+func Schema(cfg Config) (string, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return "", err
+	}
+	return schemaSQL(names(cfg)), nil
+}
