@@ -123,7 +123,7 @@ VALUES ($1, clock_timestamp() + $2::bigint * interval '1 microsecond', $2::bigin
     UPDATE {claims} SET session_id = NULL, token_hash = NULL, holder_id = NULL, metadata = NULL, format = 1
     WHERE session_id = $1 RETURNING name, fence
 )
-SELECT pg_notify($2, json_build_object('v', 1, 'kind', 'release', 'name', v.name, 'fence', v.fence)::text)::text FROM v`),
+SELECT pg_notify($2, format('{"v":1,"kind":"release","name":%s,"fence":%s}', to_json(v.name)::text, v.fence))::text FROM v`),
 
 		// The claim: take the row if vacant, if its session is expired
 		// (deleting that session row, which a concurrent renewal of it
@@ -158,7 +158,7 @@ SELECT pg_notify($2, json_build_object('v', 1, 'kind', 'release', 'name', v.name
        OR c.session_id IN (SELECT id FROM gone)
     RETURNING c.fence
 )
-SELECT 'ok', up.fence, pg_notify($6, json_build_object('v', 1, 'kind', 'claim', 'name', $1::text, 'fence', up.fence)::text)::text FROM up
+SELECT 'ok', up.fence, pg_notify($6, format('{"v":1,"kind":"claim","name":%s,"fence":%s}', to_json($1::text)::text, up.fence))::text FROM up
 UNION ALL
 SELECT 'nosession', 0, '' WHERE NOT EXISTS (SELECT 1 FROM mine)`),
 
@@ -166,7 +166,7 @@ SELECT 'nosession', 0, '' WHERE NOT EXISTS (SELECT 1 FROM mine)`),
     UPDATE {claims} SET session_id = NULL, token_hash = NULL, holder_id = NULL, metadata = NULL, format = 1
     WHERE name = $1 AND token_hash = $2 RETURNING fence
 )
-SELECT r.fence, pg_notify($3, json_build_object('v', 1, 'kind', 'release', 'name', $1::text, 'fence', r.fence)::text)::text FROM r`),
+SELECT r.fence, pg_notify($3, format('{"v":1,"kind":"release","name":%s,"fence":%s}', to_json($1::text)::text, r.fence))::text FROM r`),
 
 		// One UPDATE of the session row, refused once it has expired; the
 		// same statement lists the session's claims.
