@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/storedown"
 )
 
 // A consul:// URL always opens without contacting the agent: lazy=true is
@@ -47,50 +48,5 @@ func TestOpenURLLazy(t *testing.T) {
 		t.Fatalf("election.Open with the agent down: %v", err)
 	}
 	defer election.CloseBackend(backend)
-	el, err := election.New(backend, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := el.Close(cctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	}()
-	c, err := el.NewCandidate(election.CandidateConfig{Name: "lazy", ID: "lazy-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	events := c.Events()
-	if err := c.Start(ctx); err != nil {
-		t.Fatalf("Start with the agent down: %v", err)
-	}
-	for failed := false; !failed; {
-		select {
-		case ev := <-events:
-			if ev.Kind == election.EventClaimed {
-				t.Fatalf("claimed while the agent is down: %+v", ev)
-			}
-			failed = ev.Kind == election.EventClaimFailed && errors.Is(ev.Err, election.ErrUnavailable)
-		case <-ctx.Done():
-			t.Fatal("no EventClaimFailed with ErrUnavailable while the agent is down")
-		}
-	}
-	if err := a.Start(ctx); err != nil {
-		t.Fatalf("start the agent: %v", err)
-	}
-	for {
-		select {
-		case ev := <-events:
-			if ev.Kind == election.EventClaimed {
-				if !c.IsLeader() {
-					t.Fatalf("EventClaimed but not leading: %+v", ev)
-				}
-				return
-			}
-		case <-ctx.Done():
-			t.Fatal("not elected after the agent started")
-		}
-	}
+	storedown.ElectedOnceUp(t, ctx, backend, cfg, func() error { return a.Start(ctx) })
 }

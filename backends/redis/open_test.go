@@ -1,64 +1,16 @@
 package redis
 
 import (
-	"context"
 	"errors"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/storedown"
 	"github.com/electionkit/election/internal/testserver"
 )
-
-// silentListener accepts connections on a loopback port and never answers:
-// a server that is up but hung, or a black hole behind a load balancer. It
-// counts the connections it accepted.
-type silentListener struct {
-	ln       net.Listener
-	accepted atomic.Int64
-	mu       sync.Mutex
-	conns    []net.Conn
-	done     chan struct{}
-}
-
-func listenSilent(t *testing.T) *silentListener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &silentListener{ln: ln, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.accepted.Add(1)
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		<-s.done
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, c := range s.conns {
-			_ = c.Close()
-		}
-	})
-	return s
-}
-
-func (s *silentListener) addr() string { return s.ln.Addr().String() }
 
 // The eager OpenURL gives up after dial_timeout, not after go-redis's own
 // retry schedule (at least 1.6s of backoff sleeps alone for a refused
@@ -69,10 +21,10 @@ func TestOpenURLHonoursDialTimeout(t *testing.T) {
 	// The margin is far above the time a loaded machine needs to notice a
 	// context deadline, and still below what go-redis alone would take.
 	const bound = dialTimeout + 1300*time.Millisecond
-	silent := listenSilent(t)
+	silent := storedown.Listen(t)
 	for _, tc := range []struct{ what, addr string }{
 		{"refused", "127.0.0.1:" + strconv.Itoa(testserver.FreePort(t))},
-		{"silent", silent.addr()},
+		{"silent", silent.Addr()},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			ctx := testContext(t, 30*time.Second)
@@ -94,7 +46,7 @@ func TestOpenURLHonoursDialTimeout(t *testing.T) {
 			t.Logf("%s: failed after %v: %v", tc.what, took.Round(time.Millisecond), err)
 		})
 	}
-	if silent.accepted.Load() == 0 {
+	if silent.Accepted() == 0 {
 		t.Errorf("the silent server accepted no connection: the eager check never dialled it")
 	}
 }
@@ -103,15 +55,15 @@ func TestOpenURLHonoursDialTimeout(t *testing.T) {
 // campaigns (Start does not fail) and is elected once the server starts.
 func TestOpenURLLazy(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
-	silent := listenSilent(t)
-	b, err := OpenURL(ctx, mustParse(t, "redis://"+silent.addr()+"/?lazy=true&dial_timeout=1m"))
+	silent := storedown.Listen(t)
+	b, err := OpenURL(ctx, mustParse(t, "redis://"+silent.Addr()+"/?lazy=true&dial_timeout=1m"))
 	if err != nil {
 		t.Fatalf("OpenURL lazy: %v", err)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := silent.accepted.Load(); n != 0 {
+	if n := silent.Accepted(); n != 0 {
 		t.Fatalf("OpenURL with lazy=true connected %d times, want none", n)
 	}
 	if _, err := OpenURL(ctx, mustParse(t, "redis://127.0.0.1:1/?lazy=maybe")); !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "lazy") {
@@ -127,59 +79,5 @@ func TestOpenURLLazy(t *testing.T) {
 		t.Fatalf("election.Open lazy with the server down: %v", err)
 	}
 	defer election.CloseBackend(backend)
-	waitElected(t, ctx, backend, cfg, func() error { return srv.proc.Start(ctx) })
-}
-
-// waitElected starts a candidate on b while its store is down, checks that
-// Start succeeds and that the claims fail, calls startStore, and waits
-// until the candidate leads.
-func waitElected(t *testing.T, ctx context.Context, b election.Backend, cfg election.Config, startStore func() error) {
-	t.Helper()
-	el, err := election.New(b, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := el.Close(cctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	}()
-	c, err := el.NewCandidate(election.CandidateConfig{Name: "lazy", ID: "lazy-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	events := c.Events()
-	if err := c.Start(ctx); err != nil {
-		t.Fatalf("Start with the store down: %v", err)
-	}
-	failed := false
-	for !failed {
-		select {
-		case ev := <-events:
-			if ev.Kind == election.EventClaimed {
-				t.Fatalf("claimed while the store is down: %+v", ev)
-			}
-			failed = ev.Kind == election.EventClaimFailed && errors.Is(ev.Err, election.ErrUnavailable)
-		case <-ctx.Done():
-			t.Fatal("no EventClaimFailed with ErrUnavailable while the store is down")
-		}
-	}
-	if err := startStore(); err != nil {
-		t.Fatalf("start the store: %v", err)
-	}
-	for {
-		select {
-		case ev := <-events:
-			if ev.Kind == election.EventClaimed {
-				if !c.IsLeader() {
-					t.Fatalf("EventClaimed but not leading: %+v", ev)
-				}
-				return
-			}
-		case <-ctx.Done():
-			t.Fatal("not elected after the store started")
-		}
-	}
+	storedown.ElectedOnceUp(t, ctx, backend, cfg, func() error { return srv.proc.Start(ctx) })
 }
