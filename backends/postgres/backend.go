@@ -66,16 +66,18 @@ func Open(ctx context.Context, connString string, cfg Config) (*Backend, error) 
 	if err != nil {
 		errs = append(errs, invalid("connection string", "%v", err))
 	}
-	listenString := connString
+	var listenConfig *pgx.ConnConfig
 	if cfg.ListenConnString != "" {
-		listenString = cfg.ListenConnString
-	}
-	listenConfig, err := pgx.ParseConfig(listenString)
-	if err != nil {
-		errs = append(errs, invalid("ListenConnString", "%v", err))
+		listenConfig, err = pgx.ParseConfig(cfg.ListenConnString)
+		if err != nil {
+			errs = append(errs, invalid("ListenConnString", "%v", err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if listenConfig == nil {
+		listenConfig = poolConfig.ConnConfig.Copy() // without the pool's own parameters
 	}
 	if poolConfig.ConnConfig.DefaultQueryExecMode != pgx.QueryExecModeSimpleProtocol {
 		poolConfig.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec

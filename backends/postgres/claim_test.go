@@ -1,7 +1,9 @@
 package postgres
 
 import (
+	"context"
 	"errors"
+	"net/url"
 	"testing"
 	"time"
 
@@ -59,5 +61,54 @@ func TestClaimRenewRelease(t *testing.T) {
 	}
 	if ev := <-ch; ev.Leader == nil || ev.Leader.Fence != c2.Fence {
 		t.Fatalf("event after second claim %+v", ev)
+	}
+}
+
+// Renewals run on a connection of their own: with every connection of a
+// one-connection pool taken, a renewal still goes through.
+func TestRenewWhilePoolBusy(t *testing.T) {
+	srv := startServer(t)
+	ctx := testContext(t, time.Minute)
+	b := newBackend(t, ctx, serverURL(srv.Addr, url.Values{"pool_max_conns": {"1"}}))
+	s := openSession(t, ctx, b, 2*time.Second)
+	c, err := s.Claim(ctx, request("busy", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	renewCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Renew(renewCtx, []election.Claim{c}); err != nil {
+		t.Fatalf("renew with the pool taken: %v", err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	if _, err := b.Leader(short, "busy"); err == nil {
+		t.Fatal("a read went through a pool whose one connection is taken: the test holds nothing")
+	}
+}
+
+// A session whose TTL has passed by the server's clock is not renewed:
+// the renewal is refused with ErrSessionExpired, even though no one took
+// its claims, and the claims are vacant to readers.
+func TestRenewRefusesExpiredSession(t *testing.T) {
+	srv := startServer(t)
+	ctx := testContext(t, time.Minute)
+	b := newBackend(t, ctx, serverURL(srv.Addr, nil))
+	s := openSession(t, ctx, b, 50*time.Millisecond)
+	c, err := s.Claim(ctx, request("late", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, err := b.Leader(ctx, "late"); !errors.Is(err, election.ErrNoLeader) {
+		t.Fatalf("Leader after the session expired: %v, want ErrNoLeader", err)
+	}
+	if err := s.Renew(ctx, []election.Claim{c}); !errors.Is(err, election.ErrSessionExpired) {
+		t.Fatalf("renew after the TTL: %v, want ErrSessionExpired", err)
 	}
 }
