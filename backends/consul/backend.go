@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -32,6 +33,11 @@ type Backend struct {
 	// watches holds the shared blocking queries, one per bucket in use,
 	// and every channel Watch handed out.
 	watches hub
+
+	// smu guards sessions, the backend's open sessions by ID (see
+	// foreign.go).
+	smu      sync.Mutex
+	sessions map[string]*session
 }
 
 // New validates cfg and returns a Backend. It does no I/O: an unreachable
@@ -169,7 +175,9 @@ func (b *Backend) OpenSession(ctx context.Context, ttl time.Duration) (election.
 	if err != nil {
 		return nil, storeErr("open session", err)
 	}
-	return &session{b: b, id: out.ID, ttl: ttl}, nil
+	s := &session{b: b, id: out.ID, ttl: ttl}
+	b.register(s)
+	return s, nil
 }
 
 // check fails on a closed backend or an invalid name.

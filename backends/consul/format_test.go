@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/history"
 )
 
 // TestFormatV1Fixtures pins record format 1 (docs/record-format.md): the key
@@ -166,35 +167,28 @@ func TestReadsLaterFormat(t *testing.T) {
 }
 
 // TestForeignValue: a value that is not a record (no format version: another
-// program, or a build from before format 1) makes the election held by an
-// unknown writer, locked or not, never vacant; errors name the key and
-// never quote the value; deleting the key frees the election.
+// program, or a build from before format 1) locked by a live session makes
+// the election held by an unknown writer, never vacant, until that session
+// ends; errors name the key and never quote the value. The same value
+// written without a lock (a plain `consul kv put`) holds nothing: the
+// election is vacant and the next claim replaces it.
 func TestForeignValue(t *testing.T) {
 	a := startAgent(t, agentOptions{})
 	raw := a.client(t)
 	b := a.backend(t, nil)
 	const secret = "owner-token-of-someone-else"
-	for _, locked := range []bool{false, true} {
-		name := "foreign-unlocked"
-		pair := &api.KVPair{Value: []byte(`{"election":"x","id":"old-build","token":"` + secret + `"}`)}
-		if locked {
-			name = "foreign-locked"
-			sid, _, err := raw.Session().Create(&api.SessionEntry{TTL: "30s", Behavior: api.SessionBehaviorDelete}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pair.Session = sid
-		}
-		pair.Key = b.Key(name)
-		if locked {
-			if ok, _, err := raw.KV().Acquire(pair, nil); err != nil || !ok {
-				t.Fatalf("raw acquire: %v, %v", ok, err)
-			}
-		} else if _, err := raw.KV().Put(pair, nil); err != nil {
+	value := []byte(`{"election":"x","id":"old-build","token":"` + secret + `"}`)
+
+	t.Run("Locked", func(t *testing.T) {
+		const name = "foreign-locked"
+		sid, _, err := raw.Session().Create(&api.SessionEntry{TTL: "30s", Behavior: api.SessionBehaviorDelete, LockDelay: time.Millisecond}, nil)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if ok, _, err := raw.KV().Acquire(&api.KVPair{Key: b.Key(name), Value: value, Session: sid}, nil); err != nil || !ok {
+			t.Fatalf("raw acquire: %v, %v", ok, err)
+		}
 		fence := rawKey(t, raw, b, name).ModifyIndex
-
 		check := func(what string, err error) {
 			t.Helper()
 			var te *election.TakenError
@@ -209,7 +203,7 @@ func TestForeignValue(t *testing.T) {
 				t.Fatalf("%s error quotes the stored value: %v", what, err)
 			}
 		}
-		_, err := b.Leader(t.Context(), name)
+		_, err = b.Leader(t.Context(), name)
 		check("Leader", err)
 		s := openSession(t, b, testMinTTL)
 		_, err = s.Claim(t.Context(), election.ClaimRequest{Name: name, Token: "t", ID: "me"})
@@ -221,13 +215,105 @@ func TestForeignValue(t *testing.T) {
 		if ev := next(t, ch, 10*time.Second); ev.Err != nil || ev.Leader == nil || ev.Leader.ID != "" || ev.Leader.Fence != fence {
 			t.Fatalf("watch of %q = %+v, want an unknown holder at fence %d", name, ev, fence)
 		}
-		if _, err := raw.KV().Delete(b.Key(name), nil); err != nil {
+		// Its session ends: Consul deletes the key, the election is free.
+		if _, err := raw.Session().Destroy(sid, nil); err != nil {
 			t.Fatal(err)
 		}
 		if ev := next(t, ch, 10*time.Second); ev.Err != nil || ev.Leader != nil {
-			t.Fatalf("watch of %q after the operator's delete = %+v, want vacant", name, ev)
+			t.Fatalf("watch of %q after the foreign session ended = %+v, want vacant", name, ev)
 		}
 		claim(t, s, name, "t", "me")
+	})
+
+	t.Run("Unlocked", func(t *testing.T) {
+		const name = "foreign-unlocked"
+		if _, err := raw.KV().Put(&api.KVPair{Key: b.Key(name), Value: value}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := b.Leader(t.Context(), name); !errors.Is(err, election.ErrNoLeader) {
+			t.Fatalf("Leader of an unlocked foreign value = %+v, %v; want ErrNoLeader", l, err)
+		}
+		ch, err := b.Watch(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := next(t, ch, 10*time.Second); ev.Err != nil || ev.Leader != nil {
+			t.Fatalf("watch of an unlocked foreign value = %+v, want vacant", ev)
+		}
+		s := openSession(t, b, testMinTTL)
+		c := claim(t, s, name, "t", "me")
+		if p := rawKey(t, raw, b, name); p.Session != s.id || p.ModifyIndex != c.Fence {
+			t.Fatalf("key after the claim = %+v, want locked by the claim at fence %d", p, c.Fence)
+		}
+	})
+}
+
+// TestForeignWrite: a plain `consul kv put` over a held election key (which
+// keeps the holder's lock) must not leave the election locked for ever. The
+// holder steps down when its watch shows the rewrite, its session deletes
+// the rewritten key at its next renewal, and a candidate is elected again
+// with a fence above the foreign write's, with no overlap in the history. Both a value that is
+// not a record and a record with another token are tried.
+func TestForeignWrite(t *testing.T) {
+	a := startAgent(t, agentOptions{})
+	raw := a.client(t)
+	for _, tc := range []struct{ name, value string }{
+		{"NotARecord", `operator was here`},
+		{"OtherToken", `{"v":1,"election":"foreign-write","id":"intruder","token":"not-yours"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hist := history.New(time.Now)
+			ttl := 2 * time.Second
+			candidate := func(id string) (*election.Candidate, *Backend) {
+				b := a.backend(t, func(c *Config) { c.Prefix = "fw-" + strings.ToLower(tc.name) })
+				el, err := election.New(b, election.Config{TTL: ttl, OnEvent: hist.OnEvent(id)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*ttl+5*time.Second)
+					defer cancel()
+					_ = el.Close(ctx)
+				})
+				c, err := el.NewCandidate(election.CandidateConfig{Name: "foreign-write", ID: id, Handlers: []election.Handler{hist.Handler(id)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Start(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				return c, b
+			}
+			ca, ba := candidate("a")
+			waitFor(t, 20*time.Second, "a to lead", ca.IsLeader)
+			cb, _ := candidate("b")
+			before := rawKey(t, raw, ba, "foreign-write")
+			if _, err := raw.KV().Put(&api.KVPair{Key: ba.Key("foreign-write"), Value: []byte(tc.value)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if p := rawKey(t, raw, ba, "foreign-write"); p.Session != before.Session {
+				t.Fatalf("the plain put did not keep the holder's lock (session %q, was %q): the test does not test the case", p.Session, before.Session)
+			}
+			written := time.Now()
+			foreignFence := rawKey(t, raw, ba, "foreign-write").ModifyIndex
+			// Either candidate may win the vacancy: a campaigns again as
+			// soon as its step-down is over.
+			var next election.Term
+			waitFor(t, 30*time.Second, "a new term after the foreign write", func() bool {
+				for _, c := range []*election.Candidate{ca, cb} {
+					if term, ok := c.Term(); ok && term.Fence > foreignFence {
+						next = term
+						return true
+					}
+				}
+				return false
+			})
+			t.Logf("%s elected %v after the foreign write", next.ID, next.Since.Sub(written).Round(time.Millisecond))
+			if p := rawKey(t, raw, ba, "foreign-write"); p == nil || p.ModifyIndex != next.Fence {
+				t.Fatalf("key after the new term = %+v, want the new term's claim at fence %d", p, next.Fence)
+			}
+			hist.Report(t, history.Bounds{})
+		})
 	}
 }
 

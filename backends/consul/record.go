@@ -88,12 +88,14 @@ type keyView struct {
 }
 
 // view decodes an election key. An absent key, or a present one that no
-// session holds and whose value is a record, is vacant. A value that is
-// not a record (no format version: another program, or a build from before
-// format 1) is never vacant, whoever locks it: the election is held by an
-// unknown writer until an operator deletes the key.
+// session holds, is vacant, whatever its value: an election is held only by
+// a live session's lock (Consul's own meaning of a lock), so a value written
+// without one (a plain `consul kv put`, another program) never holds it, and
+// the next claim replaces it. A locked value that is not a record (no format
+// version: another program, or a build from before format 1) is held by an
+// unknown writer until its session ends, never vacant.
 func view(name string, p *api.KVPair) keyView {
-	if p == nil {
+	if p == nil || p.Session == "" {
 		return keyView{}
 	}
 	var r record
@@ -102,9 +104,6 @@ func view(name string, p *api.KVPair) keyView {
 			leader:  &election.Leader{Election: name, Fence: p.ModifyIndex},
 			foreign: fmt.Errorf("consul: key %q: %w", p.Key, err),
 		}
-	}
-	if p.Session == "" {
-		return keyView{}
 	}
 	return keyView{
 		leader: &election.Leader{Election: name, ID: r.ID, Metadata: r.Metadata, Fence: p.ModifyIndex},
@@ -122,5 +121,5 @@ func (v keyView) takenErr(what string) error {
 	if v.foreign == nil {
 		return te
 	}
-	return fmt.Errorf("consul: %s: %w; the election counts as held by an unknown writer until the key is deleted: %w", what, v.foreign, te)
+	return fmt.Errorf("consul: %s: %w; the election counts as held by an unknown writer until the session that locks the key ends or the key is deleted: %w", what, v.foreign, te)
 }

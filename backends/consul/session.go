@@ -37,6 +37,14 @@ type session struct {
 	// marker is the ModifyIndex of the session's marker key as this
 	// session last wrote it; 0 until its first claim creates it.
 	marker uint64
+	// inFlight counts the claims and releases in progress per name (see
+	// busy).
+	inFlight map[string]int
+	// foreignKeys are the election keys, by name, with their ModifyIndex,
+	// that a watch saw locked by this session without being its claims:
+	// rewritten by a write that bypassed this package. Renew deletes them
+	// (see dropForeign).
+	foreignKeys map[string]uint64
 }
 
 type madeClaim struct {
@@ -137,6 +145,7 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 	if err != nil {
 		return election.Claim{}, invalid("Metadata", "%v", err)
 	}
+	defer s.busy(req.Name)()
 	var vacant *api.KVPair // the key as last read, present but held by no session
 	for range maxRounds {
 		guard := s.b.kvOp(api.KVCheckNotExists, req.Name)
@@ -231,6 +240,7 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	if len(entries) == 0 {
 		return s.confirmExpired(ctx)
 	}
+	s.dropForeign(ctx)
 	if len(claims) == 0 {
 		return nil
 	}
@@ -396,6 +406,7 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 	if err := s.b.check(c.Name); err != nil {
 		return err
 	}
+	defer s.busy(c.Name)()
 	if s.takeMade(c) {
 		// This session made c, and nothing rewrites a held key: if its
 		// ModifyIndex is still c.Fence (the lock's index), it is that claim.
@@ -484,5 +495,6 @@ func (s *session) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	s.b.unregister(s)
 	return nil
 }

@@ -352,6 +352,7 @@ func (h *hub) run(ctx context.Context, bk *bucket) {
 			return
 		}
 		h.apply(bk, pairs, meta.LastIndex, meta.LastIndex < index)
+		h.noteForeign(bk, pairs)
 		index = nextIndex(index, meta.LastIndex)
 		if gap := max(minQueryGap, time.Duration(len(pairs))*perKeyGap) - time.Since(started); gap > 0 {
 			t := time.NewTimer(gap)
