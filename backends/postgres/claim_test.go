@@ -112,3 +112,30 @@ func TestRenewRefusesExpiredSession(t *testing.T) {
 		t.Fatalf("renew after the TTL: %v, want ErrSessionExpired", err)
 	}
 }
+
+// OpenSession deletes the rows of sessions that expired over a minute ago
+// (electors that crashed), and no other.
+func TestOpenSessionCollectsExpiredSessions(t *testing.T) {
+	srv := startServer(t)
+	ctx := testContext(t, time.Minute)
+	b := newBackend(t, ctx, serverURL(srv.Addr, nil))
+	srv.Exec(t, `INSERT INTO public.election_sessions (id, expires_at, ttl_us, format) VALUES
+('crashed', clock_timestamp() - interval '2 minutes', 1000000, 1),
+('recent', clock_timestamp() - interval '1 second', 1000000, 1)`)
+	openSession(t, ctx, b, time.Second)
+	var left []string
+	rows, err := b.pool.Query(ctx, `SELECT id FROM public.election_sessions WHERE id IN ('crashed', 'recent')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, id)
+	}
+	if len(left) != 1 || left[0] != "recent" {
+		t.Fatalf("sessions left %v, want [recent]", left)
+	}
+}

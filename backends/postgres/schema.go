@@ -113,7 +113,15 @@ type statements struct {
 func statementsFor(n tableNames) statements {
 	r := strings.NewReplacer("{sessions}", n.sessions, "{claims}", n.claims, "{fences}", n.fences)
 	return statements{
-		openSession: r.Replace(`INSERT INTO {sessions} (id, expires_at, ttl_us, format)
+		// Opening a session also deletes sessions that expired over a
+		// minute ago (crashed electors'; safe at any time, since an
+		// expired session is never renewed and its claims are vacant).
+		openSession: r.Replace(`WITH gc AS (
+    DELETE FROM {sessions} WHERE id IN (
+        SELECT id FROM {sessions} WHERE expires_at < clock_timestamp() - interval '1 minute'
+        LIMIT 100 FOR UPDATE SKIP LOCKED)
+)
+INSERT INTO {sessions} (id, expires_at, ttl_us, format)
 VALUES ($1, clock_timestamp() + $2::bigint * interval '1 microsecond', $2::bigint, 1)`),
 
 		// Ending a session vacates its claims and announces each.
