@@ -448,3 +448,60 @@ func (c *ConsulCluster) send(ctx context.Context, method, url string) error {
 	}
 	return nil
 }
+
+// ServerStore returns the fault controls over the cluster's servers as a
+// whole, for the conformance suite's Store: Pause freezes all three
+// (SIGSTOP), Resume continues them, Stop kills them (SIGKILL) and Start
+// starts them again on their data and waits until a Raft leader is elected
+// and every server is in the catalog. Client agents keep running
+// throughout, as on production hosts, and answer with errors (or hold
+// requests) while no server does.
+func (c *ConsulCluster) ServerStore() *ConsulServers { return &ConsulServers{c: c} }
+
+// ConsulServers is the servers of a [ConsulCluster] as one store; see
+// [ConsulCluster.ServerStore].
+type ConsulServers struct{ c *ConsulCluster }
+
+// Pause freezes every server.
+func (s *ConsulServers) Pause(ctx context.Context) error {
+	return s.each(func(a *ConsulAgent) error { return a.Pause(ctx) })
+}
+
+// Resume continues every server.
+func (s *ConsulServers) Resume(ctx context.Context) error {
+	return s.each(func(a *ConsulAgent) error { return a.Resume(ctx) })
+}
+
+// Stop kills every server and waits until they have exited.
+func (s *ConsulServers) Stop(ctx context.Context) error {
+	return s.each(func(a *ConsulAgent) error { return a.Stop(ctx) })
+}
+
+// Start starts every stopped server at once (no Raft leader can be elected
+// until a quorum runs) and waits until each is ready.
+func (s *ConsulServers) Start(ctx context.Context) error {
+	errs := make(chan error, len(s.c.Servers))
+	for _, a := range s.c.Servers {
+		go func() {
+			if a.PID() != 0 {
+				errs <- nil
+				return
+			}
+			errs <- a.Start(ctx)
+		}()
+	}
+	var all []error
+	for range s.c.Servers {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
+
+// each applies f to every server and joins the errors.
+func (s *ConsulServers) each(f func(*ConsulAgent) error) error {
+	var errs []error
+	for _, a := range s.c.Servers {
+		errs = append(errs, f(a))
+	}
+	return errors.Join(errs...)
+}
