@@ -151,15 +151,13 @@ func (w *world) checkSink() []string {
 }
 
 // faultOf returns the kind of the last fault that began at or before at,
-// or "none".
+// or "none". w.faults is in order of their start.
 func (w *world) faultOf(at time.Time) string {
-	kind := "none"
-	for _, f := range w.faults {
-		if !f.From.After(at) {
-			kind = f.Kind
-		}
+	i := sort.Search(len(w.faults), func(i int) bool { return w.faults[i].From.After(at) })
+	if i == 0 {
+		return "none"
 	}
-	return kind
+	return w.faults[i-1].Kind
 }
 
 // report logs the figures of the run: terms, writes, and per fault kind
@@ -171,26 +169,32 @@ func (w *world) report(begin, end time.Time) {
 	for _, r := range runs {
 		terms[r.Fence] = true
 	}
+	// newest[i] is the greatest fence of runs[:i+1], to find in log time
+	// whether a newer term had begun before a write arrived.
+	newest := make([]uint64, len(runs))
+	for i, r := range runs {
+		newest[i] = r.Fence
+		if i > 0 && newest[i-1] > r.Fence {
+			newest[i] = newest[i-1]
+		}
+	}
 	var accepted, refused, lingering int
 	staleBy := map[string]int{}
 	lateBy := map[string]int{}
 	for _, sw := range w.sink {
-		if sw.Accepted {
-			accepted++
-			if sw.Lingering {
-				lingering++
-			}
-			// Accepted, although a handler of a newer term had started:
-			// a deposed leader (paused, say) wrote before the new one did.
-			for _, r := range runs {
-				if r.Fence > sw.Fence && r.Start.Before(sw.At) {
-					lateBy[w.faultOf(sw.At)]++
-					break
-				}
-			}
-		} else {
+		if !sw.Accepted {
 			refused++
 			staleBy[w.faultOf(sw.At)]++
+			continue
+		}
+		accepted++
+		if sw.Lingering {
+			lingering++
+		}
+		// Accepted, although a handler of a newer term had started: a
+		// deposed leader (paused, say) wrote before the new one did.
+		if i := sort.Search(len(runs), func(i int) bool { return !runs[i].Start.Before(sw.At) }); i > 0 && newest[i-1] > sw.Fence {
+			lateBy[w.faultOf(sw.At)]++
 		}
 	}
 	w.t.Logf("%v run, %d faults, %d processes, %d terms; sink: %d writes accepted (%d by lingering handlers), %d refused as stale",
