@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/history"
 	"github.com/electionkit/election/internal/teststore"
@@ -130,4 +132,97 @@ func TestNodeEvents(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClusterFaults: candidate A on client agent a1 leads, B on a2 waits,
+// through faults that must not cost A its claim, or, if they do, must not
+// give two leaders: the history checker runs after each.
+//
+//   - RaftLeaderChange: Raft leadership moves between servers twice. The
+//     new leader resets every session timer (to 2×TTL) and reconciles the
+//     catalog with Serf's members at once; the session node, which is no
+//     Serf member, must survive that (reconciliation reaps only nodes that
+//     carry Serf's health check), and A keeps its term.
+//   - AgentRestart: a1 is killed (kill -9) and started again on its data,
+//     without any operator action; A's renewals fail meanwhile. Whether A
+//     keeps leading depends on how long the restart takes against A's
+//     deadline; either way no two leaders overlap, and afterwards one of
+//     them leads.
+func TestClusterFaults(t *testing.T) {
+	const ttl = nodeEventTTL
+	t.Run("RaftLeaderChange", func(t *testing.T) {
+		c := teststore.StartConsulCluster(t, teststore.ConsulClusterOptions{MinTTL: testMinTTL})
+		hist := history.New(time.Now)
+		ca := clusterCandidate(t, c.Clients[0], ttl, hist, "leader-change", "a", nil)
+		waitFor(t, 30*time.Second, "a to lead", ca.IsLeader)
+		first, _ := ca.Term()
+		cb := clusterCandidate(t, c.Clients[1], ttl, hist, "leader-change", "b", nil)
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		for range 2 {
+			heal := hist.Fault("", "Raft leader transfer")
+			old, leader, err := c.TransferLeader(ctx)
+			heal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("Raft leader moved from %s to %s", old.Node, leader.Node)
+			// Longer than a TTL, so that a session the new leader lost
+			// or destroyed would have shown.
+			time.Sleep(ttl + time.Second)
+		}
+		if term, ok := ca.Term(); !ok || term.Fence != first.Fence {
+			t.Fatalf("a's term after two Raft leader changes = %+v, %v; want its first term (fence %d)", term, ok, first.Fence)
+		}
+		if cb.IsLeader() {
+			t.Fatalf("b leads")
+		}
+		raw := rawClient(t, c.Clients[1])
+		if node, _, err := raw.Catalog().Node("electionkit-sessions", nil); err != nil || node == nil {
+			t.Fatalf("session node after two Raft leader changes: %+v, %v", node, err)
+		}
+		hist.Report(t, history.Bounds{})
+	})
+
+	t.Run("AgentRestart", func(t *testing.T) {
+		c := teststore.StartConsulCluster(t, teststore.ConsulClusterOptions{MinTTL: testMinTTL})
+		hist := history.New(time.Now)
+		a1 := c.Clients[0]
+		ca := clusterCandidate(t, a1, ttl, hist, "agent-restart", "a", nil)
+		waitFor(t, 30*time.Second, "a to lead", ca.IsLeader)
+		first, _ := ca.Term()
+		cb := clusterCandidate(t, c.Clients[1], ttl, hist, "agent-restart", "b", nil)
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		heal := hist.Fault("a", "kill -9 and restart of a1")
+		begin := time.Now()
+		if err := a1.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := a1.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		heal()
+		t.Logf("a1 back %v after the kill", time.Since(begin).Round(time.Millisecond))
+		waitFor(t, 2*time.Minute, "a leader after the restart", func() bool { return ca.IsLeader() || cb.IsLeader() })
+		if term, ok := ca.Term(); ok && term.Fence == first.Fence {
+			t.Logf("a kept its term across the restart")
+		} else {
+			t.Logf("a lost its term during the restart; now a leads: %v, b leads: %v", ca.IsLeader(), cb.IsLeader())
+		}
+		hist.Report(t, history.Bounds{})
+	})
+}
+
+// rawClient returns a raw API client of agent a, for the tests' own look at
+// the store.
+func rawClient(t *testing.T, a *teststore.ConsulAgent) *api.Client {
+	t.Helper()
+	cfg := api.DefaultNonPooledConfig()
+	cfg.Address = a.Addr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
