@@ -31,6 +31,8 @@ type Backend struct {
 	// hub is the one watch of the prefix, shared by every Watch and
 	// session.
 	hub *hub
+	// guard notices a cluster whose revision went backwards.
+	guard revisionGuard
 
 	closeOnce sync.Once
 	closeErr  error
@@ -122,7 +124,10 @@ func reconnectParams(dialTimeout time.Duration) grpc.ConnectParams {
 // probe reads the prefix's own key: it proves that a quorum answers and that
 // the credentials may read under the prefix.
 func (b *Backend) probe(ctx context.Context) error {
-	_, err := b.client.Get(ctx, b.prefix+"/", clientv3.WithCountOnly())
+	resp, err := b.client.Get(ctx, b.prefix+"/", clientv3.WithCountOnly())
+	if err == nil {
+		b.guard.observe(resp.Header)
+	}
 	return err
 }
 
@@ -178,6 +183,7 @@ func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, err
 	if err != nil {
 		return election.Leader{}, storeError("leader", name, err)
 	}
+	b.guard.observe(resp.Header)
 	if len(resp.Kvs) == 0 {
 		return election.Leader{}, fmt.Errorf("etcd: leader %q: %w", name, election.ErrNoLeader)
 	}

@@ -180,7 +180,15 @@ func (h *hub) watchOnce(ctx context.Context) (err error, compacted, applied bool
 		if wr.Canceled {
 			return errors.New("watch cancelled by the server"), false, applied
 		}
+		if wr.Created && resume && wr.Header.Revision < h.resumedFrom() {
+			// The cluster is behind the revision the watch resumes from:
+			// restored without bumped revisions. Resuming would see
+			// nothing until the cluster gets there, so start over as
+			// after a compaction, and let the sessions list their keys.
+			return errRevisionBehind, true, applied
+		}
 		applied = true
+		h.b.guard.observe(wr.Header)
 		h.apply(wr, resume)
 	}
 	if err := context.Cause(wctx); err != nil && ctx.Err() == nil {
@@ -189,7 +197,17 @@ func (h *hub) watchOnce(ctx context.Context) (err error, compacted, applied bool
 	return errors.New("watch channel closed"), false, applied
 }
 
-var errConnectionLost = errors.New("connection to etcd lost")
+var (
+	errConnectionLost = errors.New("connection to etcd lost")
+	errRevisionBehind = errors.New("the cluster's revision is below the one the watch resumes from (restored?)")
+)
+
+// resumedFrom returns the revision up to which events have been applied.
+func (h *hub) resumedFrom() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.progress
+}
 
 // apply takes one watch response into the hub's state.
 func (h *hub) apply(wr clientv3.WatchResponse, resumed bool) {

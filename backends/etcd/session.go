@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -192,6 +193,7 @@ func (s *session) write(ctx context.Context, req election.ClaimRequest, queue bo
 	if queue {
 		otherwise = []clientv3.Op{put, first}
 	}
+	floor := s.backend.guard.floor()
 	resp, err := s.backend.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(rng), "=", 0).WithPrefix()).
 		Then(put).
@@ -202,6 +204,19 @@ func (s *session) write(ctx context.Context, req election.ClaimRequest, queue bo
 		// claim of unknown fence is never renewed.
 		hub.untrack(key)
 		return election.Claim{}, nil, storeError(op, req.Name, err)
+	}
+	if err := s.backend.guard.check(op, req.Name, floor, resp.Header); err != nil {
+		// The fence would repeat one handed out before: take the entry
+		// back. If that fails, the error still wraps ErrUnavailable, so
+		// the core releases the claim by token.
+		if resp.Succeeded || queue {
+			_, _ = s.backend.client.Txn(ctx).
+				If(clientv3.Compare(clientv3.CreateRevision(key), "=", resp.Header.Revision)).
+				Then(clientv3.OpDelete(key)).
+				Commit()
+		}
+		hub.untrack(key)
+		return election.Claim{}, nil, err
 	}
 	c := election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(resp.Header.Revision)}
 	if resp.Succeeded {
@@ -284,9 +299,13 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	if err := s.backend.errIfClosed("renew", ""); err != nil {
 		return err
 	}
+	floor := s.backend.guard.floor()
 	ka, err := s.backend.client.KeepAliveOnce(ctx, s.lease)
 	if err != nil {
 		return storeError("renew", "", err)
+	}
+	if err := s.checkRevision(ctx, floor, ka.ResponseHeader); err != nil {
+		return err
 	}
 	if len(claims) == 0 {
 		return nil
@@ -312,6 +331,26 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 		return &election.NotOwnerError{Claims: lost}
 	}
 	return nil
+}
+
+// checkRevision fails a renewal when the cluster's revision went below
+// floor, the highest seen before the keep-alive was sent: after a restore
+// without bumped revisions the shared watch resumes from a revision the
+// cluster has not reached and sees nothing until it does, so it cannot
+// vouch for any claim (an entry the snapshot lacks is gone without a
+// delete event). A keep-alive answered by a lagging member may also show
+// a lower revision, so that is confirmed with a linearizable read first.
+func (s *session) checkRevision(ctx context.Context, floor int64, h *etcdserverpb.ResponseHeader) error {
+	g := &s.backend.guard
+	if h == nil || h.Revision >= floor {
+		g.observe(h)
+		return nil
+	}
+	resp, err := s.backend.client.Get(ctx, s.backend.prefix+"/", clientv3.WithCountOnly())
+	if err != nil {
+		return storeError("renew", "", err)
+	}
+	return g.check("renew", "", floor, resp.Header)
 }
 
 // check sorts claims by what the shared watch knows of them in coverage:
@@ -350,6 +389,7 @@ func (s *session) verify(ctx context.Context, claims []election.Claim) ([]electi
 	if err != nil {
 		return nil, storeError("renew", "", err)
 	}
+	s.backend.guard.observe(ttl.ResponseHeader)
 	// TTL is the remaining time truncated to seconds: 0 is alive, -1 gone.
 	if ttl.TTL < 0 {
 		return nil, fmt.Errorf("etcd: renew: %w: %w", election.ErrSessionExpired, rpctypes.ErrLeaseNotFound)

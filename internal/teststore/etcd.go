@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +15,10 @@ import (
 
 	"github.com/electionkit/election/internal/testserver"
 )
+
+// etcdClusterToken is every test cluster's --initial-cluster-token; a
+// restore that keeps it keeps the cluster ID.
+const etcdClusterToken = "electionkit-test"
 
 // Raft timing of the members unless EtcdOptions.DefaultRaftTiming is set, in
 // milliseconds as etcd's flags take it.
@@ -51,8 +58,13 @@ type Etcd struct {
 	// Addr is the member's client address, "127.0.0.1:port", which speaks
 	// TLS only when EtcdOptions.TLS was set.
 	Addr string
+	// DataDir is the member's data directory, an absolute path.
+	DataDir string
 	// health asks the member's /health endpoint.
 	health func(ctx context.Context) error
+	// name, peerURL and cluster are the member's --name,
+	// --initial-advertise-peer-urls and --initial-cluster, for Restore.
+	name, peerURL, cluster string
 }
 
 // StartEtcd starts a single-member etcd cluster and returns once the member
@@ -128,16 +140,18 @@ func startEtcdMembers(t testing.TB, n int, opts EtcdOptions) []*Etcd {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(clientPorts[i]))
 		clientURL := scheme + "://" + addr
 		peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPorts[i])
+		dir := t.TempDir()
+		dataDir := filepath.Join(dir, "data")
 		args := []string{
 			"--name", fmt.Sprintf("m%d", i),
-			"--data-dir", "data",
+			"--data-dir", dataDir,
 			"--listen-client-urls", clientURL,
 			"--advertise-client-urls", clientURL,
 			"--listen-peer-urls", peerURL,
 			"--initial-advertise-peer-urls", peerURL,
 			"--initial-cluster", strings.Join(cluster, ","),
 			"--initial-cluster-state", "new",
-			"--initial-cluster-token", "electionkit-test",
+			"--initial-cluster-token", etcdClusterToken,
 			"--log-level", "warn",
 		}
 		if !opts.DefaultRaftTiming {
@@ -149,7 +163,10 @@ func startEtcdMembers(t testing.TB, n int, opts EtcdOptions) []*Etcd {
 				args = append(args, "--client-cert-auth", "--trusted-ca-file", opts.TLS.CAFile)
 			}
 		}
-		m := &Etcd{Addr: addr, health: etcdHealth(check, clientURL)}
+		m := &Etcd{
+			Addr: addr, DataDir: dataDir, health: etcdHealth(check, clientURL),
+			name: fmt.Sprintf("m%d", i), peerURL: peerURL, cluster: strings.Join(cluster, ","),
+		}
 		var ready func(context.Context) error
 		if n == 1 {
 			ready = m.health
@@ -158,6 +175,7 @@ func startEtcdMembers(t testing.TB, n int, opts EtcdOptions) []*Etcd {
 			Name:   fmt.Sprintf("etcd-m%d", i),
 			Binary: bin,
 			Args:   args,
+			Dir:    dir,
 			Ready:  ready,
 		})
 		members[i] = m
@@ -181,4 +199,43 @@ func etcdHealth(client *http.Client, clientURL string) func(ctx context.Context)
 		}
 		return nil
 	}
+}
+
+// Restore replaces the data directory of the stopped member m with one
+// made by `etcdutl snapshot restore` from the snapshot file (as written by
+// the Maintenance API's Snapshot), under the member's own name, peer URL,
+// cluster and cluster token, so that the cluster ID stays the same. A
+// bumpRevision above zero passes --bump-revision bumpRevision
+// --mark-compacted, the restore etcd's docs prescribe when clients hold
+// revisions; zero restores the snapshot's revisions as they are, so that
+// the cluster's revision goes back. Start the member again afterwards.
+// For a cluster of several members, restore every member from the same
+// snapshot. It fails the test if etcdutl is missing.
+func (m *Etcd) Restore(t testing.TB, snapshot string, bumpRevision uint64) error {
+	t.Helper()
+	if m.PID() != 0 {
+		return fmt.Errorf("teststore: restore etcd member %s: still running (pid %d)", m.name, m.PID())
+	}
+	bin := testserver.Binary(t, "etcdutl")
+	fresh := filepath.Join(t.TempDir(), "data")
+	args := []string{"snapshot", "restore", snapshot,
+		"--data-dir", fresh,
+		"--name", m.name,
+		"--initial-cluster", m.cluster,
+		"--initial-cluster-token", etcdClusterToken,
+		"--initial-advertise-peer-urls", m.peerURL,
+	}
+	if bumpRevision > 0 {
+		args = append(args, "--bump-revision", strconv.FormatUint(bumpRevision, 10), "--mark-compacted")
+	}
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("teststore: etcdutl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	if err := os.RemoveAll(m.DataDir); err != nil {
+		return fmt.Errorf("teststore: restore etcd member %s: %w", m.name, err)
+	}
+	if err := os.Rename(fresh, m.DataDir); err != nil {
+		return fmt.Errorf("teststore: restore etcd member %s: %w", m.name, err)
+	}
+	return nil
 }
