@@ -19,7 +19,7 @@ func TestRestartOnFailure(t *testing.T) {
 	runs := filepath.Join(dir, "runs")
 	script := fmt.Sprintf(`echo "$ELECTION_FENCE" >> %q; [ "$(wc -l < %q)" -ge 3 ]`, runs, runs)
 	code, out := runElect(t, s.direct(), "run", "--ttl", ttl, "--restart", "on-failure", "--backoff", "100ms",
-		"--backoff-max", "400ms", "again", "--", "sh", "-c", script)
+		"--backoff-max", "30s", "again", "--", "sh", "-c", script)
 	if code != 0 {
 		t.Fatalf("elect run --restart on-failure: exit %d, want 0 after the third run:\n%s", code, out)
 	}
