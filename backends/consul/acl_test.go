@@ -84,6 +84,13 @@ session "acl-sessions" { policy = "write" }`
 		if err := sw.Release(t.Context(), c); err != nil {
 			t.Fatalf("Release = %v", err)
 		}
+		// Once the session node exists, node write is not needed: an
+		// operator who registers it can keep candidates from deregistering
+		// it.
+		noNode := token(t, policy(t, "candidate-without-node", `key_prefix "acl/" { policy = "write" }
+session "acl-sessions" { policy = "write" }`))
+		bn := a.backend(t, func(c *Config) { c.Token, c.Prefix = noNode, "acl" })
+		claim(t, openSession(t, bn, ttl), "scoped", "t2", "no-node-grant")
 		// Outside its prefix the candidate is refused: its session node
 		// is not granted, nor are the keys.
 		bo := a.backend(t, func(c *Config) { c.Token, c.Prefix = writer, "elsewhere" })

@@ -14,7 +14,9 @@
 // # Safety model
 //
 // Each [election.Session] is one Consul session with a TTL, no health checks
-// and behavior "delete". A claim is one transaction that checks the
+// and behavior "delete", created on the prefix's own catalog node
+// ([Backend.SessionNode]) rather than the agent's, so that no agent leaving
+// the cluster (consul leave, SIGTERM, force-leave) ends it. A claim is one transaction that checks the
 // election's key is absent and locks it with the session; the key lives as
 // long as the session. Renew is one session renewal plus one consistent read
 // of the session's marker key (which a release by token elsewhere deletes),
@@ -44,5 +46,11 @@
 //     rebuilt from scratch) starts its indexes again: fences are monotonic
 //     only for the life of one cluster's data.
 //   - Keys under the prefix must be written only by this package: a foreign
-//     write to an election key changes its value or its fence.
+//     write to an election key changes its value or its fence. A value no
+//     session locks holds nothing; a plain put over a held key is deleted
+//     by the holder's session at its next renewal, so no such write holds
+//     an election for ever.
+//   - Consul's ACLs on the prefix and the session node are the trust
+//     boundary: owner tokens and session IDs are readable by anyone who may
+//     read the prefix (see the README's trust model).
 package consul
