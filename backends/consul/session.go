@@ -486,6 +486,9 @@ func (s *session) Close(ctx context.Context) error {
 	if s.isClosed() {
 		return nil
 	}
+	// Whatever the outcome, the caller is done with the session: its keys
+	// are no longer this backend's to clean up (foreign.go).
+	s.b.unregister(s)
 	if s.b.life.Err() != nil {
 		return errClosed
 	}
@@ -495,6 +498,5 @@ func (s *session) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	s.b.unregister(s)
 	return nil
 }
