@@ -28,16 +28,33 @@ import (
 func TestExpiryBoundaryStress(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, 2*time.Minute)
-	const (
-		backends = 3
-		workers  = 4 // per backend
-		ttl      = 150 * time.Millisecond
-		run      = 6 * time.Second
-	)
+	var backends []*Backend
+	for range 3 {
+		backends = append(backends, newBackend(t, ctx, serverURL(srv.Addr, nil)))
+	}
+	st := runBoundary(t, ctx, backends, 6*time.Second)
+	if st.refused.Load() == 0 || st.takeovers.Load() == 0 {
+		t.Errorf("the run never reached the expiry boundary: %d renewals refused, %d takeovers after expiry",
+			st.refused.Load(), st.takeovers.Load())
+	}
+}
+
+// boundaryStats counts what a boundary run did.
+type boundaryStats struct {
+	terms                                 int
+	takeovers, refused, renewed, released atomic.Int64
+}
+
+// runBoundary runs four boundaryWorkers (TTL 150ms) per backend for d,
+// checks the history they recorded, failing the test on any violation, and
+// returns the counts.
+func runBoundary(t *testing.T, ctx context.Context, backends []*Backend, d time.Duration) *boundaryStats {
+	t.Helper()
 	var (
 		clockMu sync.Mutex
 		stamp   time.Time
 	)
+	// Times are recorded as the workers measured them, not when they call.
 	rec := history.New(func() time.Time { return stamp })
 	at := func(when time.Time, fn func()) {
 		clockMu.Lock()
@@ -45,30 +62,28 @@ func TestExpiryBoundaryStress(t *testing.T) {
 		stamp = when
 		fn()
 	}
-	var takeovers, refused, renewed, released atomic.Int64
-	stop := time.Now().Add(run)
+	st := &boundaryStats{}
+	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
-	for bi := range backends {
-		b := newBackend(t, ctx, serverURL(srv.Addr, nil))
-		for wi := range workers {
+	for bi, b := range backends {
+		for wi := range 4 {
 			wg.Add(1)
 			go func(id string) {
 				defer wg.Done()
-				if err := boundaryWorker(ctx, b, id, ttl, stop, at, rec, &takeovers, &refused, &renewed, &released); err != nil {
+				if err := boundaryWorker(ctx, b, id, 150*time.Millisecond, stop, at, rec, st); err != nil {
 					t.Errorf("%s: %v", id, err)
 				}
 			}(fmt.Sprintf("w%d.%d", bi, wi))
 		}
 	}
 	wg.Wait()
+	st.terms = len(rec.Runs())
 	t.Logf("terms: %d, renewals: %d, renewals refused (expired): %d, releases: %d, claims that followed an expiry: %d",
-		len(rec.Runs()), renewed.Load(), refused.Load(), released.Load(), takeovers.Load())
+		st.terms, st.renewed.Load(), st.refused.Load(), st.released.Load(), st.takeovers.Load())
 	for _, v := range rec.Check(history.Bounds{End: time.Now()}) {
 		t.Error(v)
 	}
-	if refused.Load() == 0 || takeovers.Load() == 0 {
-		t.Errorf("the run never reached the expiry boundary: %d renewals refused, %d takeovers after expiry", refused.Load(), takeovers.Load())
-	}
+	return st
 }
 
 // expired is set when a holder lost its term to expiry, and cleared by the
@@ -78,7 +93,7 @@ var expired atomic.Bool
 // boundaryWorker claims the election until stop; when it holds it, it
 // renews at random around the TTL and sometimes releases.
 func boundaryWorker(ctx context.Context, b *Backend, id string, ttl time.Duration, stop time.Time,
-	at func(time.Time, func()), rec *history.Recorder, takeovers, refused, renewed, released *atomic.Int64) error {
+	at func(time.Time, func()), rec *history.Recorder, st *boundaryStats) error {
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	for time.Now().Before(stop) {
 		lastRenew := time.Now() // the session lives from its open's send time
@@ -111,7 +126,7 @@ func boundaryWorker(ctx context.Context, b *Backend, id string, ttl time.Duratio
 			at(time.Now(), func() { term = rec.Begin(id, election.Term{Election: "boundary", ID: id, Fence: c.Fence}) })
 			_ = sent
 			if expired.Swap(false) {
-				takeovers.Add(1)
+				st.takeovers.Add(1)
 			}
 			renews := 1 + rng.IntN(5)
 			lost := false
@@ -124,10 +139,10 @@ func boundaryWorker(ctx context.Context, b *Backend, id string, ttl time.Duratio
 				err := s.Renew(ctx, []election.Claim{c})
 				switch {
 				case err == nil:
-					renewed.Add(1)
+					st.renewed.Add(1)
 					lastRenew = sent
 				case errors.Is(err, election.ErrSessionExpired) || errors.Is(err, election.ErrNotOwner):
-					refused.Add(1)
+					st.refused.Add(1)
 					lost = true
 				default:
 					return err
@@ -141,7 +156,7 @@ func boundaryWorker(ctx context.Context, b *Backend, id string, ttl time.Duratio
 			}
 			at(time.Now(), term.Return)
 			if err := s.Release(ctx, c); err == nil {
-				released.Add(1)
+				st.released.Add(1)
 			} else if !errors.Is(err, election.ErrNotOwner) {
 				return err
 			}

@@ -25,7 +25,7 @@ func startServer(t testing.TB) *teststore.Postgres {
 // serverURL is a postgres:// URL of the user postgres at addr, with this
 // package's params.
 func serverURL(addr string, params url.Values) *url.URL {
-	q := url.Values{"sslmode": {"disable"}, "connect_timeout": {"2"}}
+	q := url.Values{"sslmode": {"disable"}, "connect_timeout": {"10"}}
 	for k, v := range params {
 		q[k] = v
 	}

@@ -5,12 +5,10 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/electionkit/election"
-	"github.com/electionkit/election/internal/history"
 	"github.com/electionkit/election/internal/teststore"
 )
 
@@ -51,43 +49,10 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var clockMu sync.Mutex
-	var stamp time.Time
-	rec := history.New(func() time.Time { return stamp })
-	at := func(when time.Time, fn func()) {
-		clockMu.Lock()
-		defer clockMu.Unlock()
-		stamp = when
-		fn()
-	}
-	var counts [4]struct{ n atomic.Int64 }
-	stop := time.Now().Add(4 * time.Second)
-	var wg sync.WaitGroup
-	errs := make(chan error, 12)
-	for range 3 {
-		b := pooled()
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				id := "p" + newSessionID()[:6]
-				errs <- boundaryWorker(ctx, b, id, 150*time.Millisecond, stop, at, rec, &counts[0].n, &counts[1].n, &counts[2].n, &counts[3].n)
-			}()
-		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
-	for _, v := range rec.Check(history.Bounds{End: time.Now()}) {
-		t.Error(v)
-	}
+	st := runBoundary(t, ctx, []*Backend{pooled(), pooled(), pooled()}, 4*time.Second)
 	mu.Lock()
 	defer mu.Unlock()
-	if terms := len(rec.Runs()); terms < 2 || len(fences) < 2 {
+	if terms := st.terms; terms < 2 || len(fences) < 2 {
 		t.Fatalf("%d terms, the watch saw %d: the workload did not run through pgbouncer", terms, len(fences))
 	}
 	for i := 1; i < len(fences); i++ {
@@ -95,5 +60,5 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 			t.Errorf("the watch saw fence %d after %d", fences[i], fences[i-1])
 		}
 	}
-	t.Logf("%d terms through pgbouncer, %d seen by the watch", len(rec.Runs()), len(fences))
+	t.Logf("%d terms through pgbouncer, %d seen by the watch", st.terms, len(fences))
 }
