@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -30,6 +31,12 @@ type Backend struct {
 	ownsClient bool
 	cfg        Config
 	keys       keys
+
+	// fenceFloor is the highest fence this Backend has seen, in any
+	// election of its prefix: every claim's fence is above it, even when
+	// the store lost the fences it handed out and its clock is behind
+	// them (see fence.go).
+	fenceFloor atomic.Uint64
 
 	mu      sync.Mutex
 	closed  bool
@@ -266,6 +273,7 @@ func (b *Backend) parseRead(name string, f []any) (state, error) {
 		if err != nil {
 			return state{foreign: err, version: claimVersion(rec.Fence)}, nil
 		}
+		b.noteFence(rec.Fence)
 		l := rec.leader(name)
 		alive := time.Duration(ms)*time.Millisecond + time.Millisecond // PTTL 0: expires within the millisecond
 		if ms < 0 {
@@ -280,6 +288,7 @@ func (b *Backend) parseRead(name string, f []any) (state, error) {
 				return state{}, fmt.Errorf("redis: election %q: last fence: %w", name, err)
 			}
 			last = n
+			b.noteFence(n)
 		}
 		st := state{version: endVersion(last)}
 		if kind == "foreign" {

@@ -30,10 +30,13 @@
 //   - Release: compare the owner token, DEL, publish the vacancy.
 //
 // Fencing tokens come from the server clock: a claim's fence is
-// max(previous fence + 1, TIME in microseconds). They strictly increase
-// even when Redis restarts empty (no persistence) and the counter is lost,
-// as long as the server's clock does not step back by more than the
-// quarantine plus the downtime.
+// max(previous fence + 1, TIME in microseconds, the claiming Backend's
+// floor + 1), the floor being the highest fence that Backend has seen in
+// any election of its prefix. They strictly increase even when Redis
+// restarts empty (no persistence) and the counter is lost, as long as the
+// server's clock has not stepped back by more than the quarantine plus
+// the downtime, or the claimer saw the last fence (a candidate that
+// watched the election did).
 //
 // A Redis that restarts empty has forgotten the leader, while the old leader
 // still acts until its local deadline (at most its last renewal plus TTL,
@@ -72,7 +75,9 @@
 //     deleted claim key is noticed by its holder only once another session
 //     claims the election.
 //   - Expiry is measured by the wall clock of the primary. A forward step of
-//     that clock shortens every TTL (and the quarantine).
+//     that clock shortens every TTL (and the quarantine). A step back
+//     lengthens the quarantine by the step (Redis counts uptime on the
+//     wall clock).
 //   - maxmemory-policy must be noeviction: an evicted key is a lost leader
 //     that no quarantine covers.
 //   - On a Cluster, all elections of a prefix live in one hash slot.

@@ -369,6 +369,7 @@ func (h *hub) dispatch(payload string) {
 	defer h.mu.Unlock()
 	switch a.Kind {
 	case kindClaim:
+		h.backend.noteFence(a.Fence)
 		h.supersedeLocked(a.Name, a.Fence)
 		h.offerLocked(a.Name, state{
 			leader:  &election.Leader{Election: a.Name, ID: a.ID, Metadata: a.Metadata, Fence: a.Fence},

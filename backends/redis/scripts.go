@@ -47,7 +47,7 @@ end
 //	ARGV[2] announcement JSON without version and fence
 //	ARGV[3] quarantine in µs, ARGV[4] channel, ARGV[5] session key prefix,
 //	ARGV[6] election name (field of the fences hash), ARGV[7] tokenNeedle,
-//	ARGV[8] versionPrefix
+//	ARGV[8] versionPrefix, ARGV[9] the claimer's fence floor (fence.go)
 //
 // Returns {"ok", fence} | {"taken", value, holder's session PTTL} |
 // {"quarantine", µs left} | {"foreign"} (the key holds no claim record) |
@@ -72,7 +72,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local quarantine = tonumber(ARGV[3])
 if quarantine > 0 then
-  local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)'))
+  local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%-?%d+)'))
   if uptime == nil then
     return redis.error_reply('ERR election: INFO server reports no uptime_in_seconds')
   end
@@ -97,7 +97,7 @@ if current then
   end
   last = math.max(last, tonumber(fenceOf(current)) or 0)
 end
-local fence = string.format('%.0f', math.max(last + 1, now))
+local fence = string.format('%.0f', math.max(last + 1, now, (tonumber(ARGV[9]) or 0) + 1))
 redis.call('SET', KEYS[1], ARGV[8] .. fence .. ',' .. string.sub(ARGV[1], 2))
 redis.call('HSET', KEYS[2], ARGV[6], ARGV[8] .. fence .. '}')
 redis.call('PUBLISH', ARGV[4], ARGV[8] .. fence .. ',' .. string.sub(ARGV[2], 2))

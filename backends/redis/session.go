@@ -89,7 +89,7 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 	k := s.backend.keys
 	keys := []string{k.claim(req.Name), k.fences, s.key}
 	args := []any{stored, published, s.quarantine().Microseconds(), k.channel, k.sessionPrefix,
-		req.Name, tokenNeedle(req.Token), versionPrefix}
+		req.Name, tokenNeedle(req.Token), versionPrefix, strconv.FormatUint(s.backend.fenceFloor.Load(), 10)}
 
 	reply, err := s.backend.runWithWait(ctx, claimScript, keys, args)
 	if err != nil {
@@ -106,6 +106,7 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 		if err != nil {
 			return election.Claim{}, storeError("claim", req.Name, err)
 		}
+		s.backend.noteFence(fence)
 		s.hub.addLocal(req.Name, s.id, req.Token, fence)
 		if err := reply.waitErr(); err != nil {
 			return election.Claim{}, fmt.Errorf("redis: claim %q: %w: %w", req.Name, election.ErrUnavailable, err)
@@ -117,6 +118,7 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 		if err != nil {
 			return election.Claim{}, s.heldByUnknown(req.Name, err)
 		}
+		s.backend.noteFence(rec.Fence)
 		// No ExpiresIn: the holder's expiry is reported by the watch
 		// (holders.go), so a waiting candidate needs no timer of its own.
 		return election.Claim{}, &election.TakenError{Holder: rec.leader(req.Name)}
