@@ -187,6 +187,22 @@ type Notifier interface {
 	Notify(ctx context.Context, name string, fn func(WatchEvent)) error
 }
 
+// SessionEnder is an optional interface for a [Session] whose Close ends
+// every claim made through it at once, in one store write that watchers
+// see as they see a release: etcd revokes the lease, which deletes its
+// keys; Redis deletes the session key and announces it. When the session
+// of an elector reports true, [Elector.Close] leaves the claims of the
+// candidates it stops to the session's end instead of releasing each one,
+// so that Close costs one store operation whatever the number of
+// elections.
+//
+// EndsClaims reports false where ending the session leaves its claims to
+// expire, or delays their takeover (a Consul lock-delay): Close then
+// releases each claim.
+type SessionEnder interface {
+	EndsClaims() bool
+}
+
 // Queuer is an optional interface for a [Session] whose store can keep
 // waiting claims in line, ordered so that the store write that ends a term
 // (a release, a session expiry) also starts the next one: the first claim in

@@ -179,7 +179,7 @@ func (c *Candidate) handle(d *driver, in input, buf []effect) []effect {
 	// IsLeader is true when Start returns.
 	if in.kind == inClaimed && !d.firstDone {
 		d.firstDone = true
-		close(c.first)
+		c.first.fire()
 	}
 	clear(effects) // drop the references to terms and events
 	return effects[:0]
@@ -195,11 +195,11 @@ func (c *Candidate) finish(d *driver) {
 	c.watch.stop()
 	c.handlers.Wait()
 	if !d.firstDone {
-		close(c.first)
+		c.first.fire()
 	}
 	c.closeEvents()
 	c.el.removeCandidate(c)
-	close(c.done)
+	c.done.fire()
 }
 
 // stopping reports whether Stop (or Close) has been asked for.
@@ -214,12 +214,14 @@ func (c *Candidate) stopping() bool {
 // elected t from its line.
 func (c *Candidate) startTerm(t *term, queued bool) {
 	el := c.el
+	t.mu.Lock()
 	since, deadline := t.info.Since, t.deadline
+	t.mu.Unlock()
 	if queued {
 		// Elected from the line by the store: the claim is attached to
 		// its session, so its deadline is the session's.
 		t.sess.removeWaiter(t)
-		since, deadline = el.clock.Now(), t.sess.deadline(el.cfg.DriftMargin)
+		since, deadline = el.clock.Now(), t.sess.deadline()
 	}
 	t.sess.track(t)
 	// The copy of the handler list and the term's start are one step
@@ -243,8 +245,7 @@ func (c *Candidate) publish(s lifecycle) {
 		c.pub.leader = &l
 	}
 	if changed {
-		close(c.changed)
-		c.changed = make(chan struct{})
+		c.changed.fire()
 	}
 	c.mu.Unlock()
 	if t := s.term; t != nil {

@@ -32,9 +32,9 @@ type Candidate struct {
 	cfg CandidateConfig
 
 	inbox mailbox
-	drv   driver        // owned by the running activation (driver.go)
-	first chan struct{} // closed after the first claim attempt
-	done  chan struct{} // closed when stopped
+	drv   driver // owned by the running activation (driver.go)
+	first latch  // closed after the first claim attempt
+	done  latch  // closed when stopped
 	// handlers counts handler goroutines, so that Stop returns only once
 	// they are gone.
 	handlers sync.WaitGroup
@@ -53,7 +53,7 @@ type Candidate struct {
 		term   *term
 		leader *Leader
 	}
-	changed chan struct{} // closed at each change of pub
+	changed changes // closed at each change of pub
 	stopErr error
 }
 
@@ -73,21 +73,23 @@ func (e *Elector) NewCandidate(cfg CandidateConfig) (*Candidate, error) {
 	if cfg.EventBuffer == 0 {
 		cfg.EventBuffer = 64
 	}
-	meta := make(map[string]string, len(e.cfg.Metadata)+len(cfg.Metadata))
-	for k, v := range e.cfg.Metadata {
-		meta[k] = v
-	}
-	for k, v := range cfg.Metadata {
-		meta[k] = v
+	// A copy, so that the caller's map can change; nil when empty (no
+	// map for each of 100,000 elections without metadata).
+	var meta map[string]string
+	if n := len(e.cfg.Metadata) + len(cfg.Metadata); n > 0 {
+		meta = make(map[string]string, n)
+		for k, v := range e.cfg.Metadata {
+			meta[k] = v
+		}
+		for k, v := range cfg.Metadata {
+			meta[k] = v
+		}
 	}
 	cfg.Metadata = meta
 	c := &Candidate{
 		el:          e,
 		cfg:         cfg,
-		first:       make(chan struct{}),
-		done:        make(chan struct{}),
 		handlerList: append([]Handler(nil), cfg.Handlers...),
-		changed:     make(chan struct{}),
 	}
 	c.inbox.drain = c.activate
 	c.drv.s = lifecycle{state: StateIdle, id: cfg.ID, ttl: e.cfg.TTL}
@@ -129,7 +131,7 @@ func (c *Candidate) Start(ctx context.Context) error {
 	c.watch.start()
 
 	select {
-	case <-c.first:
+	case <-c.first.wait():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -151,13 +153,12 @@ func (c *Candidate) requestStop() {
 		return
 	}
 	c.pub.state = StateStopped
-	close(c.changed)
-	c.changed = make(chan struct{})
+	c.changed.fire()
 	c.mu.Unlock()
 	c.emit(Event{Kind: EventStopped, State: StateStopped})
 	c.closeEvents()
 	c.el.removeCandidate(c)
-	close(c.done)
+	c.done.fire()
 }
 
 // Stop ends the candidacy. If the candidate leads, it cancels the leader
@@ -191,7 +192,7 @@ func (c *Candidate) Stop(ctx context.Context) error {
 // Done returns a channel that is closed once the candidate has stopped: its
 // handlers have returned and its claim has been released (or handed to its
 // elector to release, if the store did not answer).
-func (c *Candidate) Done() <-chan struct{} { return c.done }
+func (c *Candidate) Done() <-chan struct{} { return c.done.wait() }
 
 // awaitStopped waits until the candidate has stopped, or ctx has ended
 // while handlers still run.
@@ -200,7 +201,7 @@ func (c *Candidate) awaitStopped(ctx context.Context, op string) error {
 	defer w.stop()
 	for {
 		select {
-		case <-c.done:
+		case <-c.done.wait():
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			if c.stopErr != nil {
@@ -214,7 +215,7 @@ func (c *Candidate) awaitStopped(ctx context.Context, op string) error {
 			return err
 		}
 		select {
-		case <-c.done:
+		case <-c.done.wait():
 		case <-changed:
 		case <-liveDone(ctx):
 		case <-w.pending():
@@ -278,7 +279,7 @@ func (w *waiter) pending() <-chan struct{} {
 // error to return because the wait is over while handlers run.
 func (c *Candidate) waitable(w *waiter, op string) (<-chan struct{}, error) {
 	c.mu.Lock()
-	state, t, changed := c.pub.state, c.pub.term, c.changed
+	state, t, changed := c.pub.state, c.pub.term, c.changed.next()
 	c.mu.Unlock()
 	if w.over() && state == StateSteppingDown && t != nil && t.running() {
 		return nil, fmt.Errorf("election: %s %q in %q: %w; the claim is kept until they return: %w",
@@ -334,7 +335,7 @@ func (c *Candidate) Resign(ctx context.Context) error {
 		select {
 		case err := <-reply:
 			return c.resigned(err)
-		case <-c.done:
+		case <-c.done.wait():
 			// Stopped before the driver took the Resign: no reply comes.
 			select {
 			case err := <-reply:

@@ -38,6 +38,11 @@ type Elector struct {
 	cands   map[*Candidate]struct{}
 	pending []pendingRelease
 	newSess chan struct{} // wakes the renewal loop when a session opens
+	// endBySession is set while Close leaves the claims of the candidates
+	// it stops to the end of the session (SessionEnder); deferred are
+	// those claims.
+	endBySession bool
+	deferred     []pendingRelease
 
 	loops      sync.WaitGroup // the renewal loop and observers
 	lastRound  time.Time      // guarded by mu: when the renewal loop last finished an attempt
@@ -101,7 +106,12 @@ func (e *Elector) Config() Config { return e.cfg }
 // be made and no session opened.
 func (e *Elector) Close(ctx context.Context) error {
 	e.mu.Lock()
-	e.closing = true
+	if !e.closing {
+		e.closing = true
+		if ender, ok := e.sessionLocked().(SessionEnder); ok && ender.EndsClaims() {
+			e.endBySession = true
+		}
+	}
 	cands := make([]*Candidate, 0, len(e.cands))
 	for c := range e.cands {
 		cands = append(cands, c)
@@ -112,12 +122,20 @@ func (e *Elector) Close(ctx context.Context) error {
 	}
 	ctx, cancel := e.waitContext(ctx, nil)
 	defer cancel()
-	errs := awaitAll(ctx, cands)
-	waiting := false
-	for _, err := range errs {
-		waiting = waiting || errors.Is(err, ErrHandlersRunning)
+	// Claims left to the session's end wait for every candidate's
+	// handlers. They wait at most OpTimeout: after it, the claims of the
+	// candidates that have stopped are released one by one, so that one
+	// slow handler does not hold every other election.
+	first, cancelFirst := context.WithTimeout(ctx, e.cfg.OpTimeout)
+	errs := awaitAll(first, cands)
+	cancelFirst()
+	if running(errs) && ctx.Err() == nil {
+		e.releaseDeferred()
+		errs = awaitAll(ctx, cands)
 	}
+	waiting := running(errs)
 	if waiting {
+		e.releaseDeferred()
 		// Finish once the handlers have returned: keep renewing till then.
 		e.mu.Lock()
 		start := !e.closer
@@ -126,7 +144,7 @@ func (e *Elector) Close(ctx context.Context) error {
 		if start {
 			go func() {
 				for _, c := range cands {
-					<-c.done
+					<-c.done.wait()
 				}
 				_ = e.finish()
 			}()
@@ -137,6 +155,24 @@ func (e *Elector) Close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// running reports whether errs says that handlers still run.
+func running(errs []error) bool {
+	for _, err := range errs {
+		if errors.Is(err, ErrHandlersRunning) {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionLocked returns the store session, nil if none is open.
+func (e *Elector) sessionLocked() Session {
+	if e.sess == nil {
+		return nil
+	}
+	return e.sess.s
 }
 
 // awaitAll waits for every candidate of cands to stop, or for ctx to end
@@ -284,7 +320,7 @@ func (e *Elector) claim(c *Candidate) claimResult {
 		return claimResult{err: err}
 	}
 	token := e.rng.token()
-	deadline := sess.deadline(e.cfg.DriftMargin) // read before the claim is sent
+	deadline := sess.deadline() // read before the claim is sent
 	sent := e.clock.Now()
 	req := ClaimRequest{Name: name, Token: token, ID: c.cfg.ID, Metadata: c.cfg.Metadata}
 	var (
@@ -322,7 +358,7 @@ func (e *Elector) freshSession(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.deadline(e.cfg.DriftMargin).Sub(e.clock.Now()) >= e.cfg.OpTimeout {
+	if s.deadline().Sub(e.clock.Now()) >= e.cfg.OpTimeout {
 		return s, nil
 	}
 	// Renewals have been failing: a claim now would start a term that is
@@ -364,7 +400,7 @@ func (e *Elector) currentSession(ctx context.Context) (*session, error) {
 		_ = st.Close(ctx)
 		return nil, err
 	}
-	s := newSession(st, granted, sent)
+	s := newSession(st, granted, e.cfg.DriftMargin, e.clock, sent)
 	e.mu.Lock()
 	if e.closing {
 		// Closed while the session was opening: it must not outlive Close.
@@ -513,15 +549,22 @@ func (e *Elector) Status() Status {
 	return st
 }
 
-// renewOnce renews s and every claim it carries, moves each term's
-// deadline to the renewal's send time + TTL − DriftMargin, and tells the
+// renewOnce renews s and every claim it carries, moves the terms'
+// deadlines to the renewal's send time + TTL − DriftMargin, and tells the
 // candidates what changed. It reports whether the store answered.
+//
+// An idle renewal costs O(1) here whatever the number of claims: bound
+// terms follow the session's deadline, the claims slice is rebuilt only
+// when claims came or went, and candidates hear of a renewal only when its
+// outcome differs from the last one they heard of.
 func (e *Elector) renewOnce(s *session) (time.Time, bool) {
-	terms := s.snapshot()
-	claims := make([]Claim, len(terms))
-	for i, t := range terms {
-		claims[i] = t.claim
+	select {
+	case s.renewing <- struct{}{}:
+		defer func() { <-s.renewing }()
+	case <-e.life.Done():
+		return e.clock.Now(), false
 	}
+	claims, terms, loose := s.forRenewal()
 	ctx, cancel := context.WithTimeout(e.life, e.cfg.RenewTimeout)
 	defer cancel()
 	sent := e.clock.Now()
@@ -531,23 +574,37 @@ func (e *Elector) renewOnce(s *session) (time.Time, bool) {
 	var notOwner *NotOwnerError
 	switch {
 	case err == nil || errors.As(err, &notOwner):
-		lost := map[Claim]bool{}
-		if notOwner != nil {
+		var lost map[*term]bool
+		if notOwner != nil && len(notOwner.Claims) > 0 {
+			byClaim := make(map[Claim]bool, len(notOwner.Claims))
 			for _, c := range notOwner.Claims {
-				lost[Claim{Name: c.Name, Token: c.Token}] = true
+				byClaim[Claim{Name: c.Name, Token: c.Token}] = true
 			}
+			lost = map[*term]bool{}
+			for i, c := range claims {
+				if byClaim[Claim{Name: c.Name, Token: c.Token}] {
+					lost[terms[i]] = true
+				}
+			}
+		}
+		for t := range lost {
+			s.loosen(t)
+			t.invalidate()
+			t.cand.post(input{kind: inRenewed, term: t, renew: renewNotOwner})
 		}
 		s.renewed(sent)
 		until := sent.Add(s.ttl - e.cfg.DriftMargin)
-		for _, t := range terms {
-			if lost[Claim{Name: t.claim.Name, Token: t.claim.Token}] {
-				t.invalidate()
-				t.cand.post(input{kind: inRenewed, term: t, renew: renewNotOwner})
-				continue
+		for _, t := range loose {
+			if !lost[t] {
+				t.extend(until)
 			}
-			t.extend(until)
-			if t.postRenew(renewOK) {
-				t.cand.post(input{kind: inRenewed, term: t, renew: renewOK})
+		}
+		s.bind(loose)
+		if s.setDegraded(false) {
+			for _, t := range terms {
+				if !lost[t] && t.postRenew(renewOK) {
+					t.cand.post(input{kind: inRenewed, term: t, renew: renewOK})
+				}
 			}
 		}
 		e.events.push(Event{Kind: EventRenewed, Time: sent, Latency: latency, Count: len(claims) - len(lost),
@@ -560,6 +617,7 @@ func (e *Elector) renewOnce(s *session) (time.Time, bool) {
 	default:
 		err = redact(err)
 		e.events.push(Event{Kind: EventRenewFailed, Time: sent, Latency: latency, Count: len(claims), Err: err})
+		s.setDegraded(true)
 		for _, t := range terms {
 			if t.postRenew(renewFailed) {
 				t.cand.post(input{kind: inRenewed, term: t, renew: renewFailed, err: err})

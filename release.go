@@ -44,6 +44,9 @@ func (e *Elector) release(s *session, c Claim) error {
 	if s.isDead() {
 		return nil // the store dropped every claim of the session
 	}
+	if e.leaveToSessionEnd(s, c) {
+		return nil
+	}
 	e.ops <- struct{}{} // a release always goes through: no way out but waiting
 	defer func() { <-e.ops }()
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
@@ -53,6 +56,34 @@ func (e *Elector) release(s *session, c Claim) error {
 		return fmt.Errorf("election: release %q (fence %d): %w; retried in the background", c.Name, c.Fence, redact(err))
 	}
 	return nil
+}
+
+// leaveToSessionEnd reports whether c, whose candidate Close has stopped,
+// is left to the end of the session (see [SessionEnder]) rather than
+// released now. Close ends the session once every candidate has stopped,
+// so the claim outlives its handlers.
+func (e *Elector) leaveToSessionEnd(s *session, c Claim) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.endBySession || e.sess != s {
+		return false
+	}
+	e.deferred = append(e.deferred, pendingRelease{sess: s, claim: c})
+	return true
+}
+
+// releaseDeferred stops leaving claims to the session's end and releases
+// those left so far, one by one, within OpTimeout; what the store does not
+// answer stays pending.
+func (e *Elector) releaseDeferred() {
+	e.mu.Lock()
+	e.endBySession = false
+	e.pending = append(e.pending, e.deferred...)
+	e.deferred = nil
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
+	defer cancel()
+	e.releasePending(ctx, "")
 }
 
 // releaseLater leaves c pending: it is released before the next claim of

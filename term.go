@@ -54,7 +54,7 @@ func (t Term) Changed() <-chan struct{} {
 	}
 	t.live.mu.Lock()
 	defer t.live.mu.Unlock()
-	return t.live.changed
+	return t.live.changed.next()
 }
 
 // Deadline returns the local time by which the term ends unless a renewal
@@ -66,7 +66,7 @@ func (t Term) Deadline() time.Time {
 	}
 	t.live.mu.Lock()
 	defer t.live.mu.Unlock()
-	return t.live.deadline
+	return t.live.deadlineLocked()
 }
 
 // Handler is leader-only work. It is called in its own goroutine each time
@@ -95,12 +95,15 @@ type term struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	mu       sync.Mutex
-	status   State
-	changed  chan struct{}
-	started  bool
-	ended    bool // ctx cancelled: no new work
-	gone     bool // the store does not hold the claim: the deadline no longer moves
+	mu      sync.Mutex
+	status  State
+	changed changes
+	started bool
+	ended   bool // ctx cancelled: no new work
+	gone    bool // the store does not hold the claim: the deadline no longer moves
+	// bound says the deadline is the session's (see session); otherwise
+	// it is deadline, watched by timer.
+	bound    bool
 	deadline time.Time
 	timer    Timer
 	overrun  bool // the deadline passed with handlers running
@@ -127,7 +130,6 @@ func newTerm(c *Candidate, s *session, cl Claim, since, deadline time.Time) *ter
 		cancel:   cancel,
 		deadline: deadline,
 		status:   StateClaiming,
-		changed:  make(chan struct{}),
 	}
 	t.info.live = t
 	return t
@@ -146,8 +148,7 @@ func (t *term) setStatus(s State) {
 		return
 	}
 	t.status = s
-	close(t.changed)
-	t.changed = make(chan struct{})
+	t.changed.fire()
 }
 
 // start begins the term: arms the deadline and starts handlers, unless the
@@ -160,7 +161,7 @@ func (t *term) start(handlers []Handler, since, deadline time.Time, adopted bool
 		t.info.Since, t.deadline = since, deadline
 	}
 	t.started = true
-	if !clock.Now().Before(t.deadline) {
+	if !clock.Now().Before(t.deadlineLocked()) {
 		t.mu.Unlock()
 		t.expire()
 		return
@@ -188,13 +189,62 @@ func (t *term) armLocked() {
 	t.timer = clock.AfterFunc(at.Sub(clock.Now()), t.onTimer)
 }
 
+// deadlineLocked returns the term's deadline now.
+func (t *term) deadlineLocked() time.Time {
+	if t.bound {
+		return t.sess.deadline()
+	}
+	return t.deadline
+}
+
+// bind makes the term's deadline the session's, if it is held normally:
+// started, before its deadline, not lost, not finished. The session calls
+// it, holding its own lock, after a renewal that carried the claim.
+func (t *term) bind() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.bound || !t.started || t.gone || t.overrun || t.doneSent || t.timer == nil {
+		return false
+	}
+	t.timer.Stop()
+	t.timer = nil
+	t.bound = true
+	return true
+}
+
+// reachBound handles the deadline d of a bound term, which the session's
+// timer found passed at now: the deadline becomes the term's own, and the
+// term reaches it as if its own timer had fired.
+func (t *term) reachBound(d, now time.Time) {
+	t.mu.Lock()
+	if !t.bound {
+		t.mu.Unlock()
+		return // loosened meanwhile: its own timer watches it
+	}
+	t.bound = false
+	t.deadline = d
+	if t.doneSent {
+		t.mu.Unlock()
+		return
+	}
+	t.checkLocked(now)
+}
+
 func (t *term) onTimer() {
 	now := t.cand.el.clock.Now()
 	t.mu.Lock()
-	if t.timer == nil {
+	if t.timer == nil || t.bound {
 		t.mu.Unlock()
-		return // finished
+		return // finished, or the session's timer watches the deadline
 	}
+	t.checkLocked(now)
+}
+
+// checkLocked compares the term's own deadline with now, t.mu held, and
+// releases t.mu: it re-arms the timer if the deadline has moved, ends the
+// term at the deadline, and reports handlers still running after the
+// grace.
+func (t *term) checkLocked(now time.Time) {
 	if now.Before(t.deadline) {
 		// Extended since the timer was set.
 		t.overrun = false
@@ -239,7 +289,7 @@ func (t *term) expire() {
 func (t *term) extend(until time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.gone || !until.After(t.deadline) {
+	if t.bound || t.gone || !until.After(t.deadline) {
 		return
 	}
 	t.deadline = until
@@ -253,11 +303,16 @@ func (t *term) extend(until time.Time) {
 
 // invalidate marks the claim gone from the store: the term's deadline is
 // now, if it was later, so that handlers still running are reported as
-// overrunning.
+// overrunning. The session has loosened t first.
 func (t *term) invalidate() {
 	now := t.cand.el.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.bound {
+		// Not loosened (a bug): keep the session's deadline as the
+		// term's own rather than a stale one.
+		t.deadline, t.bound = t.sess.deadline(), false
+	}
 	t.gone = true
 	if t.deadline.After(now) {
 		t.deadline = now
@@ -297,8 +352,8 @@ func (t *term) postDone() {
 	}
 	t.doneSent = true
 	var over time.Duration
-	if t.overrun && now.After(t.deadline) {
-		over = now.Sub(t.deadline)
+	if d := t.deadlineLocked(); t.overrun && now.After(d) {
+		over = now.Sub(d)
 	}
 	if t.timer != nil {
 		t.timer.Stop()
@@ -314,7 +369,7 @@ func (t *term) valid() bool {
 	now := t.cand.el.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.started && !t.ended && now.Before(t.deadline)
+	return t.started && !t.ended && now.Before(t.deadlineLocked())
 }
 
 // startWork registers one piece of leader-only work run by goroutine g; it
@@ -323,7 +378,7 @@ func (t *term) startWork(g uint64) bool {
 	now := t.cand.el.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.started || t.ended || !now.Before(t.deadline) {
+	if !t.started || t.ended || !now.Before(t.deadlineLocked()) {
 		return false
 	}
 	t.work++
