@@ -47,6 +47,10 @@ type EtcdOptions struct {
 	// TLS, when set, makes the members serve clients over TLS only; peers
 	// still talk plain text to each other on loopback. Nil: plain text.
 	TLS *TLS
+	// PeerProxies puts a proxy in front of every member's peer listener
+	// (the member advertises the proxy), so that [Etcd.Isolate] can cut a
+	// member off from the others.
+	PeerProxies bool
 }
 
 // Etcd is one etcd member started by [StartEtcd] or [StartEtcdCluster]. The
@@ -65,6 +69,10 @@ type Etcd struct {
 	// name, peerURL and cluster are the member's --name,
 	// --initial-advertise-peer-urls and --initial-cluster, for Restore.
 	name, peerURL, cluster string
+	// peers carries the cluster's peer traffic (nil without
+	// EtcdOptions.PeerProxies); index is the member's place in it.
+	peers *etcdPeerNet
+	index int
 }
 
 // StartEtcd starts a single-member etcd cluster and returns once the member
@@ -129,17 +137,32 @@ func startEtcdMembers(t testing.TB, n int, opts EtcdOptions) []*Etcd {
 	}
 	check := newCheckClient(t, checkTLS(t, "EtcdOptions", opts.TLS))
 	bin := testserver.Binary(t, "etcd")
-	ports := testserver.FreePorts(t, 2*n)
-	clientPorts, peerPorts := ports[:n], ports[n:]
+	count := 2 * n
+	if opts.PeerProxies {
+		count = 3 * n
+	}
+	ports := testserver.FreePorts(t, count)
+	clientPorts, peerPorts, advertised := ports[:n], ports[n:2*n], ports[n:2*n]
+	var peers *etcdPeerNet
+	if opts.PeerProxies {
+		advertised = ports[2*n:]
+		var listen, upstream []string
+		for i := range n {
+			listen = append(listen, fmt.Sprintf("127.0.0.1:%d", advertised[i]))
+			upstream = append(upstream, fmt.Sprintf("127.0.0.1:%d", peerPorts[i]))
+		}
+		peers = newEtcdPeerNet(t, listen, upstream)
+	}
 	var cluster []string
-	for i, p := range peerPorts {
+	for i, p := range advertised {
 		cluster = append(cluster, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, p))
 	}
 	members := make([]*Etcd, n)
 	for i := range n {
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(clientPorts[i]))
 		clientURL := scheme + "://" + addr
-		peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPorts[i])
+		listenPeerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPorts[i])
+		peerURL := fmt.Sprintf("http://127.0.0.1:%d", advertised[i])
 		dir := t.TempDir()
 		dataDir := filepath.Join(dir, "data")
 		args := []string{
@@ -147,7 +170,7 @@ func startEtcdMembers(t testing.TB, n int, opts EtcdOptions) []*Etcd {
 			"--data-dir", dataDir,
 			"--listen-client-urls", clientURL,
 			"--advertise-client-urls", clientURL,
-			"--listen-peer-urls", peerURL,
+			"--listen-peer-urls", listenPeerURL,
 			"--initial-advertise-peer-urls", peerURL,
 			"--initial-cluster", strings.Join(cluster, ","),
 			"--initial-cluster-state", "new",
@@ -166,6 +189,7 @@ func startEtcdMembers(t testing.TB, n int, opts EtcdOptions) []*Etcd {
 		m := &Etcd{
 			Addr: addr, DataDir: dataDir, health: etcdHealth(check, clientURL),
 			name: fmt.Sprintf("m%d", i), peerURL: peerURL, cluster: strings.Join(cluster, ","),
+			peers: peers, index: i,
 		}
 		var ready func(context.Context) error
 		if n == 1 {
