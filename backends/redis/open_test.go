@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/storedown"
 	"github.com/electionkit/election/internal/testserver"
@@ -80,4 +82,27 @@ func TestOpenURLLazy(t *testing.T) {
 	}
 	defer election.CloseBackend(backend)
 	storedown.ElectedOnceUp(t, ctx, backend, cfg, func() error { return srv.proc.Start(ctx) })
+}
+
+// An option go-redis rejects is reported as every backend reports an
+// unknown parameter: the known ones, and the nearest.
+func TestOpenURLSuggestsOption(t *testing.T) {
+	ctx := testContext(t, 10*time.Second)
+	for raw, want := range map[string]string{
+		"redis://127.0.0.1:1/?lazzy=true":           "lazzy: did you mean lazy?",
+		"redis://127.0.0.1:1/?dial_timout=1s":       "dial_timout: did you mean dial_timeout?",
+		"redis://127.0.0.1:1/?prefix=a&pool_sise=3": "pool_sise: did you mean pool_size?",
+	} {
+		_, err := OpenURL(ctx, mustParse(t, raw))
+		if !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), want) ||
+			!strings.Contains(err.Error(), "known: client_name") {
+			t.Errorf("OpenURL(%s) = %v, want ErrInvalidArgument listing the known options and %q", raw, err, want)
+		}
+	}
+	// Every name the explanation lists is one go-redis reads.
+	for _, name := range goRedisParams {
+		if _, err := goredis.ParseURL("rediss://127.0.0.1:1/?" + name + "=1"); err != nil && strings.Contains(err.Error(), "unexpected option") {
+			t.Errorf("go-redis does not know %s, which goRedisParams lists: %v", name, err)
+		}
+	}
 }

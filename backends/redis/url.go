@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"sync/atomic"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -68,7 +69,7 @@ func OpenURL(ctx context.Context, u *url.URL) (*Backend, error) {
 	cfg, lazy, rest, paramErr := splitParams(u)
 	opts, err := goredis.ParseURL(rest.String())
 	if err != nil {
-		err = fmt.Errorf("redis: %w: url: %w", election.ErrInvalidArgument, err)
+		err = explainOption(rest.Query(), fmt.Errorf("redis: %w: url: %w", election.ErrInvalidArgument, err))
 	}
 	if err := errors.Join(paramErr, err, cfg.withDefaults().validateFields()); err != nil {
 		return nil, err
@@ -135,6 +136,37 @@ func (d *dialErrors) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 
 func (d *dialErrors) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return next
+}
+
+// goRedisParams are the query parameters go-redis v9's redis.ParseURL
+// reads. They serve only to explain an option it rejects: a name missing
+// here but known to a later go-redis is still accepted, by go-redis.
+var goRedisParams = []string{
+	"client_name", "conn_max_idle_time", "conn_max_lifetime", "conn_max_lifetime_jitter", "db",
+	"dial_timeout", "idle_timeout", "max_active_conns", "max_concurrent_dials", "max_conn_age",
+	"max_idle_conns", "max_retries", "max_retry_backoff", "min_idle_conns", "min_retry_backoff",
+	"pipeline_pool_size", "pipeline_read_buffer_size", "pipeline_write_buffer_size", "pool_fifo",
+	"pool_size", "pool_timeout", "protocol", "read_timeout", "skip_verify", "write_timeout",
+}
+
+// explainOption replaces err, go-redis's "unexpected option: X", with the
+// error every other backend gives for an unknown parameter: the known ones
+// (this package's, go-redis's and the elector's) and the nearest one ("did
+// you mean lazy?"). Any other error of go-redis is returned as is.
+func explainOption(q url.Values, err error) error {
+	if !strings.Contains(err.Error(), "unexpected option") {
+		return err
+	}
+	var ignored string
+	var params []urlopt.Param
+	for _, name := range append([]string{paramPrefix, paramQuarantine, paramNoQuarantine, paramWaitReplicas,
+		paramWaitTimeout, paramSubscriptionCheck, paramLazy}, goRedisParams...) {
+		params = append(params, urlopt.String(name, &ignored))
+	}
+	if known := urlopt.Parse(q, invalid, params...); known != nil {
+		return known
+	}
+	return err
 }
 
 // splitParams takes this package's parameters out of u. It returns the
