@@ -53,6 +53,18 @@ func TestOpenURLHonoursDialTimeout(t *testing.T) {
 	}
 }
 
+// dial_timeout=0 or less, which go-redis reads as "no timeout" and then
+// fails every dial at once, is refused with a reason.
+func TestOpenURLNoDialTimeout(t *testing.T) {
+	ctx := testContext(t, 10*time.Second)
+	for _, v := range []string{"0", "0s", "-1s"} {
+		_, err := OpenURL(ctx, mustParse(t, "redis://127.0.0.1:1/?lazy=true&dial_timeout="+v))
+		if !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "url dial_timeout: 0 or less") {
+			t.Errorf("OpenURL with dial_timeout=%s: %v, want ErrInvalidArgument naming dial_timeout", v, err)
+		}
+	}
+}
+
 // lazy=true: OpenURL does no I/O; a candidate on a server that is down
 // campaigns (Start does not fail) and is elected once the server starts.
 func TestOpenURLLazy(t *testing.T) {

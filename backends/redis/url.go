@@ -71,6 +71,11 @@ func OpenURL(ctx context.Context, u *url.URL) (*Backend, error) {
 	if err != nil {
 		err = explainOption(rest.Query(), fmt.Errorf("redis: %w: url: %w", election.ErrInvalidArgument, err))
 	}
+	if err == nil && opts.DialTimeout < 0 {
+		// go-redis reads 0 or less as "no timeout" and then gives its
+		// net.Dialer a negative timeout, which fails every dial at once.
+		err = invalid("url dial_timeout", "0 or less makes go-redis fail every dial at once; give a positive duration such as 5s")
+	}
 	if err := errors.Join(paramErr, err, cfg.withDefaults().validateFields()); err != nil {
 		return nil, err
 	}
