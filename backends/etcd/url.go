@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/urlopt"
@@ -78,7 +79,15 @@ func configFromURL(u *url.URL) (Config, error) {
 	q := u.Query()
 	var tlsOn, tlsGiven bool
 	errs = append(errs, urlopt.Parse(q, invalid,
-		urlopt.Duration(paramDialTimeout, &cfg.DialTimeout),
+		// Zero in Config means "the default"; in a URL it is a mistake.
+		urlopt.Func(paramDialTimeout, "a positive duration such as 2s", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err == nil && d <= 0 {
+				err = errors.New("not positive")
+			}
+			cfg.DialTimeout = d
+			return err
+		}),
 		urlopt.String(paramUsername, &cfg.Username),
 		urlopt.String(paramPassword, &cfg.Password).Secret(),
 		urlopt.Bool(paramTLS, &tlsOn).Seen(&tlsGiven),
