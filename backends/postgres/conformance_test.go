@@ -28,14 +28,18 @@ type harness struct {
 
 var _ conformance.Harness = (*harness)(nil)
 
-// conformanceTTL is the TTL the suite campaigns with.
-const conformanceTTL = time.Second
+// conformanceTTL is the TTL the suite campaigns with. The core's claims and
+// releases get RenewInterval/2 = TTL/6 each; with 1s (166ms) they timed
+// out under -race on a loaded 2-core machine, and each timeout closes a
+// pooled connection, so the next one waited for a new backend process.
+// Two warm connections per pool (pool_min_conns) and 2s keep them in time.
+const conformanceTTL = 2 * time.Second
 
 var harnessCount atomic.Int64
 
 func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
 	return h.clients.Dial(h.srv.Addr, func(addr string) (election.Backend, error) {
-		return OpenURL(ctx, serverURL(addr, url.Values{"table_prefix": {h.prefix}}))
+		return OpenURL(ctx, serverURL(addr, url.Values{"table_prefix": {h.prefix}, "pool_min_conns": {"2"}}))
 	})
 }
 
