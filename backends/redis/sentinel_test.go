@@ -34,7 +34,7 @@ sentinel failover-timeout elect 5000
 }
 
 // waitReplicaOnline waits until primary reports n online replicas.
-func waitReplicaOnline(t *testing.T, ctx context.Context, primary *server, n int) {
+func waitReplicaOnline(t testing.TB, ctx context.Context, primary *server, n int) {
 	t.Helper()
 	admin := primary.client(t)
 	deadline := time.Now().Add(30 * time.Second)
