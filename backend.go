@@ -187,6 +187,24 @@ type Notifier interface {
 	Notify(ctx context.Context, name string, fn func(WatchEvent)) error
 }
 
+// ClaimBatcher is an optional interface for a [Session] that can make
+// several claims in one store operation (Consul: one transaction). When
+// candidates of one elector claim at the same time (10,000 of them
+// starting), the claims that arrive while one is in flight wait for it and
+// then go to ClaimBatch together, so a burst costs the store one write per
+// batch instead of one per claim. Without it, each claim is one Claim.
+type ClaimBatcher interface {
+	// ClaimBatch makes each claim of reqs as [Session.Claim] would, with
+	// the same meaning for each answer: claims[i] and errs[i] answer
+	// reqs[i], and one taken election does not fail the others. reqs
+	// holds at most MaxClaimBatch claims, of distinct names.
+	ClaimBatch(ctx context.Context, reqs []ClaimRequest) (claims []Claim, errs []error)
+
+	// MaxClaimBatch returns the largest number of claims ClaimBatch
+	// takes at once.
+	MaxClaimBatch() int
+}
+
 // SessionEnder is an optional interface for a [Session] whose Close ends
 // every claim made through it at once, in one store write that watchers
 // see as they see a release: etcd revokes the lease, which deletes its

@@ -97,6 +97,13 @@ func (e *Elector) Config() Config { return e.cfg }
 // renewal loop and ends the store session. It returns the joined errors of
 // the stops and of ending the session. It does not close the Backend.
 //
+// Where the session's end ends its claims at once ([SessionEnder]: etcd,
+// Redis, Consul without lock-delay), Close does not release each claim: it
+// ends the session once every handler has returned, one store write for
+// any number of elections. If handlers still run OpTimeout after Close
+// began, the claims of the candidates that have stopped are released one
+// by one, so that a slow handler does not hold the other elections.
+//
 // The claims outlive the handlers: if ctx ends while handlers still run,
 // Close returns an error wrapping [ErrHandlersRunning] and ctx's error, and
 // the elector keeps renewing the session until the last handler returns,
@@ -229,6 +236,19 @@ func (e *Elector) finish() error {
 		if s != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
 			e.releasePending(ctx, "")
+			cancel()
+			// Ending a session that carries the claims Close left to it
+			// is one store write that deletes them all (100,000 keys on
+			// etcd took over OpTimeout): it gets up to the TTL, after
+			// which the store would have dropped them anyway.
+			e.mu.Lock()
+			wait := e.cfg.OpTimeout
+			if len(e.deferred) > 0 {
+				wait = max(wait, e.cfg.TTL)
+			}
+			e.deferred = nil
+			e.mu.Unlock()
+			ctx, cancel = context.WithTimeout(context.Background(), wait)
 			if err := s.s.Close(ctx); err != nil {
 				e.finishErr = fmt.Errorf("election: close session: %w", err)
 			}
@@ -329,6 +349,8 @@ func (e *Elector) claim(c *Candidate) claimResult {
 	)
 	if q, ok := sess.s.(Queuer); ok {
 		cl, holder, err = q.Enqueue(ctx, req)
+	} else if cb, ok := sess.s.(ClaimBatcher); ok {
+		cl, err = e.claimBatched(&sess.batch, cb, req)
 	} else {
 		cl, err = sess.s.Claim(ctx, req)
 	}

@@ -30,6 +30,9 @@ type session struct {
 	base      time.Time
 	lastRenew atomic.Int64
 
+	// batch gathers claims for a ClaimBatcher.
+	batch claimBatch
+
 	// renewing makes renewals run one at a time (see the type comment).
 	// A channel, not a mutex: a renewal waits for one in flight, which
 	// waits for the store, and a wait on a channel is one that
