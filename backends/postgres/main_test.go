@@ -33,7 +33,7 @@ func serverURL(addr string, params url.Values) *url.URL {
 }
 
 // newBackend opens a Backend on u, closed by the test's cleanup.
-func newBackend(t *testing.T, ctx context.Context, u *url.URL) *Backend {
+func newBackend(t testing.TB, ctx context.Context, u *url.URL) *Backend {
 	t.Helper()
 	b, err := OpenURL(ctx, u)
 	if err != nil {
@@ -54,7 +54,7 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func openSession(t *testing.T, ctx context.Context, b *Backend, ttl time.Duration) election.Session {
+func openSession(t testing.TB, ctx context.Context, b *Backend, ttl time.Duration) election.Session {
 	t.Helper()
 	s, err := b.OpenSession(ctx, ttl)
 	if err != nil {
