@@ -31,6 +31,10 @@ type PostgresOptions struct {
 	// Args are extra "-c name=value" settings for the postmaster, after the
 	// defaults. They must keep the server on loopback.
 	Args []string
+	// TLS, when set, turns ssl on with its server certificate and key
+	// (copied into the server's directory, readable by postgres only);
+	// plain-text connections stay allowed. ClientCertAuth is not supported.
+	TLS *TLS
 }
 
 // Postgres is a postgres server started by [StartPostgres], with its data
@@ -138,6 +142,14 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
 		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=500",
 		"-c", "shared_buffers=32MB", "-c", "log_min_messages=warning", "-c", "deadlock_timeout=100ms"}
+	if opts.TLS != nil {
+		if opts.TLS.ClientCertAuth {
+			t.Fatalf("teststore: PostgresOptions.TLS.ClientCertAuth is not supported")
+		}
+		checkTLS(t, "PostgresOptions", opts.TLS)
+		cert, key := copyForPostgres(t, opts.TLS.CertFile, dir, "server.crt"), copyForPostgres(t, opts.TLS.KeyFile, dir, "server.key")
+		args = append(args, "-c", "ssl=on", "-c", "ssl_cert_file="+cert, "-c", "ssl_key_file="+key)
+	}
 	for _, a := range opts.Args {
 		args = append(args, "-c", a)
 	}
@@ -156,6 +168,33 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 			strings.ReplaceAll(opts.Password, "'", "''")))
 	}
 	return pg
+}
+
+// copyForPostgres copies src into dir as name, mode 0600, owned by the
+// user postgres when the test runs as root (postgres refuses a key others
+// may read).
+func copyForPostgres(t testing.TB, src, dir, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatalf("teststore: %v", err)
+	}
+	dst := filepath.Join(dir, name)
+	if err := os.WriteFile(dst, data, 0o600); err != nil {
+		t.Fatalf("teststore: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("teststore: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dst, uid, gid); err != nil {
+			t.Fatalf("teststore: %v", err)
+		}
+	}
+	return dst
 }
 
 // Exec runs sql (one or more statements, simple protocol) as the user
