@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/electionkit/election"
@@ -161,7 +162,9 @@ func testGracefulHandoff(e *env) {
 }
 
 // testObserver: an observer sees every term in order with identity,
-// metadata and fence.
+// metadata and fence. Each term lasts until the observer has seen it (or
+// the suite's settle time passes), so that the check does not depend on
+// how fast the store pushes changes.
 func testObserver(e *env) {
 	obs := e.newNode("observer")
 	ctx, cancel := context.WithCancel(e.ctx)
@@ -170,13 +173,18 @@ func testObserver(e *env) {
 	if err != nil {
 		e.t.Fatalf("Observe: %v", err)
 	}
-	var seen []election.Leader
+	var (
+		mu   sync.Mutex
+		seen []election.Leader
+	)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for ch := range changes {
 			if ch.Leader != nil {
+				mu.Lock()
 				seen = append(seen, *ch.Leader)
+				mu.Unlock()
 			}
 		}
 	}()
@@ -186,10 +194,13 @@ func testObserver(e *env) {
 		e.waitFor(e.settle(), id+" to lead", c.IsLeader)
 		t, _ := c.Term()
 		terms = append(terms, t)
-		time.Sleep(e.timing.TTL / 5) // let the observer see the term
+		e.waitFor(e.settle(), "the observer to see "+id, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(seen) > 0 && seen[len(seen)-1].Fence >= t.Fence
+		})
 		e.stop(c)
 	}
-	time.Sleep(e.timing.TTL / 5)
 	cancel()
 	<-done
 	if len(seen) != len(terms) {
