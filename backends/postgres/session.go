@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -64,7 +65,7 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 			return election.Claim{}, fmt.Errorf("postgres: claim %q: %w: %w", req.Name, election.ErrSessionExpired, errNoSession)
 		case err == nil:
 			return election.Claim{}, storeError("claim", req.Name, fmt.Errorf("unexpected reply %q", kind))
-		case err != pgx.ErrNoRows:
+		case !errors.Is(err, pgx.ErrNoRows):
 			return election.Claim{}, storeError("claim", req.Name, err)
 		}
 		// Held: name the holder. The claim judged the row's newest
@@ -92,7 +93,7 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 		note  string
 	)
 	err := b.pool.QueryRow(ctx, b.sql.release, c.Name, tokenHash(c.Token), b.names.channel).Scan(&fence, &note)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("postgres: release %q: %w", c.Name, election.ErrNotOwner)
 	}
 	if err != nil {
