@@ -11,7 +11,15 @@ package redis
 // of them are microseconds of a server clock or above it, so it is a
 // floor for every election. A process that saw none of the lost fences
 // has no floor to give: see the README ("Fences after a data loss").
+//
+// A fence above 2⁵³ is ignored: the claim script computes in Lua doubles,
+// exact only below it, and no fence it issues comes near (server TIME in
+// µs is about 1.8·10¹⁵); such a value can only be forged (an announcement
+// published by hand), and taking it in would stop fences from increasing.
 func (b *Backend) noteFence(f uint64) {
+	if f > maxExactFence {
+		return
+	}
 	for {
 		cur := b.fenceFloor.Load()
 		if f <= cur || b.fenceFloor.CompareAndSwap(cur, f) {
@@ -19,3 +27,6 @@ func (b *Backend) noteFence(f uint64) {
 		}
 	}
 }
+
+// maxExactFence is the largest fence a Lua double holds exactly, 2⁵³.
+const maxExactFence = 1 << 53

@@ -85,3 +85,16 @@ func TestPTTLZeroIsAlive(t *testing.T) {
 		}
 	}
 }
+
+// TestFenceFloorIgnoresInexactFences: a fence no claim script can issue
+// (above 2⁵³, where Lua doubles stop counting by one) does not become the
+// floor, so a forged announcement cannot stop fences from increasing.
+func TestFenceFloorIgnoresInexactFences(t *testing.T) {
+	var b Backend
+	b.noteFence(1_796_000_000_000_000)
+	b.noteFence(1 << 60)
+	b.noteFence(1_795_000_000_000_000)
+	if got := b.fenceFloor.Load(); got != 1_796_000_000_000_000 {
+		t.Fatalf("floor %d, want 1796000000000000", got)
+	}
+}
