@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -67,7 +68,12 @@ func testHandoffs(e *env) {
 					cs[j] = e.candidate(e.newNode(fmt.Sprintf("h-r%d", i)), "handoffs", fmt.Sprintf("h-r%d", i), nil)
 				}
 			}
-		} else if err := l.Resign(e.ctx); err != nil {
+		} else if err := l.Resign(e.ctx); errors.Is(err, election.ErrUnavailable) {
+			// The release did not finish within OpTimeout (a loaded
+			// machine): Resign says so, and the elector retries it in
+			// the background, so the handoff still comes.
+			e.t.Logf("handoff %d: Resign: %v", i, err)
+		} else if err != nil {
 			e.t.Fatalf("handoff %d: Resign: %v", i, err)
 		}
 		e.waitFor(e.settle(), fmt.Sprintf("a new term after handoff %d", i), func() bool { return e.termCount("handoffs") > before })
