@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -18,7 +19,8 @@ var errClosed = errors.New("postgres: backend closed")
 // error:
 //
 //   - rejected credentials (SQLSTATE class 28), missing privileges (42501),
-//     an unknown database (3D000), a missing table or schema (42P01,
+//     an unknown database (3D000), an unknown server setting (42704: a
+//     misspelt URL parameter reaches the server as one), a missing table or schema (42P01,
 //     3F000, with NoCreate) and a server certificate that fails
 //     verification: retrying cannot help, so [election.ErrInvalidArgument];
 //   - everything else, including timeouts, refused connections, a server
@@ -38,6 +40,11 @@ func storeError(op, name string, err error) error {
 			return fmt.Errorf("%s: %w: credentials rejected: %w", what, election.ErrInvalidArgument, err)
 		case pgErr.Code == "42501":
 			return fmt.Errorf("%s: %w: permission denied (grant the role USAGE and CREATE on the schema, or create the tables with schema.sql and set no_create): %w", what, election.ErrInvalidArgument, err)
+		case pgErr.Code == "42704" && strings.Contains(pgErr.Message, "configuration parameter"):
+			// pgx sends URL parameters it does not know to the server as
+			// settings: a misspelt parameter of this package lands here.
+			return fmt.Errorf("%s: %w: url: a parameter is neither pgx's nor this package's (%s, %s, %s, %s, %s, %s), and the server has no such setting: %w",
+				what, election.ErrInvalidArgument, paramSchema, paramTablePrefix, paramNoCreate, paramListenURL, paramListenCheck, paramSelfNotifyTimeout, err)
 		case pgErr.Code == "3D000":
 			return fmt.Errorf("%s: %w: no such database: %w", what, election.ErrInvalidArgument, err)
 		case pgErr.Code == "42P01" || pgErr.Code == "3F000":

@@ -66,6 +66,11 @@ func TestElectionOpen(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// pgx passes parameters it does not know to the server as settings.
+	_, _, err := election.Open(ctx, serverURL(srv.Addr, url.Values{"tabel_prefix": {"x"}}).String())
+	if !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "tabel_prefix") || !strings.Contains(err.Error(), "table_prefix") {
+		t.Fatalf("a misspelt parameter: %v, want ErrInvalidArgument naming it and the known ones", err)
+	}
 }
 
 // Passwords are those pgx parses from the URL: the right one opens, a
