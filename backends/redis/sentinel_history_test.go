@@ -17,18 +17,18 @@ import (
 )
 
 // startSentinels starts n Sentinels monitoring primary as "elect" with the
-// given quorum (down after 1s), and returns their addresses. They find
-// each other through the primary.
-func startSentinels(t *testing.T, primary *server, n, quorum int) []string {
+// given quorum and down-after-milliseconds, and returns their addresses.
+// They find each other through the primary.
+func startSentinels(t *testing.T, primary *server, n, quorum int, downAfter time.Duration) []string {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(primary.addr)
 	var addrs []string
 	for i := range n {
 		conf := filepath.Join(t.TempDir(), fmt.Sprintf("sentinel-%d.conf", i))
 		monitor := fmt.Sprintf(`sentinel monitor elect %s %s %d
-sentinel down-after-milliseconds elect 1000
+sentinel down-after-milliseconds elect %d
 sentinel failover-timeout elect 5000
-`, host, port, quorum)
+`, host, port, quorum, downAfter.Milliseconds())
 		if err := os.WriteFile(conf, []byte(monitor), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func TestSentinelFailoverHistory(t *testing.T) {
 	host, port, _ := net.SplitHostPort(first.addr)
 	second := startServer(t, "--repl-diskless-sync-delay", "0", "--replicaof", host, port)
 	waitReplicaOnline(t, ctx, first, 1)
-	sentinels := startSentinels(t, first, 3, 2)
+	sentinels := startSentinels(t, first, 3, 2, time.Second)
 	servers := map[string]*server{first.addr: first, second.addr: second}
 	admin := goredis.NewSentinelClient(&goredis.Options{Addr: sentinels[0], ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = admin.Close() })
