@@ -75,7 +75,10 @@ func majorOf(path string) int {
 
 // asPostgresUser returns the command line that runs argv: unchanged, or,
 // when the test runs as root (as CI does, and initdb, postgres and
-// pgbouncer refuse root), through setpriv as the user postgres.
+// pgbouncer refuse root), through setpriv as the user postgres. setpriv
+// sets the parent-death signal again after changing user (the kernel
+// clears the one testserver sets when credentials change), so a server
+// does not outlive a test binary that dies.
 func asPostgresUser(t testing.TB, argv ...string) []string {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -88,7 +91,7 @@ func asPostgresUser(t testing.TB, argv ...string) []string {
 	if _, err := user.Lookup("postgres"); err != nil {
 		t.Fatalf("teststore: running as root needs the user postgres (apt-get install -y postgresql creates it): %v", err)
 	}
-	return append([]string{setpriv, "--reuid=postgres", "--regid=postgres", "--init-groups", "--"}, argv...)
+	return append([]string{setpriv, "--reuid=postgres", "--regid=postgres", "--init-groups", "--pdeathsig=KILL", "--"}, argv...)
 }
 
 // serverDir makes a temporary directory the user postgres may use (when
