@@ -56,12 +56,23 @@ func startStore(t *testing.T, backend string) *store {
 
 // faultRun is one fault as it happened.
 type faultRun struct {
-	Kind     string
-	Process  string // the target; empty for the store
+	Kind    string
+	Process string // the target; empty for the store
+	// Follower: the target was not the leader's process.
+	Follower bool
 	From, To time.Time
 	// Fence is the greatest fence of a handler running when the fault
 	// began (0: none ran).
 	Fence uint64
+}
+
+// label names the fault in reports: its kind, and "/follower" when it
+// struck a process other than the leader's.
+func (fr faultRun) label() string {
+	if fr.Follower {
+		return fr.Kind + "/follower"
+	}
+	return fr.Kind
 }
 
 // fault is one kind of the catalogue. inject applies it to the target
@@ -146,22 +157,32 @@ var catalogue = []fault{
 }
 
 // inject applies f, recording it in the history and in the world's
-// schedule. pick chooses the target when no handler runs.
-func (w *world) inject(f fault, frac float64, pick *rand.Rand) {
-	var target *proc
+// schedule. A fault on a process strikes the leader's, unless follower is
+// set or no handler runs: then pick chooses a live process other than the
+// leader's (a waiting candidate killed or cut off while it is next in line,
+// say).
+func (w *world) inject(f fault, frac float64, follower bool, pick *rand.Rand) {
+	var target, leader *proc
 	if f.onTarget {
-		target = w.leader()
-		if target == nil {
-			live := w.live()
-			if len(live) == 0 {
+		leader = w.leader()
+		target = leader
+		if follower || leader == nil {
+			var others []*proc
+			for _, p := range w.live() {
+				if p != leader {
+					others = append(others, p)
+				}
+			}
+			if len(others) == 0 {
 				w.t.Fatalf("no live candidate to inject %s into", f.name)
 			}
-			target = live[pick.IntN(len(live))]
+			target = others[pick.IntN(len(others))]
 		}
 	}
 	fr := faultRun{Kind: f.name, From: time.Now()}
 	if target != nil {
 		fr.Process = target.name
+		fr.Follower = target != leader
 	}
 	w.mu.Lock()
 	for _, runs := range w.runs {
@@ -173,7 +194,7 @@ func (w *world) inject(f fault, frac float64, pick *rand.Rand) {
 	}
 	w.mu.Unlock()
 	var heal func()
-	w.record(fr.From, func() { heal = w.rec.Fault(fr.Process, f.name) })
+	w.record(fr.From, func() { heal = w.rec.Fault(fr.Process, fr.label()) })
 	f.inject(w, target, frac)
 	fr.To = time.Now()
 	w.record(fr.To, heal)

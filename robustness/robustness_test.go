@@ -65,9 +65,11 @@ func runBackend(t *testing.T, backend string, seed int64) {
 		gap := between(0.5, 2, schedule.Float64())
 		f := catalogue[schedule.IntN(len(catalogue))]
 		frac := schedule.Float64()
+		// One fault on a process in four strikes a waiting candidate.
+		follower := schedule.IntN(4) == 0
 		time.Sleep(gap)
 		w.populate(n)
-		w.inject(f, frac, pick)
+		w.inject(f, frac, follower, pick)
 	}
 	w.populate(n)
 	healed := time.Now()
@@ -157,7 +159,7 @@ func (w *world) faultOf(at time.Time) string {
 	if i == 0 {
 		return "none"
 	}
-	return w.faults[i-1].Kind
+	return w.faults[i-1].label()
 }
 
 // report logs the figures of the run: terms, writes, and per fault kind
@@ -207,10 +209,10 @@ func (w *world) report(begin, end time.Time) {
 	}
 	by := map[string]*stats{}
 	for i, f := range w.faults {
-		s := by[f.Kind]
+		s := by[f.label()]
 		if s == nil {
 			s = &stats{}
-			by[f.Kind] = s
+			by[f.label()] = s
 		}
 		s.n++
 		next := end
@@ -256,10 +258,10 @@ func (w *world) report(begin, end time.Time) {
 	}
 	sort.Strings(kinds)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-14s %3s %5s %6s  %-26s %-26s %6s %6s\n", "fault", "n", "kept", "open", "takeover med/max", "leaderless med/max", "stale", "late")
+	fmt.Fprintf(&b, "%-23s %3s %5s %6s  %-26s %-26s %6s %6s\n", "fault", "n", "kept", "open", "takeover med/max", "leaderless med/max", "stale", "late")
 	for _, k := range kinds {
 		s := by[k]
-		fmt.Fprintf(&b, "%-14s %3d %5d %6d  %-26s %-26s %6d %6d\n", k, s.n, s.kept, s.open,
+		fmt.Fprintf(&b, "%-23s %3d %5d %6d  %-26s %-26s %6d %6d\n", k, s.n, s.kept, s.open,
 			medMax(s.takeover), medMax(s.gap), staleBy[k], lateBy[k])
 	}
 	if len(w.endErrors) > 0 {

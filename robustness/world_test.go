@@ -87,6 +87,7 @@ type proc struct {
 	// ending is set (under world.mu) when the test made the process exit:
 	// "kill", "linger-stop", "close" or "shutdown".
 	ending string
+	ready  bool // it said hello: its signal handlers are in
 	bye    bool // it said goodbye (closed its elector)
 	// byeErr is the error its Stop or Close returned, and byeUnavailable
 	// whether that wraps election.ErrUnavailable.
@@ -199,6 +200,11 @@ func (w *world) problem(format string, args ...any) {
 func (w *world) apply(m Message) {
 	switch m.Kind {
 	case KindHello:
+		for _, p := range w.procs {
+			if p.name == m.Process {
+				p.ready = true
+			}
+		}
 	case KindEvent:
 		if m.Event == nil {
 			w.problems = append(w.problems, fmt.Sprintf("%s: an event message without an event", m.Process))
@@ -330,12 +336,30 @@ func (w *world) end(p *proc, reason string) {
 	}
 }
 
-// signal sends sig to p, which must not have been reaped.
+// signal sends sig to p, which must not have been reaped. SIGUSR1,
+// SIGUSR2 and SIGTERM, whose default action would kill it, wait until p
+// has said hello (its handlers are in) or has exited.
 func (w *world) signal(p *proc, sig syscall.Signal) {
 	w.t.Helper()
+	if sig == syscall.SIGUSR1 || sig == syscall.SIGUSR2 || sig == syscall.SIGTERM {
+		deadline := time.Now().Add(waitBound)
+		for !w.isReady(p) && !p.exited() {
+			if time.Now().After(deadline) {
+				w.t.Errorf("%s did not say hello within %v", p.name, waitBound)
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		w.t.Errorf("signal %v to %s: %v", sig, p.name, err)
 	}
+}
+
+func (w *world) isReady(p *proc) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return p.ready
 }
 
 // kill kills p with SIGKILL and records its crash.

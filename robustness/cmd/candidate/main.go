@@ -136,12 +136,14 @@ func (s *sink) write(ctx context.Context, run uint64, t election.Term, lingering
 }
 
 func run(storeURL, name, id, sinkAddr string, writeEvery, linger time.Duration) error {
+	// The handlers go in before the hello: the test sends these signals
+	// only to a process that has said it (their default action kills).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM)
 	s, err := dialSink(sinkAddr, id)
 	if err != nil {
 		return fmt.Errorf("dial the sink: %w", err)
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM)
 
 	// The store may be down (a restart under way) when the process starts:
 	// try again until it answers, as a restarted pod would.
