@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/electionkit/election"
@@ -64,13 +66,13 @@ func Open(ctx context.Context, connString string, cfg Config) (*Backend, error) 
 	errs := []error{cfg.validate()}
 	poolConfig, err := pgxpool.ParseConfig(connString)
 	if err != nil {
-		errs = append(errs, invalid("connection string", "%v", err))
+		errs = append(errs, invalid("connection string", "%s", parseProblem(err)))
 	}
 	var listenConfig *pgx.ConnConfig
 	if cfg.ListenConnString != "" {
 		listenConfig, err = pgx.ParseConfig(cfg.ListenConnString)
 		if err != nil {
-			errs = append(errs, invalid("ListenConnString", "%v", err))
+			errs = append(errs, invalid("ListenConnString", "%s", parseProblem(err)))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -261,6 +263,21 @@ func (b *Backend) readMany(ctx context.Context, names []string) (map[string]stat
 		return nil, err
 	}
 	return out, nil
+}
+
+// parseProblem is what is wrong with a connection string pgx could not
+// parse, without the string: pgx's error quotes it with the password
+// masked as best it can, and a malformed string can defeat the masking.
+func parseProblem(err error) string {
+	var pce *pgconn.ParseConfigError
+	if !errors.As(err, &pce) {
+		return err.Error()
+	}
+	msg := pce.Error()
+	if i := strings.Index(msg, "`: "); i >= 0 {
+		return "cannot parse it: " + msg[i+3:]
+	}
+	return "cannot parse it"
 }
 
 // newSessionID returns 128 random bits in hex.

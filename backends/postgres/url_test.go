@@ -26,6 +26,8 @@ func TestOpenURLInvalid(t *testing.T) {
 		{"postgres://127.0.0.1:1/db?no_create=maybe&listen_url=%25zz", []string{"no_create"}},
 		{"postgres://127.0.0.1:1/db?table_prefix=" + strings.Repeat("p", 60), []string{"channel name", "above Postgres's 63"}},
 		{"postgres://u:sekrit@127.0.0.1:1/db?sslmode=bogus", []string{"connection string"}},
+		{"postgres://u:sekrit@127.0.0.1:99999999/db", []string{"connection string: cannot parse it: invalid port"}},
+		{"postgres://127.0.0.1:1/db?listen_url=" + url.QueryEscape("postgres://u:sek rit@[::1/db"), []string{"ListenConnString: cannot parse it"}},
 	} {
 		u, err := url.Parse(tc.url)
 		if err != nil {
