@@ -22,31 +22,9 @@ import (
 func TestObserverCredential(t *testing.T) {
 	srv := startEtcd(t, etcdOptions{})
 	ctx := testCtx(t)
-	admin := rawClient(t, srv.addr)
-	steps := []func() error{
-		func() error { _, err := admin.UserAdd(ctx, "root", "root-password"); return err },
-		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := admin.RoleAdd(ctx, "elector"); return err },
-		func() error {
-			_, err := admin.RoleGrantPermission(ctx, "elector", "app/", "app0", clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := admin.RoleAdd(ctx, "observer"); return err },
-		func() error {
-			_, err := admin.RoleGrantPermission(ctx, "observer", "app/", "app0", clientv3.PermissionType(clientv3.PermRead))
-			return err
-		},
-		func() error { _, err := admin.UserAdd(ctx, "alice", "alice-password"); return err },
-		func() error { _, err := admin.UserGrantRole(ctx, "alice", "elector"); return err },
-		func() error { _, err := admin.UserAdd(ctx, "olive", "olive-password"); return err },
-		func() error { _, err := admin.UserGrantRole(ctx, "olive", "observer"); return err },
-		func() error { _, err := admin.AuthEnable(ctx); return err },
-	}
-	for i, step := range steps {
-		if err := step(); err != nil {
-			t.Fatalf("auth setup step %d: %v", i, err)
-		}
-	}
+	enableAuth(ctx, t, rawClient(t, srv.addr),
+		authUser{"alice", "elector", clientv3.PermissionType(clientv3.PermReadWrite)},
+		authUser{"olive", "observer", clientv3.PermissionType(clientv3.PermRead)})
 
 	alice := newBackend(t, etcd.Config{Endpoints: []string{srv.addr}, Prefix: "app", Username: "alice", Password: "alice-password"})
 	as := openSession(t, alice, 5*time.Second)

@@ -1,6 +1,7 @@
 package etcd_test
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -42,24 +43,7 @@ func TestUnreachable(t *testing.T) {
 func TestAuth(t *testing.T) {
 	srv := startEtcd(t, etcdOptions{})
 	ctx := testCtx(t)
-	admin := rawClient(t, srv.addr)
-	steps := []func() error{
-		func() error { _, err := admin.UserAdd(ctx, "root", "root-password"); return err },
-		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
-		func() error { _, err := admin.RoleAdd(ctx, "elector"); return err },
-		func() error {
-			_, err := admin.RoleGrantPermission(ctx, "elector", "app/", "app0", clientv3.PermissionType(clientv3.PermReadWrite))
-			return err
-		},
-		func() error { _, err := admin.UserAdd(ctx, "alice", "alice-password"); return err },
-		func() error { _, err := admin.UserGrantRole(ctx, "alice", "elector"); return err },
-		func() error { _, err := admin.AuthEnable(ctx); return err },
-	}
-	for i, step := range steps {
-		if err := step(); err != nil {
-			t.Fatalf("auth setup step %d: %v", i, err)
-		}
-	}
+	enableAuth(ctx, t, rawClient(t, srv.addr), authUser{"alice", "elector", clientv3.PermissionType(clientv3.PermReadWrite)})
 
 	b := newBackend(t, etcd.Config{Endpoints: []string{srv.addr}, Prefix: "app", Username: "alice", Password: "alice-password"})
 	s := openSession(t, b, time.Second)
@@ -90,6 +74,36 @@ func TestAuth(t *testing.T) {
 			t.Errorf("%s: the password leaked into the error: %v", what, err)
 		}
 		t.Logf("%s: %v", what, err)
+	}
+}
+
+// authUser is a user with the password "<name>-password" and a role of its
+// own with one permission on the prefix "app"'s range, app/ to app0.
+type authUser struct {
+	name, role string
+	perm       clientv3.PermissionType
+}
+
+// enableAuth adds root, the users and their roles, then enables auth.
+func enableAuth(ctx context.Context, t *testing.T, admin *clientv3.Client, users ...authUser) {
+	t.Helper()
+	steps := []func() error{
+		func() error { _, err := admin.UserAdd(ctx, "root", "root-password"); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
+	}
+	for _, u := range users {
+		steps = append(steps,
+			func() error { _, err := admin.RoleAdd(ctx, u.role); return err },
+			func() error { _, err := admin.RoleGrantPermission(ctx, u.role, "app/", "app0", u.perm); return err },
+			func() error { _, err := admin.UserAdd(ctx, u.name, u.name+"-password"); return err },
+			func() error { _, err := admin.UserGrantRole(ctx, u.name, u.role); return err },
+		)
+	}
+	steps = append(steps, func() error { _, err := admin.AuthEnable(ctx); return err })
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("auth setup step %d: %v", i, err)
+		}
 	}
 }
 

@@ -91,6 +91,21 @@ func saveSnapshot(ctx context.Context, t *testing.T, admin interface {
 	}
 }
 
+// openSession opens a session on the restored member, closed when the
+// test ends.
+func (rc restoreCase) openSession(t *testing.T) election.Session {
+	t.Helper()
+	var s election.Session
+	if err := untilServed(t, "OpenSession", func(ctx context.Context) (err error) {
+		s, err = rc.b.OpenSession(ctx, time.Minute)
+		return err
+	}); err != nil {
+		t.Fatalf("OpenSession after the restore: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
 // untilServed retries op while it fails with ErrUnavailable for any other
 // reason than ErrRevisionWentBack: the client reconnects to the restarted
 // member.
@@ -122,14 +137,7 @@ func TestRestoreWithoutBumpRefusesClaims(t *testing.T) {
 	rc := restoreAcross(t, 0)
 	ctx := testCtx(t)
 
-	var s election.Session
-	if err := untilServed(t, "OpenSession", func(ctx context.Context) (err error) {
-		s, err = rc.b.OpenSession(ctx, time.Minute)
-		return err
-	}); err != nil {
-		t.Fatalf("OpenSession after the restore: %v", err)
-	}
-	defer s.Close(context.Background())
+	s := rc.openSession(t)
 	var fence uint64
 	err := untilServed(t, "Claim", func(ctx context.Context) error {
 		c, err := s.Claim(ctx, election.ClaimRequest{Name: "fresh", Token: "token-fresh", ID: "fresh"})
@@ -181,14 +189,7 @@ func TestRestoreWithoutBumpRefusesClaims(t *testing.T) {
 func TestRestoreWithBumpClaims(t *testing.T) {
 	rc := restoreAcross(t, 1_000_000)
 
-	var s election.Session
-	if err := untilServed(t, "OpenSession", func(ctx context.Context) (err error) {
-		s, err = rc.b.OpenSession(ctx, time.Minute)
-		return err
-	}); err != nil {
-		t.Fatalf("OpenSession after the restore: %v", err)
-	}
-	defer s.Close(context.Background())
+	s := rc.openSession(t)
 	var c election.Claim
 	if err := untilServed(t, "Claim", func(ctx context.Context) (err error) {
 		c, err = s.Claim(ctx, election.ClaimRequest{Name: "fresh", Token: "token-fresh", ID: "fresh"})

@@ -55,6 +55,12 @@ func (h *harness) awaitQuarantine(ctx context.Context) error {
 		return err
 	}
 	defer b.Close()
+	return waitOutQuarantine(ctx, b)
+}
+
+// waitOutQuarantine returns once b's primary takes a claim, renewing the
+// session it claims with meanwhile (claims need a live session key).
+func waitOutQuarantine(ctx context.Context, b *Backend) error {
 	s, err := b.OpenSession(ctx, conformanceTTL)
 	if err != nil {
 		return err
@@ -62,27 +68,21 @@ func (h *harness) awaitQuarantine(ctx context.Context) error {
 	defer s.Close(ctx)
 	req := election.ClaimRequest{Name: "harness-ready", Token: "harness-ready-token", ID: "harness"}
 	for {
-		c, err := s.Claim(ctx, req)
+		claimed, err := s.Claim(ctx, req)
 		var taken *election.TakenError
 		switch {
 		case err == nil:
-			return s.Release(ctx, c)
+			return s.Release(ctx, claimed)
 		case !errors.As(err, &taken) || taken.Holder.ID != "" || taken.ExpiresIn <= 0:
 			return fmt.Errorf("claim while waiting out the quarantine: %w", err)
 		}
-		// Renew the session meanwhile (claims need a live session key).
-		for wait := time.After(taken.ExpiresIn + time.Millisecond); ; {
-			if err := s.Renew(ctx, nil); err != nil {
-				return fmt.Errorf("renew while waiting out the quarantine: %w", err)
-			}
-			select {
-			case <-wait:
-			case <-time.After(conformanceTTL / 3):
-				continue
-			case <-ctx.Done():
-				return fmt.Errorf("waiting out the quarantine: %w", ctx.Err())
-			}
-			break
+		if err := s.Renew(ctx, nil); err != nil {
+			return fmt.Errorf("renew while waiting out the quarantine: %w", err)
+		}
+		select {
+		case <-time.After(min(taken.ExpiresIn+time.Millisecond, conformanceTTL/3)):
+		case <-ctx.Done():
+			return fmt.Errorf("waiting out the quarantine: %w", ctx.Err())
 		}
 	}
 }

@@ -184,30 +184,7 @@ func (h *sentinelHarness) awaitQuarantine(ctx context.Context) error {
 		return err
 	}
 	defer c.close()
-	s, err := c.backend.OpenSession(ctx, conformanceTTL)
-	if err != nil {
-		return err
-	}
-	defer s.Close(ctx)
-	req := election.ClaimRequest{Name: "harness-ready", Token: "harness-ready-token", ID: "harness"}
-	for {
-		claimed, err := s.Claim(ctx, req)
-		var taken *election.TakenError
-		switch {
-		case err == nil:
-			return s.Release(ctx, claimed)
-		case !errors.As(err, &taken) || taken.Holder.ID != "" || taken.ExpiresIn <= 0:
-			return fmt.Errorf("claim while waiting out the quarantine: %w", err)
-		}
-		if err := s.Renew(ctx, nil); err != nil {
-			return fmt.Errorf("renew while waiting out the quarantine: %w", err)
-		}
-		select {
-		case <-time.After(min(taken.ExpiresIn+time.Millisecond, conformanceTTL/3)):
-		case <-ctx.Done():
-			return fmt.Errorf("waiting out the quarantine: %w", ctx.Err())
-		}
-	}
+	return waitOutQuarantine(ctx, c.backend)
 }
 
 func (h *sentinelHarness) Store() conformance.Store { return sentinelStore{h} }
