@@ -43,14 +43,14 @@ func ParseURL(raw string) (Config, *url.URL, error) {
 		// scheme.
 		// The input is not quoted: without a scheme nothing tells where a
 		// password or token in it starts.
-		return cfg, nil, invalid("url", "no \"scheme://\" in it: want etcd://HOST:PORT/PREFIX, redis://HOST:PORT, rediss://, consul://HOST:PORT or memory://NAME")
+		return cfg, nil, invalid("url", "no \"scheme://\" in it: want etcd://HOST:PORT/PREFIX, redis://HOST:PORT, rediss://, consul://HOST:PORT, postgres://USER@HOST/DB or memory://NAME")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return cfg, nil, invalid("url", "%v", redactErr(err))
 	}
 	if u.Scheme == "" {
-		return cfg, nil, invalid("url", "%q has no scheme (want etcd://, redis://, rediss://, consul:// or memory://)", u.Redacted())
+		return cfg, nil, invalid("url", "%q has no scheme (want etcd://, redis://, rediss://, consul://, postgres:// or memory://)", u.Redacted())
 	}
 	q := u.Query()
 	err = urlopt.Take(q, invalid,
