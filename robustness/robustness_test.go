@@ -270,11 +270,12 @@ func (w *world) report(begin, end time.Time) {
 	w.t.Logf("recovery per fault kind (kept: the term in force survived until the next fault; open: no new term before the next fault, nor the old one kept; takeover: from the fault's start to the next term's first handler; leaderless: from the old term's last handler to it; stale: writes refused; late: old-fence writes accepted after a newer term began):\n%s", b.String())
 }
 
+// medMax renders the (lower) median and the maximum of ds.
 func medMax(ds []time.Duration) string {
 	if len(ds) == 0 {
 		return "-"
 	}
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return fmt.Sprintf("%v / %v", s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
+	return fmt.Sprintf("%v / %v", s[(len(s)-1)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
 }
