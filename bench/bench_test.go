@@ -27,6 +27,8 @@ func handoffLibraries(kind string) []library {
 		return []library{ourLibrary(kind, 0), redsyncLibrary(false), redislockLibrary(false)}
 	case "consul":
 		return []library{ourLibrary(kind, 0), apiLockLibrary("api.Lock", false, 0)}
+	case "postgres":
+		return []library{ourLibrary(kind, 0), advisoryLibrary(), pglockLibrary(false)}
 	}
 	return nil
 }
@@ -46,6 +48,8 @@ func crashLibraries(kind string) []library {
 			apiLockLibrary("api.Lock", true, 0),
 			apiLockLibrary("api.Lock-delay1ms", true, time.Millisecond),
 		}
+	case "postgres":
+		return []library{ourLibrary(kind, postgresCrashTTL), advisoryLibrary(), pglockLibrary(true)}
 	}
 	return nil
 }
@@ -74,6 +78,14 @@ func BenchmarkRedisCrash(b *testing.B) { benchCrashes(b, "redis", *crashCount) }
 // election, api.Lock (default 15s lock-delay) and api.Lock-delay1ms.
 func BenchmarkConsulCrash(b *testing.B) { benchCrashes(b, "consul", *consulCrashCount) }
 
+// BenchmarkPostgresHandoff: graceful handoff on one postgres;
+// sub-benchmarks election, advisory and pglock-design (postgrespeers_test.go).
+func BenchmarkPostgresHandoff(b *testing.B) { benchHandoffs(b, "postgres") }
+
+// BenchmarkPostgresCrash: crash takeover on one postgres; sub-benchmarks
+// election, advisory and pglock-design.
+func BenchmarkPostgresCrash(b *testing.B) { benchCrashes(b, "postgres", *postgresCrashCount) }
+
 // benchHandoffs runs every handoff library of kind against one server.
 // Metrics: p50-ms, p99-ms, max-ms of (waiter holds) − (release call
 // began); for ours also the medians of its phases (handoffSamples):
@@ -84,7 +96,11 @@ func benchHandoffs(b *testing.B, kind string) {
 		b.Run(lib.name, func(b *testing.B) {
 			var all handoffSamples
 			for range b.N {
-				s, err := runHandoffs(context.Background(), st, lib, *handoffCount)
+				n := *handoffCount
+				if lib.handoffs != nil {
+					n = *lib.handoffs
+				}
+				s, err := runHandoffs(context.Background(), st, lib, n)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -15,7 +15,7 @@ import (
 // expire, or the observer never saw the store drop it. No timing is
 // asserted: figures belong to the benchmarks.
 func TestScenarios(t *testing.T) {
-	for _, kind := range []string{"etcd", "redis", "consul"} {
+	for _, kind := range []string{"etcd", "redis", "consul", "postgres"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			st := newStore(t, kind)
@@ -52,7 +52,7 @@ func TestScenarios(t *testing.T) {
 					if len(s.afterTTL) != 1 || len(s.fromCut) != 1 {
 						t.Fatalf("%d and %d samples, want 1 each", len(s.afterTTL), len(s.fromCut))
 					}
-					if wantReact := kind != "redis"; wantReact != (len(s.react) == 1) {
+					if wantReact := kind == "etcd" || kind == "consul"; wantReact != (len(s.react) == 1) {
 						t.Fatalf("%d observer samples on %s", len(s.react), kind)
 					}
 					t.Logf("takeover %v after the TTL, %v after the cut, observer %v", s.afterTTL[0], s.fromCut[0], s.react)

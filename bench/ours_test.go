@@ -12,6 +12,7 @@ import (
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/backends/consul"
 	"github.com/electionkit/election/backends/etcd"
+	"github.com/electionkit/election/backends/postgres"
 	electionredis "github.com/electionkit/election/backends/redis"
 	"github.com/electionkit/election/internal/faultproxy"
 )
@@ -92,6 +93,12 @@ func joinOurs(st *store, name, id string, link *faultproxy.Proxy, ttl time.Durat
 		closeBackend = func() error { return errors.Join(b.Close(), client.Close()) }
 	case "consul":
 		b, err := consul.New(consul.Config{Address: addr, MinTTL: consulMinTTL})
+		if err != nil {
+			return nil, err
+		}
+		backend, closeBackend = b, b.Close
+	case "postgres":
+		b, err := postgres.Open(context.Background(), postgresURL(st, link), postgres.Config{})
 		if err != nil {
 			return nil, err
 		}

@@ -75,6 +75,10 @@ type library struct {
 	// key returns the store key that holds election, for the Consul
 	// observer; nil on the other stores.
 	key func(election string) string
+	// handoffs, when not nil, is the length of this library's handoff
+	// series instead of -handoffs (a library that polls at a long
+	// interval).
+	handoffs *int
 }
 
 // Bounds and pauses of the scenarios. They bound waits; none is a timing

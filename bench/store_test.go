@@ -29,7 +29,7 @@ const consulMinTTL = teststore.DefaultConsulMinTTL
 // store is one running server and the benchmark's own direct clients of it:
 // for the renewals a crash injects on a peer's behalf and for the observer.
 type store struct {
-	kind   string // "etcd", "redis" or "consul"
+	kind   string // "etcd", "redis", "consul" or "postgres"
 	addr   string
 	etcd   *clientv3.Client
 	redis  *goredis.Client
@@ -63,6 +63,8 @@ func newStore(tb testing.TB, kind string) *store {
 		}
 		tb.Cleanup(transport.CloseIdleConnections)
 		st.consul = c
+	case "postgres":
+		st.addr = teststore.StartPostgres(tb, teststore.PostgresOptions{}).Addr
 	default:
 		tb.Fatalf("unknown store %q", kind)
 	}
