@@ -448,7 +448,8 @@ func (c *Candidate) RunIfLeader(ctx context.Context, fn func(ctx context.Context
 	defer t.doneWork(g)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stop := context.AfterFunc(t.ctx, func() { cancel(context.Cause(t.ctx)) })
+	tctx := t.context()
+	stop := context.AfterFunc(tctx, func() { cancel(context.Cause(tctx)) })
 	defer stop()
 	return fn(ctx, t.info)
 }

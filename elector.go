@@ -153,12 +153,12 @@ func (e *Elector) Close(ctx context.Context) error {
 				for _, c := range cands {
 					<-c.done.wait()
 				}
-				_ = e.finish()
+				_ = e.finish(e.cfg.OpTimeout)
 			}()
 		}
 		return errors.Join(errs...)
 	}
-	if err := e.finish(); err != nil {
+	if err := e.finish(e.sessionCloseWait(ctx)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -221,7 +221,7 @@ func (e *Elector) Done() <-chan struct{} { return e.done }
 // finish shuts the elector down once every candidate has stopped: the
 // renewal loop and observers end, the pending releases get one last try,
 // the session ends, queued events are delivered, and Done is closed.
-func (e *Elector) finish() error {
+func (e *Elector) finish(sessionWait time.Duration) error {
 	e.mu.Lock()
 	first := !e.finishing
 	e.finishing = true
@@ -234,21 +234,11 @@ func (e *Elector) finish() error {
 		e.sess = nil
 		e.mu.Unlock()
 		if s != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), sessionWait)
 			e.releasePending(ctx, "")
-			cancel()
-			// Ending a session that carries the claims Close left to it
-			// is one store write that deletes them all (100,000 keys on
-			// etcd took over OpTimeout): it gets up to the TTL, after
-			// which the store would have dropped them anyway.
 			e.mu.Lock()
-			wait := e.cfg.OpTimeout
-			if len(e.deferred) > 0 {
-				wait = max(wait, e.cfg.TTL)
-			}
 			e.deferred = nil
 			e.mu.Unlock()
-			ctx, cancel = context.WithTimeout(context.Background(), wait)
 			if err := s.s.Close(ctx); err != nil {
 				e.finishErr = fmt.Errorf("election: close session: %w", err)
 			}
@@ -271,6 +261,26 @@ func (e *Elector) finish() error {
 	}
 	e.mu.Unlock()
 	return e.finishErr
+}
+
+// sessionCloseWait is how long Close's end of the session may take: one
+// OpTimeout, or, when the session carries the claims Close left to it (one
+// store write that deletes them all: 100,000 keys on etcd took more than
+// OpTimeout), up to the TTL, after which the store would have dropped them
+// anyway, within what is left of ctx.
+func (e *Elector) sessionCloseWait(ctx context.Context) time.Duration {
+	e.mu.Lock()
+	deferred := len(e.deferred) > 0
+	e.mu.Unlock()
+	wait := e.cfg.OpTimeout
+	if !deferred || ctx.Err() != nil {
+		return wait
+	}
+	limit := e.cfg.TTL
+	if dl, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(dl))
+	}
+	return max(wait, limit)
 }
 
 // waitContext returns the context Stop, Resign or Close wait with: ctx,

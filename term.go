@@ -88,12 +88,16 @@ type Handler func(ctx context.Context, t Term)
 // its handlers and its deadline, so that the deadline cancels the handlers
 // even if the driver is busy.
 type term struct {
-	cand   *Candidate
-	claim  Claim
-	sess   *session
-	info   Term
+	cand  *Candidate
+	claim Claim
+	sess  *session
+	info  Term
+	// ctx is the handlers' context, made by context on first use (a
+	// term no handler or RunIfLeader uses costs none) and cancelled with
+	// the cause end gave.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	cause  error // guarded by mu: end's cause
 
 	mu      sync.Mutex
 	status  State
@@ -114,7 +118,6 @@ type term struct {
 }
 
 func newTerm(c *Candidate, s *session, cl Claim, since, deadline time.Time) *term {
-	ctx, cancel := context.WithCancelCause(context.Background())
 	t := &term{
 		cand:  c,
 		claim: cl,
@@ -126,8 +129,6 @@ func newTerm(c *Candidate, s *session, cl Claim, since, deadline time.Time) *ter
 			Since:       since,
 			TokenPrefix: TokenPrefix(cl.Token),
 		},
-		ctx:      ctx,
-		cancel:   cancel,
 		deadline: deadline,
 		status:   StateClaiming,
 	}
@@ -331,7 +332,10 @@ func (t *term) end(cause error) bool {
 		return false
 	}
 	t.ended = true
-	t.cancel(cause)
+	t.cause = cause
+	if t.cancel != nil {
+		t.cancel(cause)
+	}
 	idle := t.work == 0
 	t.mu.Unlock()
 	t.setStatus(StateSteppingDown)
@@ -403,6 +407,20 @@ func (t *term) doneWork(g uint64) {
 	}
 }
 
+// context returns the handlers' context, made on first use; it is
+// already cancelled if the term has ended.
+func (t *term) context() context.Context {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx == nil {
+		t.ctx, t.cancel = context.WithCancelCause(context.Background())
+		if t.ended {
+			t.cancel(t.cause)
+		}
+	}
+	return t.ctx
+}
+
 // runs reports whether goroutine g runs work of the term.
 func (t *term) runs(g uint64) bool {
 	t.mu.Lock()
@@ -435,6 +453,6 @@ func (t *term) runHandler(h Handler) {
 		t.workers[g]++
 		t.mu.Unlock()
 		defer t.doneWork(g)
-		h(t.ctx, t.info)
+		h(t.context(), t.info)
 	}()
 }
