@@ -131,3 +131,34 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestPausedOverlapIsSetApart: an overlap whose earlier handler's process
+// was frozen when the later term began is set apart (logged, or failed
+// with -robustness.strict); any other stays a violation.
+func TestPausedOverlapIsSetApart(t *testing.T) {
+	for _, frozen := range []bool{false, true} {
+		t.Run(map[bool]string{false: "not-paused", true: "paused"}[frozen], func(t *testing.T) {
+			w := syntheticWorld(t)
+			t0 := time.Now().Add(-time.Minute)
+			at := func(d time.Duration) int64 { return t0.Add(d).UnixNano() }
+			send(t, w, []Message{
+				{Kind: KindBegin, Process: "p1", Run: 1, Election: electionName, Candidate: "p1", Fence: 1, At: at(0)},
+				{Kind: KindBegin, Process: "p2", Run: 1, Election: electionName, Candidate: "p2", Fence: 2, At: at(3 * time.Second)},
+				{Kind: KindReturn, Process: "p1", Run: 1, At: at(5 * time.Second)},
+			})
+			waitFor(t, "both runs, p1's returned", func() bool {
+				runs := w.rec.Runs()
+				return len(runs) == 2 && !runs[0].End.IsZero()
+			})
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if frozen {
+				w.faults = append(w.faults, faultRun{Kind: "process-pause", Process: "p1", From: t0.Add(time.Second), To: t0.Add(5 * time.Second)})
+			}
+			rest, paused := w.pausedOverlaps(w.rec.Check(history.Bounds{}))
+			if frozen && (len(rest) != 0 || len(paused) != 1) || !frozen && (len(rest) != 1 || len(paused) != 0) {
+				t.Errorf("frozen %v: violations %v, set apart %v", frozen, rest, paused)
+			}
+		})
+	}
+}
