@@ -85,6 +85,11 @@ type driver struct {
 	timer      Timer
 	releaseErr error
 	firstDone  bool
+	// fenceSeen is the highest fence of the election seen so far: of the
+	// candidate's own claims, and of the holders its watch showed (not
+	// unknown writers'). A claim answered with a fence at or below it
+	// found a store whose data went back (see Elector.claim).
+	fenceSeen uint64
 	// answers holds the answers of store operations, stepped before the
 	// next mailbox input and always within the activation that made them.
 	answers []input
@@ -127,8 +132,13 @@ func (c *Candidate) activate() {
 // cleared, for the next step.
 func (c *Candidate) handle(d *driver, in input, buf []effect) []effect {
 	el := c.el
-	if in.kind == inReleased {
+	switch {
+	case in.kind == inReleased:
 		d.releaseErr = in.err
+	case in.kind == inWatch && in.watch.Leader != nil && in.watch.Leader.ID != "":
+		d.fenceSeen = max(d.fenceSeen, in.watch.Leader.Fence)
+	case in.kind == inClaimed && in.claim.err == nil && in.claim.term != nil:
+		d.fenceSeen = max(d.fenceSeen, in.claim.term.claim.Fence)
 	}
 	next, effects := stepInto(d.s, in, buf)
 	d.s = next
@@ -136,7 +146,10 @@ func (c *Candidate) handle(d *driver, in input, buf []effect) []effect {
 	for _, e := range effects {
 		switch e.kind {
 		case effClaim:
-			d.answers = append(d.answers, input{kind: inClaimed, claim: el.claim(c)})
+			// A new campaign: the failure of an earlier term's release
+			// is not what a later Stop reports.
+			d.releaseErr = nil
+			d.answers = append(d.answers, input{kind: inClaimed, claim: el.claim(c, d.fenceSeen)})
 		case effStartTerm:
 			c.startTerm(e.term, e.queued)
 		case effQueue:

@@ -332,7 +332,7 @@ func (e *Elector) removeCandidate(c *Candidate) {
 func (e *Elector) overrunGrace() time.Duration { return e.cfg.DriftMargin / 2 }
 
 // claim makes one claim (an enqueue where the store keeps a line) for c.
-func (e *Elector) claim(c *Candidate) claimResult {
+func (e *Elector) claim(c *Candidate, fenceSeen uint64) claimResult {
 	select {
 	case e.ops <- struct{}{}:
 		defer func() { <-e.ops }()
@@ -367,6 +367,14 @@ func (e *Elector) claim(c *Candidate) claimResult {
 	r := claimResult{latency: e.clock.Now().Sub(sent)}
 	var taken *TakenError
 	switch {
+	case err == nil && cl.Fence <= fenceSeen:
+		// Fences only grow: a store that hands out one already seen has
+		// lost data (a restore from a snapshot, an unreplicated write
+		// lost in a failover). The claim is released, and claims are
+		// refused until the store's fences pass the one seen.
+		r.term = newTerm(c, sess, cl, sent, deadline)
+		r.err = fmt.Errorf("election: claim %q: %w: %w: the store gave fence %d, not above fence %d seen before",
+			name, ErrUnavailable, ErrFenceWentBack, cl.Fence, fenceSeen)
 	case err == nil:
 		r.term, r.holder = newTerm(c, sess, cl, sent, deadline), holder
 	case errors.As(err, &taken):

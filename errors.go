@@ -46,6 +46,16 @@ var (
 	// that moment.
 	ErrHandlersRunning = errors.New("election: handlers still running")
 
+	// ErrFenceWentBack means a claim was answered with a fence no higher
+	// than one the candidate had already seen for the election (its own
+	// earlier term, or a holder its watch showed): the store lost data
+	// (a restore without etcd's --bump-revision, an unreplicated write
+	// lost in a failover). Fences never repeat: the claim is released and
+	// not used, and claims are retried (wrapped with ErrUnavailable) until
+	// the store's fences pass the one seen. A process started after the
+	// loss has seen nothing and cannot tell.
+	ErrFenceWentBack = errors.New("election: fence went back")
+
 	// ErrNotARecord: a key where an election's record belongs holds a
 	// value this library did not write in a format it reads (another
 	// program, or a build from before record format 1;

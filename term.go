@@ -110,8 +110,9 @@ type term struct {
 	bound    bool
 	deadline time.Time
 	timer    Timer
-	overrun  bool // the deadline passed with handlers running
-	work     int  // running handlers and RunIfLeader calls
+	overrun  bool      // the deadline passed with handlers running
+	lastDone time.Time // when a handler or RunIfLeader last returned
+	work     int       // running handlers and RunIfLeader calls
 	workers  map[uint64]int
 	doneSent bool
 	posted   renewOutcome // the last renewal outcome posted to the driver
@@ -348,16 +349,19 @@ func (t *term) end(cause error) bool {
 // postDone tells the driver, once, that the term has ended and its last
 // handler returned.
 func (t *term) postDone() {
-	now := t.cand.el.clock.Now()
 	t.mu.Lock()
 	if t.doneSent {
 		t.mu.Unlock()
 		return
 	}
 	t.doneSent = true
+	// Work that returned after the deadline overran it, whether or not
+	// a timer has noticed yet: a process paused past its deadline
+	// (SIGSTOP, a VM stop) can hear of a newer term before its deadline
+	// timer runs.
 	var over time.Duration
-	if d := t.deadlineLocked(); t.overrun && now.After(d) {
-		over = now.Sub(d)
+	if d := t.deadlineLocked(); t.lastDone.After(d) {
+		over = t.lastDone.Sub(d)
 	}
 	if t.timer != nil {
 		t.timer.Stop()
@@ -395,7 +399,9 @@ func (t *term) startWork(g uint64) bool {
 
 // doneWork ends one piece of work of goroutine g.
 func (t *term) doneWork(g uint64) {
+	now := t.cand.el.clock.Now()
 	t.mu.Lock()
+	t.lastDone = now
 	t.work--
 	if t.workers[g]--; t.workers[g] == 0 {
 		delete(t.workers, g)
