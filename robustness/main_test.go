@@ -17,7 +17,7 @@ var (
 		"how long each backend runs under faults (CI: the default; hours with e.g. 2h)")
 	flagSeed = flag.Int64("robustness.seed", 0,
 		"the seed of the fault schedule; 0 picks one from the clock (printed, to replay)")
-	flagStrict = flag.Bool("robustness.strict", false,
+	flagStrict = flag.Bool("robustness.strict", true,
 		"fail on an overlap of a SIGSTOPped leader that the core did not report as an overrun (see pausedOverlaps)")
 	flagKeep = flag.Bool("robustness.keep", false,
 		"keep each run's history and candidate logs even when it passes")

@@ -108,7 +108,7 @@ func runBackend(t *testing.T, backend string, seed int64) {
 		if *flagStrict {
 			t.Errorf("history (strict): %v", v)
 		} else {
-			t.Logf("history: excused, a SIGSTOPped leader not reported as overrun (a known core defect; -robustness.strict fails on it): %v", v)
+			t.Logf("history: excused (-robustness.strict=false), a SIGSTOPped leader not reported as overrun: %v", v)
 		}
 	}
 	for _, v := range w.checkSink() {
