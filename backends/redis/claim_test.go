@@ -196,9 +196,9 @@ func TestSessionClosed(t *testing.T) {
 	if l, err := b.Leader(ctx, "closing"); !errors.Is(err, election.ErrNoLeader) {
 		t.Errorf("Leader after session Close = %+v, %v; want ErrNoLeader", l, err)
 	}
-	// The stale claim key is still the owner's to release by token.
-	if err := s.Release(ctx, held); err != nil {
-		t.Errorf("Release after Close: %v", err)
+	// The stale claim key is vacant: not the owner's to release.
+	if err := s.Release(ctx, held); !errors.Is(err, election.ErrNotOwner) {
+		t.Errorf("Release after Close = %v, want ErrNotOwner", err)
 	}
 }
 
@@ -226,5 +226,43 @@ func TestOwnerCheckIsExact(t *testing.T) {
 	}
 	if err := s.Release(ctx, held); err != nil {
 		t.Errorf("Release with the owner's token: %v", err)
+	}
+}
+
+// A claim whose session expired is vacant to every script: Leader reports
+// no leader, and the owner's Release (and a release by its token through
+// another session) is refused with ErrNotOwner, as Backend's contract
+// says, rather than reporting as released a claim a reader saw gone (the
+// history TestSentinelConformance's LinearizableHistory once recorded:
+// Leader vacant, then the expired owner's Release nil).
+func TestReleaseOfExpiredClaim(t *testing.T) {
+	srv := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	b := newBackend(t, srv.client(t), Config{NoQuarantine: true})
+	sa, sb := openSession(t, ctx, b, 300*time.Millisecond), openSession(t, ctx, b, 10*time.Second)
+	held := claim(t, ctx, sa, request("expired-release", "a"))
+	ch, err := b.Watch(ctx, "expired-release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, ch); ev.Leader == nil || ev.Leader.Fence != held.Fence {
+		t.Fatalf("watch = %+v, want a with fence %d", ev, held.Fence)
+	}
+	// a's session is never renewed: the watch reports its expiry.
+	if ev := next(t, ch); ev.Leader != nil || ev.Err != nil {
+		t.Fatalf("watch after a's session expired = %+v, want a vacancy", ev)
+	}
+	if l, err := b.Leader(ctx, "expired-release"); !errors.Is(err, election.ErrNoLeader) {
+		t.Fatalf("Leader after a's session expired = %+v, %v; want ErrNoLeader", l, err)
+	}
+	if err := sa.Release(ctx, held); !errors.Is(err, election.ErrNotOwner) {
+		t.Errorf("Release of the expired claim by its owner = %v, want ErrNotOwner", err)
+	}
+	if err := sb.Release(ctx, held); !errors.Is(err, election.ErrNotOwner) {
+		t.Errorf("Release of the expired claim by its token through another session = %v, want ErrNotOwner", err)
+	}
+	taken := claim(t, ctx, sb, request("expired-release", "b"))
+	if taken.Fence <= held.Fence {
+		t.Errorf("fence after expiry %d, not above %d", taken.Fence, held.Fence)
 	}
 }

@@ -116,9 +116,12 @@ return {'ok', fence}
 //	ARGV[8] lost set prefix
 //
 // Returns 1 when released, 0 when the token did not match or the election
-// was vacant. A vacant election (its claim deleted or evicted, which Redis
-// does not announce) is announced again at its last fence, so that waiters
-// that still believe it held learn otherwise.
+// was vacant: no claim, or a claim whose session key is gone (ended or
+// expired), which the claim and read scripts also take for vacant, so
+// that a release never reports as held a claim a reader has seen gone. A
+// vacant election (its claim deleted or evicted, which Redis does not
+// announce) is announced again at its last fence, so that waiters that
+// still believe it held learn otherwise.
 var releaseScript = goredis.NewScript(recordLua + `
 local value = redis.call('GET', KEYS[1])
 local fence
@@ -126,6 +129,11 @@ if value then
   if not owns(value, ARGV[1]) then
     return 0
   end
+  if redis.call('EXISTS', ARGV[7] .. holder(value)) == 0 then
+    value = nil
+  end
+end
+if value then
   fence = fenceOf(value)
   redis.call('DEL', KEYS[1])
   local sid = holder(value)
