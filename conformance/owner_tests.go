@@ -173,6 +173,11 @@ func (e *env) expiredOwner(o owners) {
 		}
 		return false
 	})
+	// Vacant, and nobody has claimed it since: the expired owner's release
+	// finds nothing of its own (a Redis release that deleted the stale key
+	// and answered success broke linearizability: 69c2642).
+	e.wantNotOwner(sa.Release(e.ctx, held), "Release of an expired claim that nobody took")
+	e.wantVacant(o.c, name, "after the expired owner's release of a vacant election")
 	sb := e.openSession(o.b, e.timing.TTL)
 	taken := e.mustClaim(sb, name, "token-expired-b-0123456789", "b")
 	if taken.Fence <= held.Fence {
