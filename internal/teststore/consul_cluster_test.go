@@ -29,6 +29,11 @@ func TestConsulCluster(t *testing.T) {
 		if err := a1.Start(ctx); err != nil {
 			t.Fatalf("restart after %s: %v", stop.name, err)
 		}
+		// Back in the member list before the next step: a kill of an agent
+		// the servers still list as left leaves it "left", never "failed".
+		if err := c.WaitMemberStatus(ctx, a1.Node, "alive"); err != nil {
+			t.Fatalf("rejoin after %s: %v", stop.name, err)
+		}
 	}
 
 	begin := time.Now()
