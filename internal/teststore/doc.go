@@ -1,7 +1,11 @@
 // Package teststore starts the real stores the backends are tested and
-// benchmarked against: etcd members and clusters (plain or TLS),
-// redis-server (plain, TLS, replica, cluster node or Sentinel) and
-// single-node Consul servers (HTTP or HTTPS).
+// benchmarked against: etcd members and clusters (plain or TLS, with peer
+// proxies that cut one member off, and snapshot restore), redis-server
+// (plain, TLS, replica, cluster node or Sentinel), single-node Consul
+// servers (HTTP or HTTPS) and a Consul cluster of 3 servers and 2 client
+// agents (leave, SIGTERM, kill, force-leave, Raft leader transfer), and
+// Postgres with an optional transaction-mode pgbouncer (run as the
+// postgres user when the tests run as root).
 //
 // Every server is a [testserver.Process]: a child process in a temporary
 // directory, listening on random loopback ports from [testserver.FreePorts],
