@@ -73,17 +73,30 @@ func (e *Elector) leaveToSessionEnd(s *session, c Claim) bool {
 }
 
 // releaseDeferred stops leaving claims to the session's end and releases
-// those left so far, one by one, within OpTimeout; what the store does not
-// answer stays pending.
+// those left so far, one by one, in a goroutine of the elector's (finish
+// waits for it), within OpTimeout: Close does not wait for it, so that its
+// time stays bounded by its context. What the store does not answer stays
+// pending.
 func (e *Elector) releaseDeferred() {
 	e.mu.Lock()
 	e.endBySession = false
-	e.pending = append(e.pending, e.deferred...)
+	todo := e.deferred
 	e.deferred = nil
+	start := len(todo) > 0 && !e.finishing
+	e.pending = append(e.pending, todo...)
+	if start {
+		e.loops.Add(1)
+	}
 	e.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
-	defer cancel()
-	e.releasePending(ctx, "")
+	if !start {
+		return
+	}
+	go func() {
+		defer e.loops.Done()
+		ctx, cancel := context.WithTimeout(e.life, e.cfg.OpTimeout)
+		defer cancel()
+		e.releasePending(ctx, "")
+	}()
 }
 
 // releaseLater leaves c pending: it is released before the next claim of
