@@ -366,25 +366,16 @@ const maxTxnOps = 64
 func (s *session) held(ctx context.Context, claims []election.Claim) ([]bool, error) {
 	out := make([]bool, 0, len(claims))
 	for chunk := range slices.Chunk(claims, maxTxnOps) {
-		ops := make(api.TxnOps, 0, len(chunk))
-		for _, c := range chunk {
-			ops = append(ops, s.b.kvOp(api.KVGetOrEmpty, c.Name))
+		names := make([]string, len(chunk))
+		for i, c := range chunk {
+			names[i] = c.Name
 		}
-		ok, resp, _, err := s.b.client.Txn().Txn(ops, s.b.consistent(ctx))
+		keys, err := s.readKeys(ctx, names)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
-			return nil, txnError(resp.Errors)
-		}
-		keys := make(map[string]*api.KVPair, len(resp.Results))
-		for _, r := range resp.Results {
-			if r.KV != nil && r.KV.ModifyIndex != 0 {
-				keys[r.KV.Key] = r.KV
-			}
-		}
-		for _, c := range chunk {
-			p := keys[s.b.Key(c.Name)]
+		for i, c := range chunk {
+			p := keys[i]
 			v := view(c.Name, p)
 			out = append(out, v.leader != nil && v.foreign == nil && p.Session == s.id && v.token == c.Token)
 		}
