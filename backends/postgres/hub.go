@@ -172,7 +172,7 @@ func (h *hub) down(cause error) {
 	h.up = false
 	for _, t := range h.topics {
 		for _, w := range t.watchers {
-			if w.fail(cause) {
+			if w.Fail(cause) {
 				h.toFlush = append(h.toFlush, w)
 			}
 		}
@@ -304,7 +304,7 @@ func (h *hub) offerLocked(name string, st state) {
 	t.seen, t.st = true, st
 	ev := st.event()
 	for _, w := range t.watchers {
-		if w.deliver(ev, st.version) {
+		if w.Deliver(ev, st.version) {
 			h.toFlush = append(h.toFlush, w)
 		}
 	}
@@ -318,7 +318,7 @@ func (h *hub) flushPending() {
 	h.toFlush = nil
 	h.mu.Unlock()
 	for _, w := range ws {
-		w.flush()
+		w.Flush()
 	}
 }
 
@@ -339,7 +339,7 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 	if err := b.hub.watch(ctx, w); err != nil {
 		return nil, err
 	}
-	return w.out, nil
+	return w.Out, nil
 }
 
 // Notify is [Backend.Watch] with a function in place of a channel
@@ -358,28 +358,28 @@ func (h *hub) watch(ctx context.Context, w *watcher) error {
 	switch {
 	case h.closed:
 		h.mu.Unlock()
-		return storeError("watch", w.name, errClosed)
+		return storeError("watch", w.Name, errClosed)
 	case !h.up:
 		h.mu.Unlock()
-		return storeError("watch", w.name, errListenerDown)
+		return storeError("watch", w.Name, errListenerDown)
 	}
-	t := h.topics[w.name]
+	t := h.topics[w.Name]
 	if t == nil {
 		t = &topic{}
-		h.topics[w.name] = t
+		h.topics[w.Name] = t
 	}
 	t.watchers = append(t.watchers, w)
 	h.mu.Unlock()
 
-	st, err := h.b.read(ctx, w.name)
+	st, err := h.b.read(ctx, w.Name)
 	if err != nil {
 		h.leave(w)
 		return err
 	}
 	h.mu.Lock()
-	h.offerLocked(w.name, st)
-	if t := h.topics[w.name]; t != nil && t.seen {
-		if w.deliver(t.st.event(), t.st.version) {
+	h.offerLocked(w.Name, st)
+	if t := h.topics[w.Name]; t != nil && t.seen {
+		if w.Deliver(t.st.event(), t.st.version) {
 			h.toFlush = append(h.toFlush, w)
 		}
 	}
@@ -387,7 +387,7 @@ func (h *hub) watch(ctx context.Context, w *watcher) error {
 	h.flushPending()
 	context.AfterFunc(ctx, func() {
 		h.leave(w)
-		w.close()
+		w.Close()
 	})
 	return nil
 }
@@ -396,7 +396,7 @@ func (h *hub) watch(ctx context.Context, w *watcher) error {
 func (h *hub) leave(w *watcher) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	t := h.topics[w.name]
+	t := h.topics[w.Name]
 	if t == nil {
 		return
 	}
@@ -407,7 +407,7 @@ func (h *hub) leave(w *watcher) {
 		}
 	}
 	if len(t.watchers) == 0 {
-		delete(h.topics, w.name)
-		delete(h.dirty, w.name)
+		delete(h.topics, w.Name)
+		delete(h.dirty, w.Name)
 	}
 }

@@ -107,7 +107,7 @@ func (h *hub) close() {
 func (h *hub) failWatchersLocked(cause error) {
 	for _, t := range h.topics {
 		for _, w := range t.watchers {
-			if w.fail(cause) {
+			if w.Fail(cause) {
 				h.toFlush = append(h.toFlush, w)
 			}
 		}
@@ -127,7 +127,7 @@ func (h *hub) flushPending() {
 	h.toFlush = nil
 	h.mu.Unlock()
 	for _, w := range ws {
-		w.flush()
+		w.Flush()
 	}
 }
 
@@ -395,7 +395,7 @@ func (h *hub) offerLocked(name string, st state) {
 	t.seen, t.st = true, st
 	ev := st.event(name)
 	for _, w := range t.watchers {
-		if w.deliver(ev, st.version) {
+		if w.Deliver(ev, st.version) {
 			h.toFlush = append(h.toFlush, w)
 		}
 	}
@@ -408,10 +408,10 @@ func (h *hub) join(w *watcher) error {
 	if h.closed {
 		return errClosed
 	}
-	t := h.topics[w.name]
+	t := h.topics[w.Name]
 	if t == nil {
 		t = &topic{}
-		h.topics[w.name] = t
+		h.topics[w.Name] = t
 	}
 	t.watchers = append(t.watchers, w)
 	return nil
@@ -423,9 +423,9 @@ func (h *hub) first(w *watcher, st state) {
 	defer h.flushPending()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.offerLocked(w.name, st)
-	if t := h.topics[w.name]; t != nil && t.seen {
-		if w.deliver(t.st.event(w.name), t.st.version) {
+	h.offerLocked(w.Name, st)
+	if t := h.topics[w.Name]; t != nil && t.seen {
+		if w.Deliver(t.st.event(w.Name), t.st.version) {
 			h.toFlush = append(h.toFlush, w)
 		}
 	}
@@ -435,7 +435,7 @@ func (h *hub) first(w *watcher, st state) {
 func (h *hub) leave(w *watcher) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	t := h.topics[w.name]
+	t := h.topics[w.Name]
 	if t == nil {
 		return
 	}
@@ -446,7 +446,7 @@ func (h *hub) leave(w *watcher) {
 		}
 	}
 	if len(t.watchers) == 0 {
-		h.setHolderLocked(w.name, t.st.holder, "", 0)
-		delete(h.topics, w.name)
+		h.setHolderLocked(w.Name, t.st.holder, "", 0)
+		delete(h.topics, w.Name)
 	}
 }

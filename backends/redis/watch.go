@@ -35,7 +35,7 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 	if err := b.watch(ctx, w); err != nil {
 		return nil, err
 	}
-	return w.out, nil
+	return w.Out, nil
 }
 
 var _ election.Notifier = (*Backend)(nil)
@@ -55,12 +55,12 @@ func (b *Backend) Notify(ctx context.Context, name string, fn func(election.Watc
 func (b *Backend) watch(ctx context.Context, w *watcher) error {
 	h, err := b.currentHub()
 	if err != nil {
-		return storeError("watch", w.name, err)
+		return storeError("watch", w.Name, err)
 	}
 	if err := h.join(w); err != nil {
-		return storeError("watch", w.name, err)
+		return storeError("watch", w.Name, err)
 	}
-	st, err := b.read(ctx, w.name)
+	st, err := b.read(ctx, w.Name)
 	if err != nil {
 		h.leave(w)
 		return err
@@ -68,7 +68,7 @@ func (b *Backend) watch(ctx context.Context, w *watcher) error {
 	h.first(w, st)
 	context.AfterFunc(ctx, func() {
 		h.leave(w)
-		w.close()
+		w.Close()
 	})
 	return nil
 }
