@@ -153,12 +153,12 @@ func (e *Elector) Close(ctx context.Context) error {
 				for _, c := range cands {
 					<-c.done.wait()
 				}
-				_ = e.finish(e.cfg.OpTimeout)
+				_ = e.finish()
 			}()
 		}
 		return errors.Join(errs...)
 	}
-	if err := e.finish(e.sessionCloseWait(ctx)); err != nil {
+	if err := e.finish(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -221,7 +221,7 @@ func (e *Elector) Done() <-chan struct{} { return e.done }
 // finish shuts the elector down once every candidate has stopped: the
 // renewal loop and observers end, the pending releases get one last try,
 // the session ends, queued events are delivered, and Done is closed.
-func (e *Elector) finish(sessionWait time.Duration) error {
+func (e *Elector) finish() error {
 	e.mu.Lock()
 	first := !e.finishing
 	e.finishing = true
@@ -234,7 +234,13 @@ func (e *Elector) finish(sessionWait time.Duration) error {
 		e.sess = nil
 		e.mu.Unlock()
 		if s != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), sessionWait)
+			// One OpTimeout for the last releases and the session's end
+			// together, also when the session carries the claims Close
+			// left to it: a longer wait would hold a second Close, whose
+			// context may have ended, past its bound (simulation seed
+			// 54120). A store too slow for it leaves the claims to expire
+			// after the TTL, as a crashed process's would.
+			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.OpTimeout)
 			e.releasePending(ctx, "")
 			e.mu.Lock()
 			e.deferred = nil
@@ -261,17 +267,6 @@ func (e *Elector) finish(sessionWait time.Duration) error {
 	}
 	e.mu.Unlock()
 	return e.finishErr
-}
-
-// sessionCloseWait is how long Close's end of the session may take: one
-// OpTimeout, with the last releases, as before Close left claims to the
-// session's end. A longer wait (revoking a lease with 100,000 keys can take
-// longer on a loaded etcd) would also hold a second Close, whose context
-// may have ended, past its bound: the simulation found that (seed 54120).
-// If the store does not answer in time, the session's claims expire after
-// the TTL, as a crashed process's would.
-func (e *Elector) sessionCloseWait(context.Context) time.Duration {
-	return e.cfg.OpTimeout
 }
 
 // waitContext returns the context Stop, Resign or Close wait with: ctx,
