@@ -18,7 +18,8 @@ var errClosed = errors.New("postgres: backend closed")
 // when there is one) and wraps both the election sentinel and the native
 // error:
 //
-//   - rejected credentials (SQLSTATE class 28), missing privileges (42501),
+//   - rejected credentials (SQLSTATE class 28), missing privileges (42501,
+//     naming the grants op needs: grantsFor),
 //     an unknown database (3D000), an unknown server setting (42704: a
 //     misspelt URL parameter reaches the server as one), a missing table or schema (42P01,
 //     3F000, with NoCreate) and a server certificate that fails
@@ -39,7 +40,7 @@ func storeError(op, name string, err error) error {
 		case len(pgErr.Code) == 5 && pgErr.Code[:2] == "28":
 			return fmt.Errorf("%s: %w: credentials rejected: %w", what, election.ErrInvalidArgument, err)
 		case pgErr.Code == "42501":
-			return fmt.Errorf("%s: %w: permission denied (grant the role USAGE and CREATE on the schema, or create the tables with schema.sql and set no_create): %w", what, election.ErrInvalidArgument, err)
+			return fmt.Errorf("%s: %w: permission denied: %s: %w", what, election.ErrInvalidArgument, grantsFor(op), err)
 		case pgErr.Code == "42704" && strings.Contains(pgErr.Message, "configuration parameter"):
 			// pgx sends URL parameters it does not know to the server as
 			// settings: a misspelt parameter of this package lands here.
@@ -56,6 +57,26 @@ func storeError(op, name string, err error) error {
 		return fmt.Errorf("%s: %w: server certificate rejected: %w", what, election.ErrInvalidArgument, err)
 	}
 	return fmt.Errorf("%s: %w: %w", what, election.ErrUnavailable, err)
+}
+
+// grantsFor names the privileges op needs, for a permission error: the
+// README's "Permissions" (a candidate's grants; an observer's are SELECT
+// on the two tables, enough for Leader and Watch and nothing else). The
+// server's own message, wrapped after it, names the table.
+func grantsFor(op string) string {
+	const candidate = "a candidate's role needs USAGE on the schema, SELECT, INSERT, UPDATE, DELETE on the sessions and claims tables and USAGE on the fences sequence"
+	switch op {
+	case "check tables", "read", "watch":
+		return "the role needs USAGE on the schema and SELECT on the sessions and claims tables (an observer's grants)"
+	case "create tables":
+		return "creating the tables needs CREATE on the schema (on the database, for a new schema); or create them with schema.sql and set no_create"
+	case "open session":
+		return "opening a session writes the sessions table: " + candidate + " (an observer's role can follow a leader, not campaign)"
+	case "claim", "renew", "release", "close session":
+		return op + " writes the tables: " + candidate + " (an observer's role can follow a leader, not campaign)"
+	default:
+		return candidate
+	}
 }
 
 // invalid returns an error wrapping [election.ErrInvalidArgument] that names
