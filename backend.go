@@ -171,7 +171,8 @@ type NameValidator interface {
 // Notifier is an optional interface for a [Backend] whose watches share
 // store watches (one per key prefix, say) and are told apart inside the
 // backend. Notify is [Backend.Watch] with a function in place of a
-// channel, so that a watched election costs no goroutine: the core uses it
+// channel and a stop function in place of the context's end, so that a
+// watched election costs no goroutine and no context: the core uses it
 // instead of Watch when the backend has it.
 type Notifier interface {
 	// Notify calls fn with the events Watch would send, with the same
@@ -179,12 +180,17 @@ type Notifier interface {
 	// watch was established. Calls for one watch never overlap. fn does not
 	// block; it must not be called with a lock held that fn could need.
 	// If the watch fails, fn gets one event with Err set (wrapping
-	// ErrUnavailable when the store is unreachable) and no more. After ctx
-	// ends, fn is no longer called once any call in progress returns, and
-	// the backend keeps nothing of the watch.
+	// ErrUnavailable when the store is unreachable) and no more.
+	//
+	// ctx bounds the establishment of the watch only; once Notify has
+	// returned, the watch lasts until stop is called or it fails. stop
+	// never blocks, may be called more than once and from fn, and leaves
+	// nothing of the watch in the backend. Once stop has returned, fn is
+	// called at most once more, by a delivery already under way (the
+	// caller drops such a late event).
 	//
 	// Errors, when the watch cannot be established: as Watch's.
-	Notify(ctx context.Context, name string, fn func(WatchEvent)) error
+	Notify(ctx context.Context, name string, fn func(WatchEvent)) (stop func(), err error)
 }
 
 // ClaimBatcher is an optional interface for a [Session] that can make

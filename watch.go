@@ -28,9 +28,11 @@ type follower struct {
 	// own reports whether l is the follower's own claim (nil: never).
 	own func(l *Leader) bool
 
-	mu       sync.Mutex
-	gen      uint64 // the current watch; events of older ones are dropped
-	cancel   context.CancelFunc
+	mu  sync.Mutex
+	gen uint64 // the current watch; events of older ones are dropped
+	// cancel ends the current watch: while it is being set up, by ending
+	// the set-up's context; once established, by the backend's stop.
+	cancel   func()
 	timer    Timer
 	failures int
 	ended    bool
@@ -82,9 +84,25 @@ func (f *follower) rewatchLocked() {
 	f.inflight.Add(1)
 	go func() {
 		defer f.inflight.Done()
-		if err := f.el.watch(ctx, f.name, func(ev WatchEvent) { f.event(gen, ev) }, &f.inflight); err != nil {
+		stop, err := f.el.watch(ctx, f.name, func(ev WatchEvent) { f.event(gen, ev) }, &f.inflight)
+		if err != nil {
+			cancel()
 			f.event(gen, WatchEvent{Err: fmt.Errorf("election: watch %q: %w", f.name, err)})
+			return
 		}
+		if stop == nil {
+			return // a channel watch, which lasts as long as ctx
+		}
+		// The watch no longer needs ctx: drop it, so that an established
+		// watch keeps no context alive.
+		cancel()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.gen != gen {
+			stop() // ended or replaced while it was set up
+			return
+		}
+		f.cancel = stop
 	}()
 }
 
@@ -130,16 +148,17 @@ func (f *follower) event(gen uint64, ev WatchEvent) {
 }
 
 // watch establishes one watch of name that calls fn with its events:
-// through the backend's Notifier, or through Watch and a goroutine,
-// counted in wg, that reads the channel. A channel the backend closes
-// while ctx is live counts as a failure.
-func (e *Elector) watch(ctx context.Context, name string, fn func(WatchEvent), wg *sync.WaitGroup) error {
+// through the backend's Notifier, whose stop function it returns, or
+// through Watch and a goroutine, counted in wg, that reads the channel;
+// such a watch lasts as long as ctx, and stop is nil. A channel the
+// backend closes while ctx is live counts as a failure.
+func (e *Elector) watch(ctx context.Context, name string, fn func(WatchEvent), wg *sync.WaitGroup) (stop func(), err error) {
 	if n, ok := e.backend.(Notifier); ok {
 		return n.Notify(ctx, name, fn)
 	}
 	ch, err := e.backend.Watch(ctx, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	wg.Add(1)
 	go func() {
@@ -153,7 +172,7 @@ func (e *Elector) watch(ctx context.Context, name string, fn func(WatchEvent), w
 			fn(WatchEvent{Err: fmt.Errorf("election: watch closed by backend: %w", ErrUnavailable)})
 		}
 	}()
-	return nil
+	return nil, nil
 }
 
 // Change is one step in the history of an election as seen by an observer.

@@ -74,15 +74,21 @@ func (e *env) awaitWithin(l *notifyLog, from int, within time.Duration, what str
 
 // watchFunc is how the suite watches the raw backend: election.Notifier's
 // Notify when the harness declares it, otherwise Watch with a goroutine
-// that calls fn for each event of the channel; ended is closed when that
-// goroutine has seen the channel closed (for Notify, when ctx ends).
+// that calls fn for each event of the channel. Either way the watch ends
+// when ctx ends (for Notify, by calling its stop function then); ended is
+// closed when that goroutine has seen the channel closed (for Notify, when
+// stop has returned).
 func (e *env) watchFunc(b election.Backend, ctx context.Context, name string, fn func(election.WatchEvent)) (ended <-chan struct{}, err error) {
 	done := make(chan struct{})
 	if e.caps.Notify {
-		if err := b.(election.Notifier).Notify(ctx, name, fn); err != nil {
+		stop, err := b.(election.Notifier).Notify(ctx, name, fn)
+		if err != nil {
 			return nil, err
 		}
-		context.AfterFunc(ctx, func() { close(done) })
+		context.AfterFunc(ctx, func() {
+			stop()
+			close(done)
+		})
 		return done, nil
 	}
 	ch, err := b.Watch(ctx, name)
@@ -138,16 +144,37 @@ func testNotify(e *env) {
 		}
 	}
 
-	// After ctx ends: Notify shows no change made after cancel returned
-	// (a call already in progress may still finish); a channel is closed
-	// and carries nothing more.
-	cancel()
-	if !e.caps.Notify {
-		select {
-		case <-ended:
-		case <-time.After(5 * time.Second):
-			e.t.Fatalf("%s: the watch did not end within 5s of its ctx", via)
+	if e.caps.Notify {
+		// Notify's ctx bounds the set-up only: a watch whose ctx ends
+		// once Notify has returned follows the election until stop.
+		sl := newNotifyLog()
+		sctx, scancel := context.WithCancel(e.ctx)
+		stop, err := w.b.(election.Notifier).Notify(sctx, name, sl.fn)
+		scancel()
+		if err != nil {
+			e.t.Fatalf("Notify = %v", err)
 		}
+		e.await(sl, 0, "for the initial state", func(election.WatchEvent) bool { return true })
+		c := e.mustClaim(sa, name, "token-notify-a-setupctx01", "a")
+		at := e.await(sl, 0, "showing a claim made after Notify's ctx ended", func(ev election.WatchEvent) bool {
+			return ev.Leader != nil && ev.Leader.Fence == c.Fence
+		})
+		if err := sa.Release(e.ctx, c); err != nil {
+			e.t.Fatalf("Release = %v", err)
+		}
+		e.await(sl, at+1, "showing the release", func(ev election.WatchEvent) bool { return ev.Err == nil && ev.Leader == nil })
+		stop()
+		stop() // a second stop is harmless
+	}
+
+	// After ctx ends (for Notify, once stop has returned): no change made
+	// afterwards is shown (a call already in progress may still finish);
+	// a channel is closed and carries nothing more.
+	cancel()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		e.t.Fatalf("%s: the watch did not end within 5s of its ctx", via)
 	}
 	before := len(l.snapshot())
 	again := e.mustClaim(sa, name, "token-notify-a-abcdefghij", "a")

@@ -348,7 +348,7 @@ func TestNotify(t *testing.T) {
 	}
 	b := wb.(*Backend)
 	owner := a.backend(t, nil)
-	if err := b.Notify(t.Context(), "bad\x00name", func(election.WatchEvent) {}); !errors.Is(err, election.ErrInvalidArgument) {
+	if _, err := b.Notify(t.Context(), "bad\x00name", func(election.WatchEvent) {}); !errors.Is(err, election.ErrInvalidArgument) {
 		t.Fatalf("Notify of a bad name = %v, want ErrInvalidArgument", err)
 	}
 
@@ -370,7 +370,7 @@ func TestNotify(t *testing.T) {
 	defer innerCancel()
 	calls.Add(1)
 	first := true
-	err = b.Notify(ctx, "notified", func(ev election.WatchEvent) {
+	_, err = b.Notify(ctx, "notified", func(ev election.WatchEvent) {
 		mu.Lock()
 		inCall++
 		overlap = overlap || inCall > 1
@@ -442,13 +442,16 @@ func TestNotify(t *testing.T) {
 	case <-time.After(2 * time.Second):
 	}
 
-	// A new watch, then its context ends: no call after that.
+	// A new watch, its context ended (it bounds the set-up only), then
+	// stop: no call after that.
 	ctx2, cancel2 := context.WithCancel(t.Context())
-	if err := b.Notify(ctx2, "notified", func(ev election.WatchEvent) { got <- struct{}{} }); err != nil {
+	stop2, err := b.Notify(ctx2, "notified", func(ev election.WatchEvent) { got <- struct{}{} })
+	if err != nil {
 		t.Fatal(err)
 	}
-	last()
 	cancel2()
+	last()
+	stop2()
 	waitFor(t, 5*time.Second, "the watch to be forgotten", func() bool {
 		b.watches.mu.Lock()
 		defer b.watches.mu.Unlock()

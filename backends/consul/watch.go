@@ -56,11 +56,19 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 	if err := b.check(name); err != nil {
 		return nil, err
 	}
-	w, err := b.watches.join(ctx, name, nil)
+	h := &b.watches
+	w, err := h.join(name, nil)
 	if err != nil {
 		return nil, err
 	}
-	b.watches.readFirst(ctx, w)
+	h.mu.Lock()
+	// If ctx has already ended, the function runs at once, in its own
+	// goroutine, and waits for h.mu.
+	w.stop = context.AfterFunc(ctx, func() { h.leave(w) })
+	h.mu.Unlock()
+	if err := h.readFirst(ctx, w); err != nil {
+		return nil, err
+	}
 	return w.ch, nil
 }
 
@@ -71,20 +79,24 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 // (or, for the first event and a failed first read, from Notify itself),
 // never with the backend's lock held, never twice at once for one watch; if
 // it has not taken an event before a newer one arrives, it gets only the
-// newer one. After a failure, fn gets one event with Err and no more. Once
-// ctx has ended fn is not called again, and the backend forgets the watch.
+// newer one. After a failure, fn gets one event with Err and no more. ctx
+// bounds the set-up only: after stop fn is not called again (but by a call
+// already under way), and the backend forgets the watch.
 //
 // Errors: as Watch's (a bad name, a closed backend).
-func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) error {
+func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) (stop func(), err error) {
 	if err := b.check(name); err != nil {
-		return err
+		return nil, err
 	}
-	w, err := b.watches.join(ctx, name, fn)
+	h := &b.watches
+	w, err := h.join(name, fn)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.watches.readFirst(ctx, w)
-	return nil
+	if err := h.readFirst(ctx, w); err != nil {
+		return nil, err
+	}
+	return func() { h.leave(w) }, nil
 }
 
 // hub is a Backend's shared watches: one blocking query per bucket in use,
@@ -143,8 +155,7 @@ type watcher struct {
 	bk *bucket
 	ch chan election.WatchEvent // Watch: capacity 1, the newest undelivered state
 
-	fn  func(election.WatchEvent) // Notify
-	ctx context.Context           // Notify: fn is not called once it ends
+	fn func(election.WatchEvent) // Notify
 	// pending is the newest event not yet handed to fn; running says a
 	// goroutine is handing events to fn; final says pending is the
 	// failure, handed over although the watch is closed.
@@ -156,7 +167,7 @@ type watcher struct {
 	sent   bool
 	last   watchState // the state last handed over
 	closed bool
-	stop   func() bool // unregisters the context.AfterFunc that closes it
+	stop   func() bool // Watch: unregisters the context.AfterFunc that closes it
 }
 
 // watchState identifies a term in the events: the holder's session and the
@@ -170,7 +181,7 @@ type watchState struct {
 // join registers a watcher of name, a channel or (fn set) a function,
 // starting its bucket's query if none runs. The watcher stays silent until
 // readFirst.
-func (h *hub) join(ctx context.Context, name string, fn func(election.WatchEvent)) (*watcher, error) {
+func (h *hub) join(name string, fn func(election.WatchEvent)) (*watcher, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -194,37 +205,37 @@ func (h *hub) join(ctx context.Context, name string, fn func(election.WatchEvent
 	}
 	w := &watcher{e: e, bk: bk}
 	if fn != nil {
-		w.fn, w.ctx = fn, ctx
+		w.fn = fn
 	} else {
 		w.ch = make(chan election.WatchEvent, 1)
 	}
 	e.watchers = append(e.watchers, w)
 	bk.watchers++
-	// If ctx has already ended, the function runs at once, in its own
-	// goroutine, and waits for h.mu.
-	w.stop = context.AfterFunc(ctx, func() { h.leave(w) })
 	return w, nil
 }
 
 // readFirst reads w's key for its first event: the bucket's query may have
 // been sent before w joined, so its answer may predate the Watch call. The
 // read also fails as it should for a token that may not read the key,
-// where a listing would silently leave the key out.
-func (h *hub) readFirst(ctx context.Context, w *watcher) {
+// where a listing would silently leave the key out. A failed read is w's
+// one event with Err; if ctx ended first, w is dropped unseen and
+// readFirst returns the context's error.
+func (h *hub) readFirst(ctx context.Context, w *watcher) error {
 	rctx, cancel := context.WithTimeout(ctx, h.b.deadLink())
 	p, meta, err := h.b.client.KV().Get(h.b.Key(w.e.name), h.b.query(rctx))
 	cancel()
 	h.mu.Lock()
 	defer h.unlock()
 	if w.closed {
-		return
+		return nil
 	}
 	if err != nil {
-		if ctx.Err() == nil {
-			h.push(w, election.WatchEvent{Err: storeErr(fmt.Sprintf("watch %q", w.e.name), err)})
-		}
 		h.drop(w)
-		return
+		if ctx.Err() != nil {
+			return storeErr(fmt.Sprintf("watch %q", w.e.name), ctx.Err())
+		}
+		h.push(w, election.WatchEvent{Err: storeErr(fmt.Sprintf("watch %q", w.e.name), err)})
+		return nil
 	}
 	if p != nil {
 		w.e.offer(true, p.ModifyIndex, p)
@@ -233,9 +244,10 @@ func (h *hub) readFirst(ctx context.Context, w *watcher) {
 	}
 	w.primed = true
 	h.deliver(w)
+	return nil
 }
 
-// leave closes w when its context ends.
+// leave closes w: Watch's context ended, or Notify's stop.
 func (h *hub) leave(w *watcher) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -322,7 +334,9 @@ func (h *hub) close() bool {
 // a failure already pending.
 func end(w *watcher) {
 	w.closed = true
-	w.stop()
+	if w.stop != nil {
+		w.stop()
+	}
 	if w.ch != nil {
 		close(w.ch)
 	}
@@ -493,7 +507,7 @@ func (h *hub) unlock() {
 func (h *hub) handOver(w *watcher) {
 	for {
 		h.mu.Lock()
-		if !w.hasPending || (w.closed && !w.final) || w.ctx.Err() != nil {
+		if !w.hasPending || (w.closed && !w.final) {
 			w.running, w.hasPending, w.pending = false, false, election.WatchEvent{}
 			h.mu.Unlock()
 			return

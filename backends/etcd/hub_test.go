@@ -285,7 +285,8 @@ func TestWatchCoalesces(t *testing.T) {
 
 // TestNotify: Notify (the core's optional election.Notifier) calls fn with
 // what Watch would send, one call at a time, the first before it returns;
-// nothing after the context ends; after the Backend closes, one error
+// nothing after stop, not even a change made after Notify's context ended
+// before stop; after the Backend closes, one error
 // event wrapping ErrUnavailable and nothing more.
 func TestNotify(t *testing.T) {
 	srv := startEtcd(t, etcdOptions{})
@@ -301,7 +302,7 @@ func TestNotify(t *testing.T) {
 		inCall  bool
 		overlap bool
 	}
-	notify := func(ctx context.Context, name string) *rec {
+	notify := func(ctx context.Context, name string) (*rec, func()) {
 		r := &rec{}
 		fn := func(ev election.WatchEvent) {
 			r.mu.Lock()
@@ -313,10 +314,11 @@ func TestNotify(t *testing.T) {
 			r.inCall = false
 			r.mu.Unlock()
 		}
-		if err := b.Notify(ctx, name, fn); err != nil {
+		stop, err := b.Notify(ctx, name, fn)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return r
+		return r, stop
 	}
 	seen := func(r *rec) []string {
 		r.mu.Lock()
@@ -338,9 +340,12 @@ func TestNotify(t *testing.T) {
 		return seen(r)
 	}
 
+	// ctx bounds Notify's set-up only: short's ends at once, and short
+	// follows the election until stop.
 	ended, end := context.WithCancel(testCtx(t))
-	short := notify(ended, "n")
-	long := notify(testCtx(t), "n")
+	short, stopShort := notify(ended, "n")
+	end()
+	long, _ := notify(testCtx(t), "n")
 	if got := seen(short); len(got) != 1 || got[0] != "vacant" {
 		t.Fatalf("events when Notify returned: %v, want [vacant]", got)
 	}
@@ -349,7 +354,7 @@ func TestNotify(t *testing.T) {
 	if got := waitFor(short, 2); got[1] != want {
 		t.Fatalf("after the claim: %v, want %s", got, want)
 	}
-	end()
+	stopShort()
 	waitFor(long, 2)
 	if err := s.Release(testCtx(t), c); err != nil {
 		t.Fatal(err)
@@ -366,7 +371,7 @@ func TestNotify(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // a later call would have come by now
 	if got := seen(short); len(got) != 2 {
-		t.Fatalf("fn called after its context ended: %v", got)
+		t.Fatalf("fn called after stop: %v", got)
 	}
 	if got := seen(long); len(got) != 4 {
 		t.Fatalf("fn called after the error event: %v", got)

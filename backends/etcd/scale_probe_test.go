@@ -232,7 +232,7 @@ func probeBackend(t *testing.T, n int) {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-				if err := b.Notify(ctx, fmt.Sprintf("shard-%06d", i), func(election.WatchEvent) { events.Add(1) }); err != nil {
+				if _, err := b.Notify(ctx, fmt.Sprintf("shard-%06d", i), func(election.WatchEvent) { events.Add(1) }); err != nil {
 					t.Errorf("Notify %d: %v", i, err)
 				}
 			}

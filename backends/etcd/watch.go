@@ -41,6 +41,15 @@ func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.Watch
 	if err := b.watch(ctx, w); err != nil {
 		return nil, err
 	}
+	h := b.hub
+	stop := context.AfterFunc(ctx, func() { h.remove(w) })
+	h.mu.Lock()
+	if w.closed {
+		stop() // failed already: the registration is not needed
+	} else {
+		w.stop = stop
+	}
+	h.mu.Unlock()
 	return w.out, nil
 }
 
@@ -52,13 +61,18 @@ var _ election.Notifier = (*Backend)(nil)
 // uses it in place of Watch. The first
 // call, with the initial state, happens before Notify returns. If the
 // shared watch fails, fn gets one event with Err set (wrapping
-// election.ErrUnavailable) and no more. After ctx ends fn is not called
-// again once a call in progress returns, and the Backend keeps nothing of
-// the watch.
+// election.ErrUnavailable) and no more. ctx bounds the set-up only; after
+// stop fn is not called again once a call in progress returns, and the
+// Backend keeps nothing of the watch.
 //
 // Errors: as Watch's.
-func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) error {
-	return b.watch(ctx, &nameWatch{name: name, esc: nameEscaper.Replace(name), fn: fn, ctx: ctx})
+func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) (stop func(), err error) {
+	w := &nameWatch{name: name, esc: nameEscaper.Replace(name), fn: fn}
+	if err := b.watch(ctx, w); err != nil {
+		return nil, err
+	}
+	h := b.hub
+	return func() { h.remove(w) }, nil
 }
 
 // watch registers w with the shared watch, reads its election and sends
@@ -90,14 +104,6 @@ func (b *Backend) watch(ctx context.Context, w *nameWatch) error {
 	if !h.ready(w, resp) {
 		return storeError("watch", name, h.errAfter(epoch))
 	}
-	stop := context.AfterFunc(ctx, func() { h.remove(w) })
-	h.mu.Lock()
-	if w.closed {
-		stop() // failed already: the registration is not needed
-	} else {
-		w.stop = stop
-	}
-	h.mu.Unlock()
 	return nil
 }
 
@@ -113,10 +119,9 @@ type nameWatch struct {
 	fn         func(election.WatchEvent)
 	queue      []election.WatchEvent
 	delivering bool
-	// ended is set when the caller's context ends, and ctx is Notify's
-	// context: fn is not called again once either says so.
+	// ended is set when the watch is stopped (Watch's context ended, or
+	// Notify's stop): fn is not called again.
 	ended bool
-	ctx   context.Context
 
 	// line holds the election's entries.
 	line []*mvccpb.KeyValue
@@ -130,7 +135,8 @@ type nameWatch struct {
 	// closed is set when w is unregistered: its channel is closed, and
 	// fn gets nothing beyond the events already queued.
 	closed bool
-	stop   func() bool
+	// stop ends Watch's tie to its context.
+	stop func() bool
 }
 
 // add registers w with the hub's watch of epoch; false if that watch has
@@ -318,7 +324,7 @@ func event(name string, kv *mvccpb.KeyValue) election.WatchEvent {
 // deliver calls fn for the events queued for Notify watchers, outside the
 // hub's mutex. The goroutine that queued a watcher's first undelivered
 // event delivers all of them, in order, so calls for one watch never
-// overlap; one whose context has ended gets nothing more.
+// overlap; one that was stopped gets nothing more.
 func (h *hub) deliver() {
 	h.mu.Lock()
 	ws := h.pending
@@ -327,7 +333,7 @@ func (h *hub) deliver() {
 	for _, w := range ws {
 		for {
 			h.mu.Lock()
-			if w.ended || w.ctx.Err() != nil || len(w.queue) == 0 {
+			if w.ended || len(w.queue) == 0 {
 				w.queue, w.delivering = nil, false
 				h.mu.Unlock()
 				break

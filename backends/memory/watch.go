@@ -17,15 +17,15 @@ var _ election.Notifier = (*Client)(nil)
 // reach fn after the client's response latency, in order, one call at a
 // time, from a timer: a watch has no goroutine of its own.
 //
-// After ctx ends fn is not called again. When the link is cut, the client
-// closed or the store stopped, the last event has Err wrapping
-// election.ErrUnavailable. Notify itself fails with
+// ctx bounds the registration only; after stop fn is not called again.
+// When the link is cut, the client closed or the store stopped, the last
+// event has Err wrapping election.ErrUnavailable. Notify itself fails with
 // election.ErrUnavailable when the store cannot be reached.
-func (c *Client) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) error {
+func (c *Client) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) (stop func(), err error) {
 	s := c.store
 	var w *watcher
-	err := c.call(ctx, "watch", func() error {
-		w = &watcher{client: c, clock: s.clock, name: name, fn: fn, ctx: ctx}
+	err = c.call(ctx, "watch", func() error {
+		w = &watcher{client: c, clock: s.clock, name: name, fn: fn}
 		w.push(s.stateLocked(name))
 		if s.watchers[name] == nil {
 			s.watchers[name] = map[*watcher]struct{}{}
@@ -43,21 +43,20 @@ func (c *Client) Notify(ctx context.Context, name string, fn func(election.Watch
 			w.mu.Unlock()
 			c.unregister(name, w)
 		}
-		return err
+		return nil, err
 	}
-	w.mu.Lock()
-	w.stopCtx = context.AfterFunc(ctx, w.cancel)
-	w.mu.Unlock()
-	return nil
+	return w.cancel, nil
 }
 
 // Watch is Notify with a channel. The channel is closed when ctx ends, or
 // after the event with Err.
 func (c *Client) Watch(ctx context.Context, name string) (<-chan election.WatchEvent, error) {
 	p := &pipe{wake: make(chan struct{}, 1)}
-	if err := c.Notify(ctx, name, p.put); err != nil {
+	stop, err := c.Notify(ctx, name, p.put)
+	if err != nil {
 		return nil, err
 	}
+	context.AfterFunc(ctx, stop)
 	out := make(chan election.WatchEvent)
 	go p.run(ctx, out)
 	return out, nil
@@ -82,17 +81,13 @@ type watcher struct {
 	clock  election.Clock
 	name   string
 	fn     func(election.WatchEvent)
-	// ctx is the watch's: once it has ended, fn is not called, even
-	// before the AfterFunc that ends the watch has run.
-	ctx context.Context
 
 	mu         sync.Mutex
 	queue      []delivery
 	failed     bool // the error event is queued: nothing after it
-	over       bool // ctx ended or the error event was delivered
+	over       bool // stopped, or the error event was delivered
 	delivering bool // a delivery is running (calls of fn never overlap)
 	timer      election.Timer
-	stopCtx    func() bool
 }
 
 // delivery is an event on its way to the reader, due at the store time due.
@@ -108,7 +103,7 @@ func (w *watcher) push(ev election.WatchEvent) {
 	due := w.clock.Now().Add(w.client.response)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.failed && !w.over && w.ctx.Err() == nil {
+	if !w.failed && !w.over {
 		w.queue = append(w.queue, delivery{ev: ev, due: due})
 		w.scheduleLocked()
 	}
@@ -141,7 +136,7 @@ func (w *watcher) fail(err error, lost bool) {
 // scheduleLocked arms the timer for the first queued event, unless a
 // delivery is running (it schedules when it ends).
 func (w *watcher) scheduleLocked() {
-	if w.delivering || w.over || len(w.queue) == 0 || w.ctx.Err() != nil {
+	if w.delivering || w.over || len(w.queue) == 0 {
 		return
 	}
 	if w.timer != nil {
@@ -168,7 +163,7 @@ func (w *watcher) deliver() {
 	}
 	w.delivering = true
 	ended := false
-	for !w.over && w.ctx.Err() == nil && len(w.queue) > 0 && !w.queue[0].due.After(w.clock.Now()) {
+	for !w.over && len(w.queue) > 0 && !w.queue[0].due.After(w.clock.Now()) {
 		d := w.queue[0]
 		w.queue = w.queue[1:]
 		w.mu.Unlock()
@@ -186,7 +181,7 @@ func (w *watcher) deliver() {
 	}
 }
 
-// cancel ends the watch when its ctx ends.
+// cancel ends the watch: Notify's stop.
 func (w *watcher) cancel() {
 	w.mu.Lock()
 	ended := w.endLocked()
@@ -206,9 +201,6 @@ func (w *watcher) endLocked() bool {
 	w.over, w.queue = true, nil
 	if w.timer != nil {
 		w.timer.Stop()
-	}
-	if w.stopCtx != nil {
-		w.stopCtx()
 	}
 	return true
 }

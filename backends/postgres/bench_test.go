@@ -46,7 +46,7 @@ func BenchmarkHandoff(b *testing.B) {
 	sessions := []election.Session{openSession(b, ctx, backends[0], time.Minute), openSession(b, ctx, backends[1], time.Minute)}
 	vacant := []chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}
 	for i, be := range backends {
-		err := be.Notify(ctx, "handoff", func(ev election.WatchEvent) {
+		_, err := be.Notify(ctx, "handoff", func(ev election.WatchEvent) {
 			if ev.Leader == nil && ev.Err == nil {
 				select {
 				case vacant[i] <- struct{}{}:

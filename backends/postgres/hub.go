@@ -336,32 +336,35 @@ func (h *hub) flushPending() {
 // goroutine.
 func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.WatchEvent, error) {
 	w := newWatcher(name)
-	if err := b.hub.watch(ctx, w); err != nil {
+	stop, err := b.hub.watch(ctx, w)
+	if err != nil {
 		return nil, err
 	}
+	context.AfterFunc(ctx, stop)
 	return w.Out, nil
 }
 
 // Notify is [Backend.Watch] with a function in place of a channel
 // ([election.Notifier]): fn gets the events Watch would send, in the same
 // order, never two calls at once, and never with a lock of the Backend
-// held. After ctx ends, fn is not called again once a call in progress
-// returns, and the Backend keeps nothing of the watch. Errors as Watch's.
-func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) error {
-	return b.hub.watch(ctx, newNotifyWatcher(ctx, name, fn))
+// held. ctx bounds the set-up only: after stop, fn is not called again
+// once a call in progress returns, and the Backend keeps nothing of the
+// watch. Errors as Watch's.
+func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) (stop func(), err error) {
+	return b.hub.watch(ctx, newNotifyWatcher(name, fn))
 }
 
-// watch establishes w: it joins its election's topic, reads the election,
-// and ends with ctx.
-func (h *hub) watch(ctx context.Context, w *watcher) error {
+// watch establishes w (it joins its election's topic, then reads the
+// election) and returns the function that ends it.
+func (h *hub) watch(ctx context.Context, w *watcher) (stop func(), err error) {
 	h.mu.Lock()
 	switch {
 	case h.closed:
 		h.mu.Unlock()
-		return storeError("watch", w.Name, errClosed)
+		return nil, storeError("watch", w.Name, errClosed)
 	case !h.up:
 		h.mu.Unlock()
-		return storeError("watch", w.Name, errListenerDown)
+		return nil, storeError("watch", w.Name, errListenerDown)
 	}
 	t := h.topics[w.Name]
 	if t == nil {
@@ -374,7 +377,7 @@ func (h *hub) watch(ctx context.Context, w *watcher) error {
 	st, err := h.b.read(ctx, w.Name)
 	if err != nil {
 		h.leave(w)
-		return err
+		return nil, err
 	}
 	h.mu.Lock()
 	h.offerLocked(w.Name, st)
@@ -385,11 +388,10 @@ func (h *hub) watch(ctx context.Context, w *watcher) error {
 	}
 	h.mu.Unlock()
 	h.flushPending()
-	context.AfterFunc(ctx, func() {
+	return func() {
 		h.leave(w)
 		w.Close()
-	})
-	return nil
+	}, nil
 }
 
 // leave removes w from its topic, and the topic when it was the last.

@@ -38,7 +38,7 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 		mu     sync.Mutex
 		fences []uint64
 	)
-	err = watcher.Notify(ctx, "boundary", func(ev election.WatchEvent) {
+	_, err = watcher.Notify(ctx, "boundary", func(ev election.WatchEvent) {
 		mu.Lock()
 		defer mu.Unlock()
 		if ev.Leader != nil && (len(fences) == 0 || fences[len(fences)-1] != ev.Leader.Fence) {

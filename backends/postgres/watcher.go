@@ -1,8 +1,6 @@
 package postgres
 
 import (
-	"context"
-
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/watchq"
 )
@@ -12,6 +10,6 @@ type watcher = watchq.Watcher
 
 func newWatcher(name string) *watcher { return watchq.New("postgres", name) }
 
-func newNotifyWatcher(ctx context.Context, name string, fn func(election.WatchEvent)) *watcher {
-	return watchq.NewNotify(ctx, "postgres", name, fn)
+func newNotifyWatcher(name string, fn func(election.WatchEvent)) *watcher {
+	return watchq.NewNotify("postgres", name, fn)
 }

@@ -265,7 +265,7 @@ func TestScaleProbeBackend(t *testing.T) {
 					return
 				}
 				name := fmt.Sprintf("probe-%06d", i)
-				if err := b.Notify(wctx, name, func(election.WatchEvent) { events.Add(1) }); err != nil {
+				if _, err := b.Notify(wctx, name, func(election.WatchEvent) { events.Add(1) }); err != nil {
 					failed.Store(err)
 					return
 				}

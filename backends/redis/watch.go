@@ -32,9 +32,11 @@ import (
 // costs no goroutine.
 func (b *Backend) Watch(ctx context.Context, name string) (<-chan election.WatchEvent, error) {
 	w := newWatcher(name)
-	if err := b.watch(ctx, w); err != nil {
+	stop, err := b.watch(ctx, w)
+	if err != nil {
 		return nil, err
 	}
+	context.AfterFunc(ctx, stop)
 	return w.Out, nil
 }
 
@@ -43,32 +45,31 @@ var _ election.Notifier = (*Backend)(nil)
 // Notify is [Backend.Watch] with a function in place of a channel
 // ([election.Notifier]): fn gets the events Watch would send, in the same
 // order, never two calls at once, and never with a lock of the Backend
-// held; a newer state replaces one not yet delivered. After ctx ends, fn is
-// not called again once a call in progress returns, and the Backend keeps
-// nothing of the watch. Errors as Watch's.
-func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) error {
-	return b.watch(ctx, newNotifyWatcher(ctx, name, fn))
+// held; a newer state replaces one not yet delivered. ctx bounds the
+// set-up only: after stop, fn is not called again once a call in progress
+// returns, and the Backend keeps nothing of the watch. Errors as Watch's.
+func (b *Backend) Notify(ctx context.Context, name string, fn func(election.WatchEvent)) (stop func(), err error) {
+	return b.watch(ctx, newNotifyWatcher(name, fn))
 }
 
-// watch establishes w: it joins its election's topic, reads the election,
-// and ends with ctx.
-func (b *Backend) watch(ctx context.Context, w *watcher) error {
+// watch establishes w (it joins its election's topic, then reads the
+// election) and returns the function that ends it.
+func (b *Backend) watch(ctx context.Context, w *watcher) (stop func(), err error) {
 	h, err := b.currentHub()
 	if err != nil {
-		return storeError("watch", w.Name, err)
+		return nil, storeError("watch", w.Name, err)
 	}
 	if err := h.join(w); err != nil {
-		return storeError("watch", w.Name, err)
+		return nil, storeError("watch", w.Name, err)
 	}
 	st, err := b.read(ctx, w.Name)
 	if err != nil {
 		h.leave(w)
-		return err
+		return nil, err
 	}
 	h.first(w, st)
-	context.AfterFunc(ctx, func() {
+	return func() {
 		h.leave(w)
 		w.Close()
-	})
-	return nil
+	}, nil
 }

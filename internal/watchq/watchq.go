@@ -5,7 +5,6 @@
 package watchq
 
 import (
-	"context"
 	"fmt"
 	"sync"
 
@@ -24,12 +23,12 @@ type Watcher struct {
 	Out   chan election.WatchEvent  // Watch
 	store string                    // the backend's name, in errors
 	fn    func(election.WatchEvent) // Notify
-	ctx   context.Context           // Notify: no call once it has ended
 
 	mu      sync.Mutex
 	seen    bool   // some state was queued
 	version uint64 // version of the newest state queued
-	done    bool   // no more states: failed, or its ctx ended
+	done    bool   // no more states: failed, or closed
+	closed  bool   // Close: nothing more reaches fn, not even a failure
 	pending *election.WatchEvent
 
 	calling sync.Mutex // Notify: calls of fn never overlap
@@ -42,8 +41,8 @@ func New(store, name string) *Watcher {
 }
 
 // NewNotify returns the watcher of a Notify of name.
-func NewNotify(ctx context.Context, store, name string, fn func(election.WatchEvent)) *Watcher {
-	return &Watcher{store: store, Name: name, fn: fn, ctx: ctx}
+func NewNotify(store, name string, fn func(election.WatchEvent)) *Watcher {
+	return &Watcher{store: store, Name: name, fn: fn}
 }
 
 // Deliver queues ev unless a state at least as new was queued before. It
@@ -93,34 +92,33 @@ func (w *Watcher) Fail(cause error) bool {
 	return true
 }
 
-// Close ends the watch: its context ended. A Watch's channel closes; a
-// Notify's function is not called again once a call in progress returns.
+// Close ends the watch: Watch's context ended, or Notify's stop. A
+// Watch's channel closes; a Notify's function is not called again, except
+// by a flush already under way. Close never waits, so a Notify's function
+// may call it.
 func (w *Watcher) Close() {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if !w.done {
 		w.done = true
 		if w.Out != nil {
 			close(w.Out)
 		}
 	}
-	w.pending = nil
-	w.mu.Unlock()
-	if w.fn != nil {
-		w.calling.Lock() // wait for a call in progress
-		w.calling.Unlock()
-	}
+	w.closed, w.pending = true, nil
 }
 
 // Flush calls a Notify's function with its pending state, if any and if
-// its context has not ended. The caller holds no lock of the backend.
+// the watcher is not closed. The caller holds no lock of the backend.
 func (w *Watcher) Flush() {
 	w.calling.Lock()
 	defer w.calling.Unlock()
 	w.mu.Lock()
 	ev := w.pending
 	w.pending = nil
+	closed := w.closed
 	w.mu.Unlock()
-	if ev == nil || w.ctx.Err() != nil {
+	if ev == nil || closed {
 		return
 	}
 	w.fn(*ev)
