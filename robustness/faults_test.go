@@ -6,21 +6,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/electionkit/election/internal/testserver"
+	"github.com/electionkit/election/conformance"
 	"github.com/electionkit/election/internal/teststore"
 )
 
 // store is the one real store of a run and how candidates reach it.
 type store struct {
 	name string
-	*testserver.Process
-	addr string
+	// Store pauses, kills and starts the store as a whole: the one server,
+	// or every member of an etcd cluster, or every Consul server (client
+	// agents keep running).
+	conformance.Store
+	// nodes are the client addresses candidates reach the store at: one
+	// for a single node; the members of an etcd cluster, or a Consul
+	// cluster's client agents, each candidate attached to one in turn.
+	nodes []string
 	// url is the backend URL for a candidate that reaches the store
 	// through a proxy at proxyAddr.
 	url func(proxyAddr string) string
 	// expiryLag is how long after a TTL the store may still hold an
 	// unrenewed claim (as in the conformance harnesses).
 	expiryLag time.Duration
+	// faults are the kinds a multi-node store adds to the catalogue
+	// (member and agent loss, Raft leader changes); nil for one node.
+	faults []fault
 }
 
 // ttl is the TTL every candidate campaigns with: short, so that a run of a
@@ -36,21 +45,25 @@ func startStore(t *testing.T, backend string) *store {
 	switch backend {
 	case "etcd":
 		e := teststore.StartEtcd(t, teststore.EtcdOptions{})
-		return &store{name: backend, Process: e.Process, addr: e.Addr, expiryLag: time.Second,
+		return &store{name: backend, Store: e.Process, nodes: []string{e.Addr}, expiryLag: time.Second,
 			url: func(a string) string { return "etcd://" + a + "/robustness?" + q }}
 	case "redis":
 		r := teststore.StartRedis(t, teststore.RedisOptions{})
-		return &store{name: backend, Process: r.Process, addr: r.Addr, expiryLag: 250 * time.Millisecond,
+		return &store{name: backend, Store: r.Process, nodes: []string{r.Addr}, expiryLag: 250 * time.Millisecond,
 			url: func(a string) string { return "redis://" + a + "/0?prefix=robustness&" + q }}
 	case "consul":
 		c := teststore.StartConsul(t, teststore.ConsulOptions{})
 		// Consul invalidates a session between TTL and 2×TTL.
-		return &store{name: backend, Process: c.Process, addr: c.Addr, expiryLag: ttl + 500*time.Millisecond,
+		return &store{name: backend, Store: c.Process, nodes: []string{c.Addr}, expiryLag: ttl + 500*time.Millisecond,
 			url: func(a string) string {
 				return "consul://" + a + "?prefix=robustness&min_ttl=" + teststore.DefaultConsulMinTTL.String() + "&" + q
 			}}
+	case "etcd-cluster":
+		return startEtcdCluster(t)
+	case "consul-cluster":
+		return startConsulCluster(t)
 	}
-	t.Fatalf("unknown backend %q (want etcd, redis or consul; memory cannot be shared across processes)", backend)
+	t.Fatalf("unknown backend %q (want etcd, redis, consul, etcd-cluster or consul-cluster; memory cannot be shared across processes)", backend)
 	return nil
 }
 
@@ -83,6 +96,10 @@ type fault struct {
 	name     string
 	onTarget bool
 	inject   func(w *world, target *proc, frac float64)
+	// storeWide: the fault strikes a store node (the target's member or
+	// agent), and so every candidate attached to it; the history records
+	// it as a fault of the store, not of the target's link alone.
+	storeWide bool
 }
 
 // between returns a duration from lo to hi TTLs, at frac of the way.
@@ -91,10 +108,10 @@ func between(lo, hi, frac float64) time.Duration {
 }
 
 // catalogue lists the faults the schedule draws from, each with equal
-// weight. Member and agent loss need more than one store node; they are
-// left to the multi-node harnesses (README).
+// weight. A multi-node store adds its own kinds (store.faults): member and
+// agent loss, Raft leader changes.
 var catalogue = []fault{
-	{"partition", true, func(w *world, p *proc, frac float64) {
+	{name: "partition", onTarget: true, inject: func(w *world, p *proc, frac float64) {
 		// From a quarter of a TTL (the term survives, Uncertain) to three
 		// (it is lost and another is elected).
 		ctx, cancel := ctxBound()
@@ -107,30 +124,30 @@ var catalogue = []fault{
 			w.t.Errorf("heal %s: %v", p.name, err)
 		}
 	}},
-	{"process-pause", true, func(w *world, p *proc, frac float64) {
+	{name: "process-pause", onTarget: true, inject: func(w *world, p *proc, frac float64) {
 		// SIGSTOP: a frozen leader neither renews nor notices; only the
 		// fence protects writes it sends once it thaws.
 		w.signal(p, syscall.SIGSTOP)
 		time.Sleep(between(0.25, 3, frac))
 		w.signal(p, syscall.SIGCONT)
 	}},
-	{"process-kill", true, func(w *world, p *proc, _ float64) {
+	{name: "process-kill", onTarget: true, inject: func(w *world, p *proc, _ float64) {
 		w.kill(p)
 	}},
-	{"linger-stop", true, func(w *world, p *proc, _ float64) {
+	{name: "linger-stop", onTarget: true, inject: func(w *world, p *proc, _ float64) {
 		// Stop with a handler that goes on writing for 1.5 TTL after its
 		// context ended: the claim must outlive it.
 		w.end(p, "linger-stop")
 		w.signal(p, syscall.SIGUSR1)
 		w.wait(p)
 	}},
-	{"close", true, func(w *world, p *proc, _ float64) {
+	{name: "close", onTarget: true, inject: func(w *world, p *proc, _ float64) {
 		w.end(p, "close")
 		w.record(time.Now(), func() { w.rec.Closing(p.name) })
 		w.signal(p, syscall.SIGUSR2)
 		w.wait(p)
 	}},
-	{"store-pause", false, func(w *world, _ *proc, frac float64) {
+	{name: "store-pause", inject: func(w *world, _ *proc, frac float64) {
 		ctx, cancel := ctxBound()
 		defer cancel()
 		if err := w.store.Pause(ctx); err != nil {
@@ -141,7 +158,7 @@ var catalogue = []fault{
 			w.t.Fatalf("resume the store: %v", err)
 		}
 	}},
-	{"store-restart", false, func(w *world, _ *proc, frac float64) {
+	{name: "store-restart", inject: func(w *world, _ *proc, frac float64) {
 		// Down for up to 1.5 TTL, then back with its data (etcd, Consul)
 		// or empty (Redis, without persistence: the quarantine holds).
 		ctx, cancel := ctxBound()
@@ -183,6 +200,14 @@ func (w *world) inject(f fault, frac float64, follower bool, pick *rand.Rand) {
 	if target != nil {
 		fr.Process = target.name
 		fr.Follower = target != leader
+		if f.storeWide && leader != nil && target.node == leader.node {
+			// A waiting candidate's member, which is the leader's too.
+			fr.Follower = false
+		}
+	}
+	histProcess := fr.Process
+	if f.storeWide {
+		histProcess = ""
 	}
 	w.mu.Lock()
 	for _, runs := range w.runs {
@@ -194,7 +219,7 @@ func (w *world) inject(f fault, frac float64, follower bool, pick *rand.Rand) {
 	}
 	w.mu.Unlock()
 	var heal func()
-	w.record(fr.From, func() { heal = w.rec.Fault(fr.Process, fr.label()) })
+	w.record(fr.From, func() { heal = w.rec.Fault(histProcess, fr.label()) })
 	f.inject(w, target, frac)
 	fr.To = time.Now()
 	w.record(fr.To, heal)

@@ -64,6 +64,10 @@ func runBackend(t *testing.T, backend string, seed int64) {
 		// a fault that strikes a recovery under way.
 		gap := between(0.5, 2, schedule.Float64())
 		f := catalogue[schedule.IntN(len(catalogue))]
+		if len(st.faults) > 0 && schedule.IntN(2) == 0 {
+			// A multi-node store: half the faults are of its own kinds.
+			f = st.faults[schedule.IntN(len(st.faults))]
+		}
 		frac := schedule.Float64()
 		// One fault on a process in four strikes a waiting candidate.
 		follower := schedule.IntN(4) == 0

@@ -77,7 +77,9 @@ type sinkWrite struct {
 
 // proc is one candidate process.
 type proc struct {
-	name   string
+	name string
+	// node is the index in store.nodes of the store node it talks to.
+	node   int
 	cmd    *exec.Cmd
 	proxy  *faultproxy.Proxy
 	stderr string
@@ -262,11 +264,12 @@ func (w *world) start() *proc {
 	w.t.Helper()
 	w.started++
 	name := fmt.Sprintf("c%d", w.started)
-	proxy, err := faultproxy.New(w.store.addr)
+	node := (w.started - 1) % len(w.store.nodes)
+	proxy, err := faultproxy.New(w.store.nodes[node])
 	if err != nil {
 		w.t.Fatalf("fault proxy for %s: %v", name, err)
 	}
-	p := &proc{name: name, proxy: proxy, stderr: filepath.Join(w.logDir, name+".log"), done: make(chan struct{})}
+	p := &proc{name: name, node: node, proxy: proxy, stderr: filepath.Join(w.logDir, name+".log"), done: make(chan struct{})}
 	logFile, err := os.Create(p.stderr)
 	if err != nil {
 		w.t.Fatal(err)
