@@ -61,13 +61,13 @@ func storeError(op, name string, err error) error {
 
 // grantsFor names the privileges op needs, for a permission error: the
 // README's "Permissions" (a candidate's grants; an observer's are SELECT
-// on the two tables, enough for Leader and Watch and nothing else). The
+// on the tables, enough for Leader and Watch and nothing else). The
 // server's own message, wrapped after it, names the table.
 func grantsFor(op string) string {
-	const candidate = "a candidate's role needs USAGE on the schema, SELECT, INSERT, UPDATE, DELETE on the sessions and claims tables and USAGE on the fences sequence"
+	const candidate = "a candidate's role needs USAGE on the schema, SELECT, INSERT, UPDATE, DELETE on the prefix's tables and USAGE on its fences sequence"
 	switch op {
 	case "check tables", "read", "watch":
-		return "the role needs USAGE on the schema and SELECT on the sessions and claims tables (an observer's grants)"
+		return "the role needs USAGE on the schema and SELECT on the prefix's tables (an observer's grants)"
 	case "create tables":
 		return "creating the tables needs CREATE on the schema (on the database, for a new schema); or create them with schema.sql and set no_create"
 	case "open session":
