@@ -171,7 +171,8 @@ func TestACL(t *testing.T) {
 			t.Fatalf("Claim as the candidate: %v", err)
 		}
 
-		obs := newBackend(t, ctx, roleURL(srv.Addr, "observer", url.Values{"no_create": {"true"}}))
+		// Without no_create: the tables exist, so Open needs no CREATE.
+		obs := newBackend(t, ctx, roleURL(srv.Addr, "observer", nil))
 		if l, err := obs.Leader(ctx, "acl"); err != nil || l.ID != "alice" || l.Fence != held.Fence {
 			t.Fatalf("Leader as the observer = %+v, %v; want alice at fence %d", l, err, held.Fence)
 		}
