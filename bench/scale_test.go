@@ -363,6 +363,9 @@ func scaleTable(results []scaleResult) string {
 			}
 			if r.Idled {
 				cpu = fmt.Sprintf("%.2f", r.cpuPercent())
+				if r.IdleGC+r.IdleScavenge > 0 {
+					notes = append(notes, fmt.Sprintf("idle CPU of Go's GC %.2f%%, scavenger %.2f%%", r.percentOfIdle(r.IdleGC), r.percentOfIdle(r.IdleScavenge)))
+				}
 				load = r.IdleLoad
 				losses = strconv.FormatInt(r.IdleLosses, 10)
 				if r.IdleTakeover > 0 {

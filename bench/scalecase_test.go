@@ -69,13 +69,17 @@ type scaleResult struct {
 	Goroutines     int
 
 	// The idle window (absent when not every leader was elected).
-	Idled        bool
-	IdleWall     time.Duration
-	IdleCPU      time.Duration // rusage user + sys of this process
-	Ops          *opsSummary
-	OpsErr       string
-	IdleLosses   int64 // leadership losses in the idle window
-	IdleTakeover int64 // followers that took office in the idle window
+	Idled    bool
+	IdleWall time.Duration
+	IdleCPU  time.Duration // rusage user + sys of this process
+	// IdleGC and IdleScavenge are the Go runtime's estimates of the part
+	// of IdleCPU its garbage collector and its scavenger used
+	// (procstat.RuntimeCPU).
+	IdleGC, IdleScavenge time.Duration
+	Ops                  *opsSummary
+	OpsErr               string
+	IdleLosses           int64 // leadership losses in the idle window
+	IdleTakeover         int64 // followers that took office in the idle window
 	// IdleLoad is the machine's 1-minute load average at the end of the
 	// idle window: other processes' load, which idle CPU figures are
 	// sensitive to.
@@ -109,11 +113,14 @@ func (r scaleResult) opsPerInterval() float64 {
 	return r.Ops.Total * float64(renewInterval) / float64(r.Ops.Window)
 }
 
-func (r scaleResult) cpuPercent() float64 {
+func (r scaleResult) cpuPercent() float64 { return r.percentOfIdle(r.IdleCPU) }
+
+// percentOfIdle is d as a percentage of a core over the idle window.
+func (r scaleResult) percentOfIdle(d time.Duration) float64 {
 	if r.IdleWall == 0 {
 		return 0
 	}
-	return 100 * float64(r.IdleCPU) / float64(r.IdleWall)
+	return 100 * float64(d) / float64(r.IdleWall)
 }
 
 // runScaleCase measures one case in this process. It returns an error only
@@ -191,8 +198,11 @@ func runScaleCase(ctx context.Context, c scaleCase, logf func(string, ...any)) (
 		}
 		lost0, take0 := counters.lost.Load(), counters.takeovers.Load()
 		wall0, cpu0 := time.Now(), procstat.CPU()
+		gc0, scavenge0 := procstat.RuntimeCPU()
 		_ = sleepCtx(ctx, c.Idle)
 		r.IdleCPU, r.IdleWall = procstat.CPU()-cpu0, time.Since(wall0)
+		gc, scavenge := procstat.RuntimeCPU()
+		r.IdleGC, r.IdleScavenge = gc-gc0, scavenge-scavenge0
 		r.IdleLoad = strings.Fields(loadAverage())[0]
 		r.Idled = ctx.Err() == nil
 		if meter != nil {

@@ -16,7 +16,11 @@ func TestCPUAndHeapStack(t *testing.T) {
 	if CPU() <= before {
 		t.Fatalf("CPU did not move after a busy loop (%d)", x)
 	}
-	base := HeapStack()
+	gc0, _ := RuntimeCPU()
+	base := HeapStack() // two GCs
+	if gc, scavenge := RuntimeCPU(); gc <= gc0 || scavenge < 0 {
+		t.Fatalf("RuntimeCPU: GC %v after two GCs (%v before), scavenger %v", gc, gc0, scavenge)
+	}
 	held := make([]byte, 64<<20)
 	for i := range held {
 		held[i] = 1
