@@ -134,46 +134,6 @@ func TestOperatorDropsTables(t *testing.T) {
 	}
 }
 
-// A step of the server's clock by D moves every expiry by D against
-// clock_timestamp(). It is simulated here by moving the holder's
-// expires_at by -D (a step forward) or +D (a step back), which is the same
-// comparison: stepping only the test server's clock is not possible
-// without moving the machine's. Forward: the session is expired at once,
-// a claim takes the election while the holder still leads, and the holder
-// learns at its next renewal. Back: the holder's claim outlives its TTL by
-// D, a waiter is told it expires later than a TTL from now, and takeover
-// after a crash comes D late.
-func TestServerClockStep(t *testing.T) {
-	srv := startServer(t)
-	ctx := testContext(t, time.Minute)
-	b := newBackend(t, ctx, serverURL(srv.Addr, nil))
-	const ttl = 5 * time.Second
-
-	holder := openSession(t, ctx, b, ttl)
-	held, err := holder.Claim(ctx, request("forward", "a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Exec(t, `UPDATE public.election_sessions SET expires_at = expires_at - interval '1 hour' WHERE id = '`+sessionID(t, holder)+`'`)
-	next := openSession(t, ctx, b, ttl)
-	if c, err := next.Claim(ctx, request("forward", "b")); err != nil || c.Fence <= held.Fence {
-		t.Fatalf("claim after a forward step = %+v, %v; want a new term (the overlap this row of the README states)", c, err)
-	}
-	if err := holder.Renew(ctx, []election.Claim{held}); !errors.Is(err, election.ErrSessionExpired) {
-		t.Fatalf("the holder's renewal after a forward step = %v, want ErrSessionExpired", err)
-	}
-
-	crashed := openSession(t, ctx, b, ttl)
-	if _, err := crashed.Claim(ctx, request("back", "a")); err != nil {
-		t.Fatal(err)
-	}
-	srv.Exec(t, `UPDATE public.election_sessions SET expires_at = expires_at + interval '1 hour' WHERE id = '`+sessionID(t, crashed)+`'`)
-	var taken *election.TakenError
-	if _, err := next.Claim(ctx, request("back", "b")); !errors.As(err, &taken) || taken.ExpiresIn <= ttl {
-		t.Fatalf("claim after a backward step = %v; want taken, expiring later than a TTL (%v) from now", err, ttl)
-	}
-}
-
 // A statement that waits longer than the server's statement_timeout (here
 // for a row an operator's open transaction has locked) is cancelled by the
 // server (57014): the claim or renewal is rolled back and fails with

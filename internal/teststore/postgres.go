@@ -35,6 +35,11 @@ type PostgresOptions struct {
 	// (copied into the server's directory, readable by postgres only);
 	// plain-text connections stay allowed. ClientCertAuth is not supported.
 	TLS *TLS
+	// Env holds extra "KEY=value" entries for the server's environment,
+	// which every server process inherits (libfaketime's, to step the
+	// server's clock alone). They are set by env(1) after the change to
+	// the user postgres, so setpriv does not see them.
+	Env []string
 }
 
 // Postgres is a postgres server started by [StartPostgres], with its data
@@ -155,6 +160,13 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 	}
 	for _, a := range opts.Args {
 		args = append(args, "-c", a)
+	}
+	if len(opts.Env) > 0 {
+		// Set by env(1) after setpriv, so that only postgres has them.
+		args = append(append([]string{"env"}, opts.Env...), args...)
+		if p, err := exec.LookPath("env"); err == nil {
+			args[0] = p
+		}
 	}
 	argv := asPostgresUser(t, args...)
 	url := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", addr)
