@@ -40,6 +40,7 @@ var (
 	scaleParallel = flag.Int("scale.parallel", 64, "concurrent Start calls (and api.Lock Unlock calls)")
 	scaleOut      = flag.String("scale.out", "", "TestScale: the results file (default results/scale-<UTC time>.txt)")
 	scaleSmokeN   = flag.Int("scale.smoke-n", 1000, "TestScale without -scale.full: the number of elections")
+	scaleProfiles = flag.String("scale.cpuprofile", "", "TestScale: a directory to write a CPU profile of each case's idle window to, as <store>-<library>-<n>.pprof")
 )
 
 // scaleChildEnv carries a case to a child process.
@@ -212,6 +213,9 @@ func scaleBenchmark(t *testing.T) {
 					waitRedisQuarantine(t.Context(), redisUp)
 				}
 				c.Addr = addr
+				if *scaleProfiles != "" {
+					c.CPUProfile = filepath.Join(*scaleProfiles, strings.NewReplacer("/", "-", "=", "", " ", "").Replace(c.label())+".pprof")
+				}
 				r := runScaleChild(t, c)
 				t.Logf("%s", scaleTable([]scaleResult{r}))
 				results = append(results, r)

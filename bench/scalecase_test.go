@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,9 @@ type scaleCase struct {
 	// NoOps skips counting the store's operations (the smoke test: the
 	// Consul meter idles up to one more metrics interval).
 	NoOps bool
+	// CPUProfile, when set, is the file the child writes a CPU profile of
+	// its idle window to.
+	CPUProfile string
 }
 
 func (c scaleCase) label() string {
@@ -199,7 +204,9 @@ func runScaleCase(ctx context.Context, c scaleCase, logf func(string, ...any)) (
 		lost0, take0 := counters.lost.Load(), counters.takeovers.Load()
 		wall0, cpu0 := time.Now(), procstat.CPU()
 		gc0, scavenge0 := procstat.RuntimeCPU()
+		stopProfile := startCPUProfile(c.CPUProfile, logf)
 		_ = sleepCtx(ctx, c.Idle)
+		stopProfile()
 		r.IdleCPU, r.IdleWall = procstat.CPU()-cpu0, time.Since(wall0)
 		gc, scavenge := procstat.RuntimeCPU()
 		r.IdleGC, r.IdleScavenge = gc-gc0, scavenge-scavenge0
@@ -274,4 +281,28 @@ func summarizeErr(err error) string {
 		s += fmt.Sprintf(" (and %d more lines)", len(lines)-1)
 	}
 	return s
+}
+
+// startCPUProfile starts a CPU profile written to path, if path is set,
+// and returns the function that stops it.
+func startCPUProfile(path string, logf func(string, ...any)) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		logf("cpu profile: %v", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		logf("cpu profile: %v", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			logf("cpu profile: %v", err)
+		}
+	}
 }
