@@ -16,6 +16,12 @@ import (
 var observerACL = []string{"--user", "observer", "on", ">obs-pass", "~{app}:*", "&{app}:*", "+@connection",
 	"+eval", "+evalsha", "+get", "+hget", "+pttl", "+subscribe", "+unsubscribe"}
 
+// electorACL is the README's candidate user (prefix "app"): the prefix's
+// keys and channel, and the commands the scripts, the watch and the
+// expiry timer run.
+var electorACL = []string{"--user", "elector", "on", ">acl-pass", "~{app}:*", "&{app}:*", "+@connection",
+	"+eval", "+evalsha", "+get", "+set", "+exists", "+pttl", "+pexpire", "+del", "+hget", "+hset", "+sadd", "+smembers", "+time", "+info", "+publish", "+subscribe", "+unsubscribe"}
+
 // TestObserverACL: the trust model of the README. The read-only user
 // follows the leader (Leader, and a watch that sees a release and a new
 // claim pushed) but cannot open a session, claim, renew or release, not
@@ -23,9 +29,7 @@ var observerACL = []string{"--user", "observer", "on", ">obs-pass", "~{app}:*", 
 // value; nor delete or overwrite the claim, extend or delete the holder's
 // session key, or publish a forged announcement.
 func TestObserverACL(t *testing.T) {
-	args := []string{"--user", "default", "off",
-		"--user", "elector", "on", ">acl-pass", "~{app}:*", "&{app}:*", "+@connection",
-		"+eval", "+evalsha", "+get", "+set", "+exists", "+pttl", "+pexpire", "+del", "+hget", "+hset", "+sadd", "+smembers", "+time", "+info", "+publish", "+subscribe", "+unsubscribe"}
+	args := append([]string{"--user", "default", "off"}, electorACL...)
 	srv := startServer(t, append(args, observerACL...)...)
 	ctx := testContext(t, 30*time.Second)
 	elector, err := OpenURL(ctx, mustParse(t, "redis://elector:acl-pass@"+srv.addr+"/?prefix=app&quarantine=10ms"))
