@@ -22,8 +22,14 @@ type store struct {
 	// cluster's client agents, each candidate attached to one in turn.
 	nodes []string
 	// url is the backend URL for a candidate that reaches the store
-	// through a proxy at proxyAddr.
+	// through a proxy at proxyAddr. Nil: args gives the candidate's flags.
 	url func(proxyAddr string) string
+	// args are the flags that tell a candidate how to reach the store
+	// through links (one proxy per node: attachAll), when url is nil.
+	args func(links) []string
+	// attachAll: every candidate reaches every node, through a proxy each
+	// (Redis with Sentinel: the Sentinels and the data servers).
+	attachAll bool
 	// expiryLag is how long after a TTL the store may still hold an
 	// unrenewed claim (as in the conformance harnesses).
 	expiryLag time.Duration
@@ -62,8 +68,10 @@ func startStore(t *testing.T, backend string) *store {
 		return startEtcdCluster(t)
 	case "consul-cluster":
 		return startConsulCluster(t)
+	case "redis-sentinel":
+		return startRedisSentinel(t)
 	}
-	t.Fatalf("unknown backend %q (want etcd, redis, consul, etcd-cluster or consul-cluster; memory cannot be shared across processes)", backend)
+	t.Fatalf("unknown backend %q (want etcd, redis, consul, etcd-cluster, consul-cluster or redis-sentinel; memory cannot be shared across processes)", backend)
 	return nil
 }
 

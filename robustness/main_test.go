@@ -21,7 +21,7 @@ var (
 		"fail on an overlap of a SIGSTOPped leader that the core did not report as an overrun (see pausedOverlaps)")
 	flagKeep = flag.Bool("robustness.keep", false,
 		"keep each run's history and candidate logs even when it passes")
-	flagBackends = flag.String("robustness.backends", "etcd,redis,consul,etcd-cluster,consul-cluster",
+	flagBackends = flag.String("robustness.backends", "etcd,redis,consul,etcd-cluster,consul-cluster,redis-sentinel",
 		"the backends to run, comma-separated, in order")
 )
 

@@ -309,10 +309,10 @@ func (w *world) report(begin, end time.Time) {
 	}
 	sort.Strings(kinds)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-23s %3s %5s %6s  %-26s %-26s %6s %6s\n", "fault", "n", "kept", "open", "takeover med/max", "leaderless med/max", "stale", "late")
+	fmt.Fprintf(&b, "%-27s %3s %5s %6s  %-26s %-26s %6s %6s\n", "fault", "n", "kept", "open", "takeover med/max", "leaderless med/max", "stale", "late")
 	for _, k := range kinds {
 		s := by[k]
-		fmt.Fprintf(&b, "%-23s %3d %5d %6d  %-26s %-26s %6d %6d\n", k, s.n, s.kept, s.open,
+		fmt.Fprintf(&b, "%-27s %3d %5d %6d  %-26s %-26s %6d %6d\n", k, s.n, s.kept, s.open,
 			medMax(s.takeover), medMax(s.gap), staleBy[k], lateBy[k])
 	}
 	if len(w.endErrors) > 0 {

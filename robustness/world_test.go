@@ -79,9 +79,11 @@ type sinkWrite struct {
 type proc struct {
 	name string
 	// node is the index in store.nodes of the store node it talks to.
-	node   int
-	cmd    *exec.Cmd
-	proxy  *faultproxy.Proxy
+	node int
+	cmd  *exec.Cmd
+	// proxy is its link to the store: one fault proxy, or one per store
+	// node (store.attachAll).
+	proxy  links
 	stderr string
 	done   chan struct{}
 	err    error // cmd.Wait's; read after done
@@ -259,15 +261,55 @@ func (w *world) write(m Message) Ack {
 	return Ack{Seq: m.Seq, Accepted: sw.Accepted, Highest: highest}
 }
 
-// start starts a new candidate process behind a proxy of its own.
+// links are a candidate's fault proxies, cut and healed together.
+type links []*faultproxy.Proxy
+
+// Cut cuts every link.
+func (l links) Cut(ctx context.Context) error {
+	var errs []error
+	for _, p := range l {
+		errs = append(errs, p.Cut(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Heal heals every link.
+func (l links) Heal(ctx context.Context) error {
+	var errs []error
+	for _, p := range l {
+		errs = append(errs, p.Heal(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes every link.
+func (l links) Close() error {
+	var errs []error
+	for _, p := range l {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// start starts a new candidate process behind a proxy of its own: to the
+// store node it is attached to, or one to each node (store.attachAll).
 func (w *world) start() *proc {
 	w.t.Helper()
 	w.started++
 	name := fmt.Sprintf("c%d", w.started)
 	node := (w.started - 1) % len(w.store.nodes)
-	proxy, err := faultproxy.New(w.store.nodes[node])
-	if err != nil {
-		w.t.Fatalf("fault proxy for %s: %v", name, err)
+	upstreams := w.store.nodes[node : node+1]
+	if w.store.attachAll {
+		upstreams = w.store.nodes
+	}
+	var proxy links
+	for _, addr := range upstreams {
+		l, err := faultproxy.New(addr)
+		if err != nil {
+			_ = proxy.Close()
+			w.t.Fatalf("fault proxy for %s: %v", name, err)
+		}
+		proxy = append(proxy, l)
 	}
 	p := &proc{name: name, node: node, proxy: proxy, stderr: filepath.Join(w.logDir, name+".log"), done: make(chan struct{})}
 	logFile, err := os.Create(p.stderr)
@@ -275,9 +317,14 @@ func (w *world) start() *proc {
 		w.t.Fatal(err)
 	}
 	defer logFile.Close()
-	p.cmd = exec.Command(candidateBin,
-		"-url", w.store.url(proxy.Addr()), "-id", name, "-sink", w.sinkAddr,
-		"-linger", w.linger.String())
+	args := []string{"-url", ""}
+	if w.store.url != nil {
+		args[1] = w.store.url(proxy[0].Addr())
+	} else {
+		args = w.store.args(proxy)
+	}
+	p.cmd = exec.Command(candidateBin, append(args,
+		"-id", name, "-sink", w.sinkAddr, "-linger", w.linger.String())...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	// Killed if the test binary dies without its cleanups. The test never
 	// ends a thread (no goroutine exits locked to one), so only then.

@@ -49,12 +49,25 @@ func main() {
 		writeEvery = flag.Duration("write-every", 25*time.Millisecond, "pause between two writes while leading")
 		linger     = flag.Duration("linger", 2*time.Second, "how long a handler goes on after its context ends, after SIGUSR1")
 	)
+	var sf sentinelFlags
+	flag.StringVar(&sf.master, "sentinel-master", "", "Redis with Sentinel: the master name (instead of -url)")
+	flag.StringVar(&sf.sentinels, "sentinels", "", "Redis with Sentinel: the Sentinels' addresses, comma-separated")
+	flag.StringVar(&sf.via, "via", "", "Redis with Sentinel: addr=proxy pairs, comma-separated: every connection to addr goes to proxy instead")
+	flag.StringVar(&sf.prefix, "prefix", "robustness", "Redis with Sentinel: the key prefix")
+	flag.DurationVar(&sf.ttl, "ttl", 2*time.Second, "Redis with Sentinel: the TTL")
+	flag.IntVar(&sf.waitReplicas, "wait-replicas", 1, "Redis with Sentinel: replicas that must acknowledge every claim and renewal")
 	flag.Parse()
-	if *storeURL == "" || *id == "" || *sinkAddr == "" {
-		fmt.Fprintln(os.Stderr, "candidate: -url, -id and -sink are required")
+	if (*storeURL == "") == (sf.master == "") || *id == "" || *sinkAddr == "" {
+		fmt.Fprintln(os.Stderr, "candidate: one of -url and -sentinel-master, and -id and -sink are required")
 		os.Exit(2)
 	}
-	if err := run(*storeURL, *name, *id, *sinkAddr, *writeEvery, *linger); err != nil {
+	open := func(ctx context.Context) (election.Backend, election.Config, error) {
+		return election.Open(ctx, *storeURL)
+	}
+	if sf.master != "" {
+		open = sf.open
+	}
+	if err := run(open, *name, *id, *sinkAddr, *writeEvery, *linger); err != nil {
 		fmt.Fprintf(os.Stderr, "candidate %s: %v\n", *id, err)
 		os.Exit(1)
 	}
@@ -135,7 +148,7 @@ func (s *sink) write(ctx context.Context, run uint64, t election.Term, lingering
 	}
 }
 
-func run(storeURL, name, id, sinkAddr string, writeEvery, linger time.Duration) error {
+func run(open func(context.Context) (election.Backend, election.Config, error), name, id, sinkAddr string, writeEvery, linger time.Duration) error {
 	// The handlers go in before the hello: the test sends these signals
 	// only to a process that has said it (their default action kills).
 	sigs := make(chan os.Signal, 4)
@@ -153,7 +166,7 @@ func run(storeURL, name, id, sinkAddr string, writeEvery, linger time.Duration) 
 	)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		backend, cfg, err = election.Open(ctx, storeURL)
+		backend, cfg, err = open(ctx)
 		cancel()
 		if err == nil {
 			break
