@@ -185,6 +185,9 @@ type state struct {
 	// version orders states of one election: 3×fence while held, +1 when
 	// the holder's session has expired, +2 once released.
 	version uint64
+	// due: the holder is not alive and claims wait in line; a settle
+	// promotes the first live one.
+	due bool
 }
 
 // event is st as a watch event: ExpiresIn is the holder's remaining TTL,
@@ -212,31 +215,62 @@ func (b *Backend) read(ctx context.Context, name string) (state, error) {
 }
 
 // readMany reads elections in one statement. Names without a row are
-// vacant at version 0.
+// vacant at version 0. An election whose holder is not alive while claims
+// wait in line above its fence is settled first (line.go), in a second
+// round trip, so that a read never shows it vacant while a live claim
+// waits: the first reader after the holder's expiry promotes the next
+// claim in line.
 func (b *Backend) readMany(ctx context.Context, names []string) (map[string]state, error) {
 	readAt := time.Now()
 	rows, err := b.pool.Query(ctx, b.sql.read, names)
 	if err != nil {
 		return nil, err
 	}
+	out, due, err := scanStates(rows, names, readAt)
+	rows.Close()
+	if err != nil {
+		return nil, err
+	}
+	// A settle that met a session expiring under it leaves the election
+	// due; the next one judges it.
+	for attempt := 0; len(due) > 0 && attempt < 3; attempt++ {
+		settled, err := b.settleNames(ctx, due)
+		if err != nil {
+			return nil, err
+		}
+		due = due[:0]
+		for name, st := range settled {
+			out[name] = st
+			if st.due {
+				due = append(due, name)
+			}
+		}
+	}
+	return out, nil
+}
+
+// scanStates reads the rows of the read statement: the states of names,
+// and the names that are due a settle.
+func scanStates(rows pgx.Rows, names []string, readAt time.Time) (map[string]state, []string, error) {
 	defer rows.Close()
 	out := make(map[string]state, len(names))
 	for _, n := range names {
 		out[n] = state{readAt: readAt}
 	}
+	var due []string
 	for rows.Next() {
 		var (
 			name, session, holder, metadata *string
 			fence, leftMicros               int64
-			alive                           bool
+			alive, waiting                  bool
 		)
-		if err := rows.Scan(&name, &fence, &session, &holder, &metadata, &alive, &leftMicros); err != nil {
-			return nil, err
+		if err := rows.Scan(&name, &fence, &session, &holder, &metadata, &alive, &leftMicros, &waiting); err != nil {
+			return nil, nil, err
 		}
 		if name == nil {
 			continue
 		}
-		st := state{readAt: readAt, version: 3*uint64(fence) + 2}
+		st := state{readAt: readAt, version: 3*uint64(fence) + 2, due: waiting && !alive}
 		switch {
 		case session == nil: // released
 		case !alive:
@@ -249,7 +283,7 @@ func (b *Backend) readMany(ctx context.Context, names []string) (map[string]stat
 			if metadata != nil {
 				md, err := decodeMetadata(*metadata)
 				if err != nil {
-					return nil, fmt.Errorf("election %q: metadata: %w", *name, err)
+					return nil, nil, fmt.Errorf("election %q: metadata: %w", *name, err)
 				}
 				l.Metadata = md
 			}
@@ -257,12 +291,15 @@ func (b *Backend) readMany(ctx context.Context, names []string) (map[string]stat
 			st.version = 3 * uint64(fence)
 			st.left = time.Duration(leftMicros) * time.Microsecond
 		}
+		if st.due {
+			due = append(due, *name)
+		}
 		out[*name] = st
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, due, nil
 }
 
 // parseProblem is what is wrong with a connection string pgx could not

@@ -43,12 +43,23 @@ func TestExpiryBoundaryStress(t *testing.T) {
 type boundaryStats struct {
 	terms                                 int
 	takeovers, refused, renewed, released atomic.Int64
+	promoted, leftLine                    atomic.Int64 // queue runs: terms begun from the line; claims that left it
 }
+
+// worker is one client of a boundary run.
+type worker func(ctx context.Context, b *Backend, id string, ttl time.Duration, stop time.Time,
+	at func(time.Time, func()), rec *history.Recorder, st *boundaryStats) error
 
 // runBoundary runs four boundaryWorkers (TTL 150ms) per backend for d,
 // checks the history they recorded, failing the test on any violation, and
 // returns the counts.
 func runBoundary(t *testing.T, ctx context.Context, backends []*Backend, d time.Duration) *boundaryStats {
+	t.Helper()
+	return runBoundaryWith(t, ctx, backends, d, boundaryWorker)
+}
+
+// runBoundaryWith is runBoundary with workers of work.
+func runBoundaryWith(t *testing.T, ctx context.Context, backends []*Backend, d time.Duration, work worker) *boundaryStats {
 	t.Helper()
 	var (
 		clockMu sync.Mutex
@@ -70,7 +81,7 @@ func runBoundary(t *testing.T, ctx context.Context, backends []*Backend, d time.
 			wg.Add(1)
 			go func(id string) {
 				defer wg.Done()
-				if err := boundaryWorker(ctx, b, id, 150*time.Millisecond, stop, at, rec, st); err != nil {
+				if err := work(ctx, b, id, 150*time.Millisecond, stop, at, rec, st); err != nil {
 					t.Errorf("%s: %v", id, err)
 				}
 			}(fmt.Sprintf("w%d.%d", bi, wi))
@@ -121,6 +132,12 @@ func boundaryWorker(ctx context.Context, b *Backend, id string, ttl time.Duratio
 			}
 			if err != nil {
 				return err
+			}
+			if !time.Now().Before(lastRenew.Add(ttl)) {
+				// The reply came after the session's deadline (a slow
+				// round trip): like the core, never start the term.
+				_ = s.Release(ctx, c)
+				break
 			}
 			var term *history.Run
 			at(time.Now(), func() { term = rec.Begin(id, election.Term{Election: "boundary", ID: id, Fence: c.Fence}) })

@@ -53,10 +53,10 @@ func (h *harness) Timing() conformance.Timing {
 	return conformance.Timing{TTL: conformanceTTL, ExpiryLag: 500 * time.Millisecond}
 }
 
-// Capabilities: Notify (watches by callback, with no goroutine). An
-// election is one row; no line of waiting claims is kept.
+// Capabilities: Notify (watches by callback, with no goroutine) and Queue
+// (a line of waiting claims, line.go).
 func (h *harness) Capabilities() conformance.Capabilities {
-	return conformance.Capabilities{Notify: true}
+	return conformance.Capabilities{Notify: true, Queue: true}
 }
 
 func (h *harness) InvalidNames() []string { return nil } // any name the core accepts is stored

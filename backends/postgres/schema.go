@@ -18,7 +18,9 @@ type tableNames struct {
 	sessions string // schema.PREFIXsessions
 	claims   string // schema.PREFIXclaims
 	fences   string // schema.PREFIXfences, the sequence
+	queue    string // schema.PREFIXqueue: the line of waiting claims
 	index    string // PREFIXclaims_session, unqualified
+	qindex   string // PREFIXqueue_session, unqualified
 	channel  string // schema.PREFIXevents: the LISTEN/NOTIFY channel
 }
 
@@ -29,7 +31,9 @@ func names(c Config) tableNames {
 		sessions: q("sessions"),
 		claims:   q("claims"),
 		fences:   q("fences"),
+		queue:    q("queue"),
 		index:    c.TablePrefix + "claims_session",
+		qindex:   c.TablePrefix + "queue_session",
 		channel:  q("events"),
 	}
 }
@@ -38,7 +42,7 @@ func names(c Config) tableNames {
 // for the default names. It is idempotent (IF NOT EXISTS).
 func schemaSQL(n tableNames) string {
 	r := strings.NewReplacer("{schema}", n.schema, "{sessions}", n.sessions, "{claims}", n.claims,
-		"{fences}", n.fences, "{index}", n.index)
+		"{fences}", n.fences, "{index}", n.index, "{queue}", n.queue, "{qindex}", n.qindex)
 	return r.Replace(`CREATE SCHEMA IF NOT EXISTS {schema};
 
 -- The fencing token of each new term: nextval, and never below the last
@@ -69,6 +73,25 @@ CREATE TABLE IF NOT EXISTS {claims} (
 );
 
 CREATE INDEX IF NOT EXISTS {index} ON {claims} (session_id);
+
+-- The line of waiting claims (election.Queuer), in fence order per
+-- election: the fence is drawn when the claim joins the line, above the
+-- election's last fence and every fence already in line. The statement
+-- that ends a term (a release, a session's close, or the first statement
+-- to find the holder's session expired) makes the first live claim in
+-- line the holder, with that fence. Builds before this table ignore it.
+CREATE TABLE IF NOT EXISTS {queue} (
+    name       text    NOT NULL,
+    fence      bigint  NOT NULL,
+    session_id text    NOT NULL,
+    token_hash bytea   NOT NULL,
+    holder_id  text,
+    metadata   jsonb,
+    format     integer NOT NULL,
+    PRIMARY KEY (name, fence)
+);
+
+CREATE INDEX IF NOT EXISTS {qindex} ON {queue} (session_id);
 `)
 }
 
@@ -77,8 +100,8 @@ CREATE INDEX IF NOT EXISTS {index} ON {claims} (session_id);
 // backends opening at once do not race on CREATE ... IF NOT EXISTS.
 func (b *Backend) ensureSchema(ctx context.Context) error {
 	var present bool
-	err := b.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL`,
-		b.names.sessions, b.names.claims, b.names.fences).Scan(&present)
+	err := b.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL`,
+		b.names.sessions, b.names.claims, b.names.fences, b.names.queue).Scan(&present)
 	if err != nil {
 		return storeError("check tables", "", err)
 	}
@@ -86,7 +109,8 @@ func (b *Backend) ensureSchema(ctx context.Context) error {
 		return nil
 	}
 	if b.cfg.NoCreate {
-		return invalid("NoCreate", "the tables %s, %s and the sequence %s are not all there; create them with schema.sql (with your schema and prefix) or let Open create them", b.names.sessions, b.names.claims, b.names.fences)
+		return invalid("NoCreate", "the tables %s, %s, %s and the sequence %s are not all there; create them with schema.sql (with your schema and prefix; it is idempotent, and adds the line table %s to a schema made before it) or let Open create them",
+			b.names.sessions, b.names.claims, b.names.queue, b.names.fences, b.names.queue)
 	}
 	err = pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, b.names.channel); err != nil {
@@ -105,14 +129,18 @@ func (b *Backend) ensureSchema(ctx context.Context) error {
 // or expired.
 var errNoSession = errors.New("session row gone or expired")
 
-// statements are the SQL of one Config.
+// statements are the SQL of one Config. Claims, enqueues, releases and
+// session ends run as a batch of statements in one transaction and one
+// round trip (line.go): lockNames or lockNew, then settle, then the
+// operation.
 type statements struct {
-	openSession, closeSession, claim, release, renew, read string
+	openSession, renew, read                      string
+	lockNames, lockNew, lockSession, settle, take string
 }
 
 func statementsFor(n tableNames) statements {
-	r := strings.NewReplacer("{sessions}", n.sessions, "{claims}", n.claims, "{fences}", n.fences)
-	return statements{
+	r := strings.NewReplacer("{sessions}", n.sessions, "{claims}", n.claims, "{fences}", n.fences, "{queue}", n.queue)
+	s := statements{
 		// Opening a session also deletes sessions that expired over a
 		// minute ago (crashed electors'; safe at any time, since an
 		// expired session is never renewed and its claims are vacant).
@@ -124,60 +152,6 @@ func statementsFor(n tableNames) statements {
 INSERT INTO {sessions} (id, expires_at, ttl_us, format)
 VALUES ($1, clock_timestamp() + $2::bigint * interval '1 microsecond', $2::bigint, 1)`),
 
-		// Ending a session vacates its claims and announces each.
-		closeSession: r.Replace(`WITH s AS (
-    DELETE FROM {sessions} WHERE id = $1
-), v AS (
-    UPDATE {claims} SET session_id = NULL, token_hash = NULL, holder_id = NULL, metadata = NULL, format = 1
-    WHERE session_id = $1 RETURNING name, fence
-)
-SELECT pg_notify($2, format('{"v":1,"kind":"release","name":%s,"fence":%s}', to_json(v.name)::text, v.fence))::text FROM v`),
-
-		// The claim: take the row if vacant, if its session is expired
-		// (deleting that session row, which a concurrent renewal of it
-		// either waits for and then finds gone, or committed first and
-		// makes the DELETE re-check the new expiry: Postgres re-evaluates
-		// a modified row's condition under READ COMMITTED), or if its
-		// session row is gone (Close). ON CONFLICT locks the election's
-		// row and judges its newest version; the fence never falls below
-		// the row's last one.
-		claim: r.Replace(`WITH cur AS (
-    SELECT session_id FROM {claims} WHERE name = $1 AND session_id IS NOT NULL
-), dead AS (
-    DELETE FROM {sessions} s USING cur
-    WHERE s.id = cur.session_id AND s.expires_at <= clock_timestamp()
-    RETURNING s.id
-), gone AS (
-    SELECT cur.session_id AS id FROM cur
-    WHERE NOT EXISTS (SELECT 1 FROM {sessions} s WHERE s.id = cur.session_id)
-), mine AS (
-    SELECT id FROM {sessions} WHERE id = $2 AND expires_at > clock_timestamp()
-), up AS (
-    INSERT INTO {claims} AS c (name, fence, session_id, token_hash, holder_id, metadata, format)
-    SELECT $1, nextval('{fences}'), mine.id, $3, $4, $5::jsonb, 1 FROM mine
-    ON CONFLICT (name) DO UPDATE SET
-        fence = CASE WHEN c.session_id = excluded.session_id AND c.token_hash = excluded.token_hash
-                THEN c.fence ELSE greatest(excluded.fence, c.fence + 1) END,
-        session_id = excluded.session_id, token_hash = excluded.token_hash,
-        holder_id = excluded.holder_id, metadata = excluded.metadata, format = excluded.format
-    WHERE c.session_id IS NULL
-       OR (c.session_id = excluded.session_id AND c.token_hash = excluded.token_hash)
-       OR c.session_id IN (SELECT id FROM dead)
-       OR c.session_id IN (SELECT id FROM gone)
-    RETURNING c.fence
-)
-SELECT 'ok', up.fence, pg_notify($6, format('{"v":1,"kind":"claim","name":%s,"fence":%s}', to_json($1::text)::text, up.fence))::text FROM up
-UNION ALL
-SELECT 'nosession', 0, '' WHERE NOT EXISTS (SELECT 1 FROM mine)`),
-
-		release: r.Replace(`WITH r AS (
-    UPDATE {claims} c SET session_id = NULL, token_hash = NULL, holder_id = NULL, metadata = NULL, format = 1
-    WHERE c.name = $1 AND c.token_hash = $2
-      AND EXISTS (SELECT 1 FROM {sessions} s WHERE s.id = c.session_id AND s.expires_at > clock_timestamp())
-    RETURNING c.fence
-)
-SELECT r.fence, pg_notify($3, format('{"v":1,"kind":"release","name":%s,"fence":%s}', to_json($1::text)::text, r.fence))::text FROM r`),
-
 		// One UPDATE of the session row, refused once it has expired; the
 		// same statement lists the session's claims.
 		renew: r.Replace(`WITH s AS (
@@ -187,12 +161,18 @@ SELECT r.fence, pg_notify($3, format('{"v":1,"kind":"release","name":%s,"fence":
 SELECT (SELECT count(*) FROM s), c.name, c.fence, c.token_hash
 FROM (VALUES (1)) one LEFT JOIN {claims} c ON c.session_id = $1`),
 
+		// The last column says whether claims wait in line above the
+		// row's fence: with a holder that is not alive, a settle is due
+		// (Backend.readMany).
 		read: r.Replace(`SELECT c.name, c.fence, c.session_id, c.holder_id, c.metadata::text,
     coalesce(s.expires_at > clock_timestamp(), false),
-    coalesce((extract(epoch FROM (s.expires_at - clock_timestamp())) * 1000000)::bigint, 0)
+    coalesce((extract(epoch FROM (s.expires_at - clock_timestamp())) * 1000000)::bigint, 0),
+    EXISTS (SELECT 1 FROM {queue} q WHERE q.name = c.name AND q.fence > c.fence)
 FROM {claims} c LEFT JOIN {sessions} s ON s.id = c.session_id
 WHERE c.name = ANY($1)`),
 	}
+	lineStatements(&s, r)
+	return s
 }
 
 // quoteChannel is the channel as an identifier for LISTEN.

@@ -4,7 +4,8 @@
 -- prefix, see postgres.Schema) unless Config.NoCreate (URL no_create=true);
 -- teams that manage their schema with migrations apply it themselves, then
 -- grant the role the backend connects as SELECT, INSERT, UPDATE, DELETE on
--- the two tables and USAGE on the sequence. It is idempotent.
+-- the three tables and USAGE on the sequence. It is idempotent: applied to
+-- a schema made by an earlier version, it adds the line table (queue).
 --
 -- The backend also uses, without creating anything for it, the NOTIFY
 -- channel "public.election_events".
@@ -39,3 +40,22 @@ CREATE TABLE IF NOT EXISTS public.election_claims (
 );
 
 CREATE INDEX IF NOT EXISTS election_claims_session ON public.election_claims (session_id);
+
+-- The line of waiting claims (election.Queuer), in fence order per
+-- election: the fence is drawn when the claim joins the line, above the
+-- election's last fence and every fence already in line. The statement
+-- that ends a term (a release, a session's close, or the first statement
+-- to find the holder's session expired) makes the first live claim in
+-- line the holder, with that fence. Builds before this table ignore it.
+CREATE TABLE IF NOT EXISTS public.election_queue (
+    name       text    NOT NULL,
+    fence      bigint  NOT NULL,
+    session_id text    NOT NULL,
+    token_hash bytea   NOT NULL,
+    holder_id  text,
+    metadata   jsonb,
+    format     integer NOT NULL,
+    PRIMARY KEY (name, fence)
+);
+
+CREATE INDEX IF NOT EXISTS election_queue_session ON public.election_queue (session_id);

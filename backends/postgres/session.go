@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,7 +12,10 @@ import (
 	"github.com/electionkit/election"
 )
 
-var _ election.Session = (*session)(nil)
+var (
+	_ election.Session = (*session)(nil)
+	_ election.Queuer  = (*session)(nil)
+)
 
 // session is an [election.Session] on Postgres: a row of the sessions
 // table whose expires_at (server clock) every claim made through it
@@ -37,69 +39,60 @@ func (s *session) isClosed() bool {
 	return s.closed
 }
 
-// Claim runs the claim statement (statementsFor): one statement that takes
-// the election if it is vacant or its holder's session has expired or
-// ended, returns the new fence and announces the claim on the prefix's
-// channel. A claim the session already holds with the same token is a
-// replay and returns the stored fence.
+// Claim takes the election if it is vacant with no claim waiting in line
+// (or its holder's session has expired or ended, and no live claim waits):
+// one round trip of lock, settle and take (line.go) that returns the new
+// fence and announces the claim on the prefix's channel. A claim the
+// session already holds with the same token is a replay and returns the
+// stored fence. A holder's expiry is judged by deleting its session row,
+// never by a plain read (README, "The renew/takeover race").
 func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (election.Claim, error) {
 	if s.isClosed() {
 		return election.Claim{}, fmt.Errorf("postgres: claim %q: %w", req.Name, election.ErrSessionExpired)
 	}
-	md, err := encodeMetadata(req.Metadata)
+	res, err := s.take(ctx, req, false)
 	if err != nil {
-		return election.Claim{}, invalid("metadata", "cannot be encoded: %v", err)
+		return election.Claim{}, err
 	}
-	b := s.backend
-	for attempt := 0; ; attempt++ {
-		var (
-			kind  string
-			fence int64
-			note  string
-		)
-		err := b.pool.QueryRow(ctx, b.sql.claim, req.Name, s.id, tokenHash(req.Token), req.ID, md, b.names.channel).Scan(&kind, &fence, &note)
-		switch {
-		case err == nil && kind == "ok":
-			return election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(fence)}, nil
-		case err == nil && kind == "nosession":
-			return election.Claim{}, fmt.Errorf("postgres: claim %q: %w: %w", req.Name, election.ErrSessionExpired, errNoSession)
-		case err == nil:
-			return election.Claim{}, storeError("claim", req.Name, fmt.Errorf("unexpected reply %q", kind))
-		case !errors.Is(err, pgx.ErrNoRows):
+	switch res.kind {
+	case "ok", "held":
+		return election.Claim{Name: req.Name, Token: req.Token, Fence: uint64(res.fence)}, nil
+	case "nosession":
+		return election.Claim{}, fmt.Errorf("postgres: claim %q: %w: %w", req.Name, election.ErrSessionExpired, errNoSession)
+	case "taken":
+		l, err := res.holder(req.Name)
+		if err != nil {
 			return election.Claim{}, storeError("claim", req.Name, err)
 		}
-		// Held: name the holder. The claim judged the row's newest
-		// version; a read that finds it vacant (released since) is
-		// followed by another claim.
-		st, err := b.read(ctx, req.Name)
-		if err != nil {
-			return election.Claim{}, err
-		}
-		if st.leader != nil {
-			return election.Claim{}, &election.TakenError{Holder: *st.leader, ExpiresIn: st.event().ExpiresIn}
-		}
-		if attempt >= 2 {
-			return election.Claim{}, &election.TakenError{Holder: election.Leader{Election: req.Name}, ExpiresIn: time.Millisecond}
-		}
+		left := max(time.Duration(res.leftMicros)*time.Microsecond, time.Millisecond)
+		return election.Claim{}, &election.TakenError{Holder: l, ExpiresIn: left}
+	case "retry":
+		// The holder's session expired while we looked: try again soon.
+		return election.Claim{}, &election.TakenError{Holder: election.Leader{Election: req.Name}, ExpiresIn: time.Millisecond}
 	}
+	return election.Claim{}, storeError("claim", req.Name, fmt.Errorf("unexpected reply %q", res.kind))
 }
 
-// Release runs the release statement: the claim's row is vacated if it
-// holds the token's hash, and the release is announced.
+// Release ends the claim whose token hash the store holds, held or in
+// line, in one round trip (lock, settle): a held claim whose session has
+// not expired is handed to the first live claim in line, announced as a
+// claim, or the election is vacated and the release announced; a claim in
+// line leaves it. Anything else is [election.ErrNotOwner].
 func (s *session) Release(ctx context.Context, c election.Claim) error {
 	b := s.backend
-	var (
-		fence int64
-		note  string
-	)
-	err := b.pool.QueryRow(ctx, b.sql.release, c.Name, tokenHash(c.Token), b.names.channel).Scan(&fence, &note)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("postgres: release %q: %w", c.Name, election.ErrNotOwner)
-	}
-	if err != nil {
+	var settles []settled
+	batch := &pgx.Batch{}
+	batch.Queue(b.sql.lockNames, []string{c.Name})
+	b.queueSettle(batch, []string{c.Name}, tokenHash(c.Token), nil, &settles)
+	if err := b.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return storeError("release", c.Name, err)
 	}
-	return nil
+	for _, st := range settles {
+		if st.name == c.Name && (st.kind == "released" || st.kind == "left") {
+			return nil
+		}
+	}
+	return fmt.Errorf("postgres: release %q: %w", c.Name, election.ErrNotOwner)
 }
 
 // Renew extends the session row by its TTL from the server's
@@ -160,8 +153,9 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	return nil
 }
 
-// Close deletes the session row and vacates its claims, announcing each,
-// in one statement. Later calls return [election.ErrSessionExpired].
+// Close deletes the session row, takes its claims out of line, and hands
+// each election it holds to the first live claim in line or vacates it,
+// announcing each, in one round trip (lock, settle). Later calls return [election.ErrSessionExpired].
 // Close is idempotent; when the server cannot be reached it returns an
 // error wrapping [election.ErrUnavailable] and the row expires at its TTL.
 func (s *session) Close(ctx context.Context) error {
@@ -172,7 +166,12 @@ func (s *session) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	if _, err := s.backend.pool.Exec(ctx, s.backend.sql.closeSession, s.id, s.backend.names.channel); err != nil {
+	b := s.backend
+	var settles []settled
+	batch := &pgx.Batch{}
+	batch.Queue(b.sql.lockSession, s.id)
+	b.queueSettle(batch, nil, nil, &s.id, &settles)
+	if err := b.pool.SendBatch(ctx, batch).Close(); err != nil {
 		return storeError("close session", "", err)
 	}
 	return nil
