@@ -167,6 +167,26 @@ func (w *operatorWorld) reportExceptOverlap(t *testing.T) {
 	}
 }
 
+// checkCutOffOverlap checks the overlap README documents when the leader
+// a is cut off from its agent as its term is ended behind its back at
+// since: b is elected at once, while a leads until its deadline.
+func (w *operatorWorld) checkCutOffOverlap(t *testing.T, what string, since time.Time) {
+	t.Helper()
+	next, aRun, nextRun := w.nextTerm(t)
+	if next.ID != "b" {
+		t.Fatalf("%s: %s elected, want b (a is cut off)", what, next.ID)
+	}
+	if reason := w.aLoss(t); reason != election.LossDeadline {
+		t.Errorf("%s: a lost its term with reason %q, want %q", what, reason, election.LossDeadline)
+	}
+	overlap := aRun.End.Sub(nextRun.Start)
+	t.Logf("%s: b elected %v later, a's handler returned %v after that (TTL %v)", what, nextRun.Start.Sub(since), overlap, w.ttl)
+	if overlap <= 0 {
+		t.Errorf("%s: b elected %v after a stepped down: the overlap the README documents did not happen", what, -overlap)
+	}
+	w.reportExceptOverlap(t)
+}
+
 func destroySession(t *testing.T, raw *api.Client, id string) {
 	t.Helper()
 	if _, err := raw.Session().Destroy(id, nil); err != nil { // PUT /v1/session/destroy/<id>
@@ -219,20 +239,7 @@ func TestOperatorActions(t *testing.T) {
 		w.cutA(t)
 		destroyed := time.Now()
 		destroySession(t, w.raw, id)
-		next, aRun, nextRun := w.nextTerm(t)
-		if next.ID != "b" {
-			t.Fatalf("%s elected after a's session was destroyed, want b (a is cut off)", next.ID)
-		}
-		if reason := w.aLoss(t); reason != election.LossDeadline {
-			t.Errorf("cut-off a lost its term with reason %q, want %q", reason, election.LossDeadline)
-		}
-		overlap := aRun.End.Sub(nextRun.Start)
-		t.Logf("session of cut-off a destroyed: b elected %v later, a's handler returned %v after that (TTL %v)",
-			nextRun.Start.Sub(destroyed), overlap, ttl)
-		if overlap <= 0 {
-			t.Errorf("b elected %v after a stepped down: the overlap the README documents did not happen", -overlap)
-		}
-		w.reportExceptOverlap(t)
+		w.checkCutOffOverlap(t, "session of cut-off a destroyed", destroyed)
 	})
 	t.Run("DestroySessionLockDelay", func(t *testing.T) {
 		w := newOperatorWorld(t, "op-destroy-delay", ttl, ttl)
@@ -330,16 +337,6 @@ session "op-acl-sessions" { policy = "write" }`
 		if _, err := w.raw.KV().Delete(w.ba.Key(w.election), nil); err != nil {
 			t.Fatal(err)
 		}
-		next, aRun, nextRun := w.nextTerm(t)
-		if next.ID != "b" {
-			t.Fatalf("%s elected after the delete, want b (a is cut off)", next.ID)
-		}
-		overlap := aRun.End.Sub(nextRun.Start)
-		t.Logf("held key of cut-off a deleted (lock-delay %v, which a delete does not start): b elected %v later, a's handler returned %v after that",
-			ttl, nextRun.Start.Sub(deleted), overlap)
-		if overlap <= 0 {
-			t.Errorf("b elected %v after a stepped down: the overlap the README documents did not happen", -overlap)
-		}
-		w.reportExceptOverlap(t)
+		w.checkCutOffOverlap(t, "held key of cut-off a deleted (a lock-delay of TTL, which a delete does not start)", deleted)
 	})
 }

@@ -86,16 +86,11 @@ func TestCandidateACLIsTrusted(t *testing.T) {
 	}
 	nextEvent := func(what string) election.WatchEvent {
 		t.Helper()
-		select {
-		case ev := <-events:
-			if ev.Err != nil {
-				t.Fatalf("%s: watch error %v", what, ev.Err)
-			}
-			return ev
-		case <-ctx.Done():
-			t.Fatalf("%s: no watch event", what)
-			return election.WatchEvent{}
+		ev := next(t, events)
+		if ev.Err != nil {
+			t.Fatalf("%s: watch error %v", what, ev.Err)
 		}
+		return ev
 	}
 	if ev := nextEvent("first event"); ev.Leader == nil || ev.Leader.Fence != held.Fence {
 		t.Fatalf("first watch event = %+v, want alice at fence %d", ev.Leader, held.Fence)

@@ -52,6 +52,17 @@ func (w *operatorWorld) start(t *testing.T, id string) *election.Candidate {
 	return c
 }
 
+// leaderAndWaiter starts a, waits for it to lead, then starts b, and
+// returns a's term.
+func (w *operatorWorld) leaderAndWaiter(t *testing.T) (*election.Candidate, election.Term) {
+	t.Helper()
+	a := w.start(t, "a")
+	waitUntil(t, 20*time.Second, "a to lead", a.IsLeader)
+	w.start(t, "b")
+	held, _ := a.Term()
+	return a, held
+}
+
 // termAbove waits for a term of the election with a fence above fence,
 // held by any candidate, and for the handler of the term with that fence
 // to have returned.
@@ -157,10 +168,7 @@ func TestOperatorActions(t *testing.T) {
 	const ttl = 3 * time.Second
 	t.Run("DeleteClaimKey", func(t *testing.T) {
 		w := newRedisOperatorWorld(t, ttl)
-		a := w.start(t, "a")
-		waitUntil(t, 20*time.Second, "a to lead", a.IsLeader)
-		w.start(t, "b")
-		held, _ := a.Term()
+		a, held := w.leaderAndWaiter(t)
 		admin := w.srv.client(t)
 		if n, err := admin.Del(t.Context(), keysFor(DefaultPrefix).claim(w.election)).Result(); err != nil || n != 1 {
 			t.Fatalf("DEL of the claim key = %d, %v", n, err)
@@ -190,10 +198,7 @@ func TestOperatorActions(t *testing.T) {
 	})
 	t.Run("DeleteSessionKey", func(t *testing.T) {
 		w := newRedisOperatorWorld(t, ttl)
-		a := w.start(t, "a")
-		waitUntil(t, 20*time.Second, "a to lead", a.IsLeader)
-		w.start(t, "b")
-		held, _ := a.Term()
+		_, held := w.leaderAndWaiter(t)
 		admin := w.srv.client(t)
 		stored, err := admin.Get(t.Context(), keysFor(DefaultPrefix).claim(w.election)).Result()
 		if err != nil {
@@ -215,10 +220,7 @@ func TestOperatorActions(t *testing.T) {
 	})
 	t.Run("FlushAll", func(t *testing.T) {
 		w := newRedisOperatorWorld(t, ttl)
-		a := w.start(t, "a")
-		waitUntil(t, 20*time.Second, "a to lead", a.IsLeader)
-		w.start(t, "b")
-		held, _ := a.Term()
+		_, held := w.leaderAndWaiter(t)
 		flushed := time.Now()
 		if err := w.srv.client(t).FlushAll(t.Context()).Err(); err != nil {
 			t.Fatal(err)
