@@ -2,6 +2,7 @@ package robustness
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strings"
@@ -158,6 +159,49 @@ func TestPausedOverlapIsSetApart(t *testing.T) {
 			rest, paused := w.pausedOverlaps(w.rec.Check(history.Bounds{}))
 			if frozen && (len(rest) != 0 || len(paused) != 1) || !frozen && (len(rest) != 1 || len(paused) != 0) {
 				t.Errorf("frozen %v: violations %v, set apart %v", frozen, rest, paused)
+			}
+		})
+	}
+}
+
+// TestNodeFaultTarget: a fault on a store node strikes the node of the
+// leader's process, or, drawn as a follower fault, a waiting candidate's:
+// labelled "/follower" only when that node is not the leader's too, and
+// recorded in the history as a fault of the store, since it cuts off every
+// candidate on the node.
+func TestNodeFaultTarget(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		followerOn int // the node of the one waiting candidate
+		want       string
+	}{
+		{"same-node", 0, "member-loss"},
+		{"other-node", 1, "member-loss/follower"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := syntheticWorld(t)
+			leader := &proc{name: "p1", node: 0, done: make(chan struct{})}
+			waiting := &proc{name: "p2", node: c.followerOn, done: make(chan struct{})}
+			// No process runs: they count as exited once the test is over,
+			// so that the world's shutdown has nothing to signal.
+			t.Cleanup(func() { close(leader.done); close(waiting.done) })
+			w.mu.Lock()
+			w.procs = append(w.procs, leader, waiting)
+			w.runs["p1"] = map[uint64]*history.Run{1: w.rec.Begin("p1", election.Term{Election: electionName, ID: "p1", Fence: 7})}
+			w.mu.Unlock()
+			var struck *proc
+			f := fault{name: "member-loss", onTarget: true, storeWide: true, inject: func(_ *world, p *proc, _ float64) { struck = p }}
+			w.inject(f, 0, true, rand.New(rand.NewPCG(1, 2)))
+			if struck != waiting {
+				t.Fatalf("a follower fault struck %v, want p2", struck)
+			}
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if got := w.faults[0]; got.label() != c.want || got.Fence != 7 || got.Process != "p2" {
+				t.Errorf("fault = %+v labelled %q, want %q on p2 with fence 7", got, got.label(), c.want)
+			}
+			if dump := w.rec.Dump(); !strings.Contains(dump, "fault: store "+c.want+" begins") {
+				t.Errorf("the history does not record a store fault %q:\n%s", c.want, dump)
 			}
 		})
 	}
