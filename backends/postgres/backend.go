@@ -188,21 +188,26 @@ type state struct {
 	// due: the holder is not alive and claims wait in line; a settle
 	// promotes the first live one.
 	due bool
+	// holder is the holder's session ID while held (the hub keeps one
+	// timer per holder session: holders.go).
+	holder string
 }
 
-// event is st as a watch event: ExpiresIn is the holder's remaining TTL,
-// so that the core reads the election again when it runs out (expiry
-// writes nothing, so nothing is announced).
+// event is st as a watch event. It carries no ExpiresIn: the hub reports
+// the holder's expiry itself (holders.go), so the core needs no timer per
+// election.
 func (st state) event() election.WatchEvent {
 	if st.leader == nil {
 		return election.WatchEvent{}
 	}
 	l := *st.leader
-	left := st.left - time.Since(st.readAt)
-	if left < time.Millisecond {
-		left = time.Millisecond
-	}
-	return election.WatchEvent{Leader: &l, ExpiresIn: left}
+	return election.WatchEvent{Leader: &l}
+}
+
+// expiresIn is the holder's remaining TTL as st read it, from now, at
+// least 1ms: when to look again.
+func (st state) expiresIn() time.Duration {
+	return max(st.left-time.Since(st.readAt), time.Millisecond)
 }
 
 // read reads one election.
@@ -288,6 +293,7 @@ func scanStates(rows pgx.Rows, names []string, readAt time.Time) (map[string]sta
 				l.Metadata = md
 			}
 			st.leader = &l
+			st.holder = *session
 			st.version = 3 * uint64(fence)
 			st.left = time.Duration(leftMicros) * time.Microsecond
 		}

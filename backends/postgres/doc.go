@@ -23,10 +23,11 @@
 //     connection of its own, so a busy pool cannot starve it.
 //   - Claims, promotions and releases NOTIFY the prefix's one channel in
 //     the same transaction; one listening connection per Backend serves
-//     every watch. Expiry writes nothing: a watch event with a holder
-//     carries its remaining TTL, at which the core reads again, and a read
-//     that finds the holder expired while claims wait in line settles the
-//     election first.
+//     every watch. Expiry writes nothing: the Backend keeps one timer per
+//     session holding a watched election, at its remaining TTL, and reads
+//     the elections it held once it has expired (a read that finds the
+//     holder expired while claims wait in line settles the election
+//     first), so watch events carry no ExpiresIn.
 //
 // The pool may be a transaction-mode PgBouncer (statements use pgx's exec
 // or simple-protocol mode and keep no session state); the listening

@@ -113,7 +113,9 @@ SELECT pg_notify('public.election_events', '{"v":2,"kind":"claim","name":"orders
 		t.Fatalf("Leader: %+v, %v", l, err)
 	}
 	s := openSession(t, ctx, b, 5*time.Second)
-	time.Sleep(ev.ExpiresIn + time.Millisecond)
+	if ev := <-ch; ev.Leader != nil || ev.Err != nil {
+		t.Fatalf("watch when the v2 session expired: %+v, want vacant", ev)
+	}
 	c, err := s.Claim(ctx, request("orders", "node-v1"))
 	if err != nil {
 		t.Fatalf("claim after the v2 session expired: %v", err)

@@ -19,8 +19,9 @@ import (
 // them (pg_notify, delivered at commit); the hub reads each announced,
 // watched election again (one statement for every election announced
 // meanwhile) and hands the state to its watchers. Expiry writes nothing:
-// each held state carries the holder's remaining TTL (ExpiresIn), at which
-// the core reads the election again.
+// the hub keeps one timer per session that holds a watched election
+// (holders.go), at that session's remaining TTL, and reports its
+// elections' new states itself when it has expired.
 //
 // The connection is pinged after Config.ListenCheck of silence; an
 // unanswered ping or any error fails every watch with an error wrapping
@@ -41,6 +42,7 @@ type hub struct {
 	dirty   map[string]struct{} // announced watched elections to read
 	reading bool
 	toFlush []*watcher
+	holders map[string]*holderSession // by session ID: sessions holding a watched election
 }
 
 // topic is one watched election: its newest state and its watchers.
@@ -57,7 +59,8 @@ var errListenerDown = errors.New("postgres: listening connection down, reconnect
 // startHub connects the listening connection and starts the hub.
 func startHub(ctx context.Context, b *Backend, config *pgx.ConnConfig) (*hub, error) {
 	hctx, cancel := context.WithCancel(context.Background())
-	h := &hub{b: b, config: config, ctx: hctx, cancel: cancel, topics: map[string]*topic{}, dirty: map[string]struct{}{}}
+	h := &hub{b: b, config: config, ctx: hctx, cancel: cancel, topics: map[string]*topic{}, dirty: map[string]struct{}{},
+		holders: map[string]*holderSession{}}
 	conn, err := h.connect(ctx)
 	if err != nil {
 		cancel()
@@ -179,6 +182,7 @@ func (h *hub) down(cause error) {
 	}
 	h.topics = map[string]*topic{}
 	h.dirty = map[string]struct{}{}
+	h.stopHoldersLocked()
 	h.mu.Unlock()
 	h.flushPending()
 }
@@ -301,6 +305,7 @@ func (h *hub) offerLocked(name string, st state) {
 	if t == nil || (t.seen && st.version < t.st.version) {
 		return
 	}
+	h.setHolderLocked(name, t.st.holder, st.holder, st.expiresIn())
 	t.seen, t.st = true, st
 	ev := st.event()
 	for _, w := range t.watchers {
@@ -326,8 +331,11 @@ func (h *hub) flushPending() {
 // connection: it joins the election's topic, then reads the election, so
 // no claim or release falls in between. The first event is that read, then
 // one per claim and release (a slow reader gets the newest state, never an
-// older one after a newer). Expiry is not announced: an event with a
-// holder carries its remaining TTL (ExpiresIn), when the core reads again.
+// older one after a newer), and one when the holder's session expires:
+// the Backend keeps one timer per holding session, not per election
+// (holders.go), reads the elections it held when it has expired (a read
+// that finds a claim waiting in line promotes it), and reports them, so
+// ExpiresIn is always zero.
 // A failure of the listening connection ends the watch with one event
 // whose Err wraps [election.ErrUnavailable], and the channel closes; so
 // does Backend.Close. The channel also closes when ctx ends. Watch itself
@@ -409,6 +417,7 @@ func (h *hub) leave(w *watcher) {
 		}
 	}
 	if len(t.watchers) == 0 {
+		h.setHolderLocked(w.Name, t.st.holder, "", 0)
 		delete(h.topics, w.Name)
 		delete(h.dirty, w.Name)
 	}

@@ -134,7 +134,7 @@ var errNoSession = errors.New("session row gone or expired")
 // round trip (line.go): lockNames or lockNew, then settle, then the
 // operation.
 type statements struct {
-	openSession, renew, read                      string
+	openSession, renew, read, sessionLeft         string
 	lockNames, lockNew, lockSession, settle, take string
 }
 
@@ -160,6 +160,11 @@ VALUES ($1, clock_timestamp() + $2::bigint * interval '1 microsecond', $2::bigin
 )
 SELECT (SELECT count(*) FROM s), c.name, c.fence, c.token_hash
 FROM (VALUES (1)) one LEFT JOIN {claims} c ON c.session_id = $1`),
+
+		// The session's remaining TTL by the server's clock in µs; 0 or
+		// less when it has expired, -1 when it is gone.
+		sessionLeft: r.Replace(`SELECT coalesce((SELECT (extract(epoch FROM (expires_at - clock_timestamp())) * 1000000)::bigint
+    FROM {sessions} WHERE id = $1::text), -1)`),
 
 		// The last column says whether claims wait in line above the
 		// row's fence: with a holder that is not alive, a settle is due
