@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,9 @@ type Backend struct {
 
 	hub *hub
 
+	readyMu sync.Mutex  // one first contact at a time (ready)
+	isReady atomic.Bool // the tables are there and the hub listens
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -55,7 +59,9 @@ type Backend struct {
 // reaches it (see Config.ListenConnString); it fails with an error wrapping
 // [election.ErrInvalidArgument] for a bad connection string, Config,
 // credentials or missing tables, and [election.ErrUnavailable] when the
-// server cannot be reached. Errors never show the password.
+// server cannot be reached. Errors never show the password. With
+// cfg.Lazy, Open only parses and validates: the first OpenSession, Leader,
+// Watch or Notify contacts the server and returns those errors.
 //
 // Statements are sent in pgx's exec mode (one round trip, no named
 // prepared statement) unless the connection string asks for
@@ -96,17 +102,43 @@ func Open(ctx context.Context, connString string, cfg Config) (*Backend, error) 
 		sql:         statementsFor(names(cfg)),
 		renewConfig: poolConfig.ConnConfig.Copy(),
 	}
-	if err := b.ensureSchema(ctx); err != nil {
+	b.hub = newHub(b, listenConfig)
+	if cfg.Lazy {
+		return b, nil
+	}
+	if err := b.ready(ctx); err != nil {
+		b.hub.close()
 		pool.Close()
 		return nil, err
 	}
-	h, err := startHub(ctx, b, listenConfig)
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
-	b.hub = h
 	return b, nil
+}
+
+// ready makes the Backend's first contact with the server, once: it
+// creates or checks the tables (ensureSchema), connects the listening
+// connection and checks it with a NOTIFY of its own. Open calls it, or,
+// with Config.Lazy, the first OpenSession, Leader, Watch or Notify; a
+// failure is returned to that call and the next one tries again.
+func (b *Backend) ready(ctx context.Context) error {
+	if b.isReady.Load() {
+		return nil
+	}
+	b.readyMu.Lock()
+	defer b.readyMu.Unlock()
+	switch {
+	case b.isReady.Load():
+		return nil
+	case b.hub.isClosed():
+		return storeError("open", "", errClosed)
+	}
+	if err := b.ensureSchema(ctx); err != nil {
+		return err
+	}
+	if err := b.hub.start(ctx); err != nil {
+		return err
+	}
+	b.isReady.Store(true)
+	return nil
 }
 
 // Close stops every watch (each gets a last event with an error wrapping
@@ -153,6 +185,9 @@ func (b *Backend) OpenSession(ctx context.Context, ttl time.Duration) (election.
 	if b.hub.isClosed() {
 		return nil, storeError("open session", "", errClosed)
 	}
+	if err := b.ready(ctx); err != nil {
+		return nil, err
+	}
 	id := newSessionID()
 	if _, err := b.pool.Exec(ctx, b.sql.openSession, id, ttl.Microseconds()); err != nil {
 		return nil, storeError("open session", "", err)
@@ -165,6 +200,9 @@ func (b *Backend) OpenSession(ctx context.Context, ttl time.Duration) (election.
 // clock), an error wrapping [election.ErrUnavailable] when the server
 // cannot be reached.
 func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, error) {
+	if err := b.ready(ctx); err != nil {
+		return election.Leader{}, err
+	}
 	st, err := b.read(ctx, name)
 	if err != nil {
 		return election.Leader{}, err
@@ -240,6 +278,13 @@ func (b *Backend) readMany(ctx context.Context, names []string) (map[string]stat
 	// due; the next one judges it.
 	for attempt := 0; len(due) > 0 && attempt < 3; attempt++ {
 		settled, err := b.settleNames(ctx, due)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			// A role that may only read (an observer's) cannot promote:
+			// it sees the election as the plain read found it, vacant,
+			// until a candidate's statement settles it.
+			return out, nil
+		}
 		if err != nil {
 			return nil, err
 		}

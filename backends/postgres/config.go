@@ -70,6 +70,14 @@ type Config struct {
 	// of the listener. Default DefaultSelfNotifyTimeout (5s). Must not be
 	// negative.
 	SelfNotifyTimeout time.Duration
+	// Lazy makes [Open] return without contacting the server: no table
+	// creation or check, no listening connection, no self-check. The
+	// first OpenSession, Leader, Watch or Notify does them, and returns
+	// their error (wrapping [election.ErrUnavailable] while the server
+	// cannot be reached; the next call tries again), so a process can
+	// start while its database is down. pgx still opens the pool's
+	// pool_min_conns connections in the background. Default false.
+	Lazy bool
 }
 
 // withDefaults returns c with every zero field replaced by its default.

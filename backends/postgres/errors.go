@@ -44,8 +44,8 @@ func storeError(op, name string, err error) error {
 		case pgErr.Code == "42704" && strings.Contains(pgErr.Message, "configuration parameter"):
 			// pgx sends URL parameters it does not know to the server as
 			// settings: a misspelt parameter of this package lands here.
-			return fmt.Errorf("%s: %w: url: a parameter is neither pgx's nor this package's (%s, %s, %s, %s, %s, %s), and the server has no such setting: %w",
-				what, election.ErrInvalidArgument, paramSchema, paramTablePrefix, paramNoCreate, paramListenURL, paramListenCheck, paramSelfNotifyTimeout, err)
+			return fmt.Errorf("%s: %w: url: a parameter is neither pgx's nor this package's (%s, %s, %s, %s, %s, %s, %s), and the server has no such setting: %w",
+				what, election.ErrInvalidArgument, paramSchema, paramTablePrefix, paramNoCreate, paramListenURL, paramListenCheck, paramSelfNotifyTimeout, paramLazy, err)
 		case pgErr.Code == "3D000":
 			return fmt.Errorf("%s: %w: no such database: %w", what, election.ErrInvalidArgument, err)
 		case pgErr.Code == "42P01" || pgErr.Code == "3F000":
@@ -72,7 +72,7 @@ func grantsFor(op string) string {
 		return "creating the tables needs CREATE on the schema (on the database, for a new schema); or create them with schema.sql and set no_create"
 	case "open session":
 		return "opening a session writes the sessions table: " + candidate + " (an observer's role can follow a leader, not campaign)"
-	case "claim", "renew", "release", "close session":
+	case "claim", "enqueue", "renew", "release", "close session":
 		return op + " writes the tables: " + candidate + " (an observer's role can follow a leader, not campaign)"
 	default:
 		return candidate

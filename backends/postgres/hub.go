@@ -56,20 +56,31 @@ type topic struct {
 // connection is being re-established.
 var errListenerDown = errors.New("postgres: listening connection down, reconnecting")
 
-// startHub connects the listening connection and starts the hub.
-func startHub(ctx context.Context, b *Backend, config *pgx.ConnConfig) (*hub, error) {
+// newHub returns a hub that has not connected yet (start does).
+func newHub(b *Backend, config *pgx.ConnConfig) *hub {
 	hctx, cancel := context.WithCancel(context.Background())
-	h := &hub{b: b, config: config, ctx: hctx, cancel: cancel, topics: map[string]*topic{}, dirty: map[string]struct{}{},
+	return &hub{b: b, config: config, ctx: hctx, cancel: cancel, topics: map[string]*topic{}, dirty: map[string]struct{}{},
 		holders: map[string]*holderSession{}}
+}
+
+// start connects the listening connection and starts the hub's loop.
+func (h *hub) start(ctx context.Context) error {
 	conn, err := h.connect(ctx)
 	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_ = conn.Close(closeCtx)
 		cancel()
-		return nil, err
+		return storeError("listen", "", errClosed)
 	}
 	h.up = true
 	h.loops.Add(1)
 	go h.loop(conn)
-	return h, nil
+	return nil
 }
 
 // connect opens a listening connection, LISTENs, and checks that a NOTIFY
@@ -365,6 +376,9 @@ func (b *Backend) Notify(ctx context.Context, name string, fn func(election.Watc
 // watch establishes w (it joins its election's topic, then reads the
 // election) and returns the function that ends it.
 func (h *hub) watch(ctx context.Context, w *watcher) (stop func(), err error) {
+	if err := h.b.ready(ctx); err != nil {
+		return nil, err
+	}
 	h.mu.Lock()
 	switch {
 	case h.closed:

@@ -28,6 +28,7 @@ const (
 	paramListenURL         = "listen_url"          // Config.ListenConnString (secret: it may hold a password)
 	paramListenCheck       = "listen_check"        // Config.ListenCheck, a Go duration
 	paramSelfNotifyTimeout = "self_notify_timeout" // Config.SelfNotifyTimeout, a Go duration
+	paramLazy              = "lazy"                // Config.Lazy, a Go bool
 )
 
 // OpenURL opens a Backend for a postgres:// or postgresql:// URL:
@@ -37,8 +38,9 @@ const (
 // The host, credentials, database, TLS settings (sslmode, sslrootcert,
 // sslcert, sslkey, ...) and pgx's connection parameters are parsed by pgx.
 // This package adds schema, table_prefix, no_create, listen_url,
-// listen_check and self_notify_timeout (see [Config]; durations in Go
-// syntax such as 500ms; listen_url is a URL-escaped connection string).
+// listen_check, self_notify_timeout and lazy (see [Config]; durations in
+// Go syntax such as 500ms; listen_url is a URL-escaped connection string;
+// lazy=true: Open does no I/O, the first use connects).
 // Errors as [Open]'s; a malformed parameter gives
 // [election.ErrInvalidArgument] naming every problem, and never shows a
 // password.
@@ -55,6 +57,7 @@ func OpenURL(ctx context.Context, u *url.URL) (*Backend, error) {
 		urlopt.String(paramListenURL, &cfg.ListenConnString).Secret(),
 		urlopt.Duration(paramListenCheck, &cfg.ListenCheck),
 		urlopt.Duration(paramSelfNotifyTimeout, &cfg.SelfNotifyTimeout),
+		urlopt.Bool(paramLazy, &cfg.Lazy),
 	)
 	if err := errors.Join(err, cfg.withDefaults().validate()); err != nil {
 		return nil, err
