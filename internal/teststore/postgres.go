@@ -146,10 +146,7 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 	}
 	port := strconv.Itoa(testserver.FreePort(t))
 	addr := net.JoinHostPort("127.0.0.1", port)
-	args := []string{filepath.Join(bin, "postgres"), "-D", data, "-p", port,
-		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=500",
-		"-c", "shared_buffers=32MB", "-c", "log_min_messages=warning", "-c", "deadlock_timeout=100ms"}
+	args := postgresArgs(bin, data, port)
 	if opts.TLS != nil {
 		if opts.TLS.ClientCertAuth {
 			t.Fatalf("teststore: PostgresOptions.TLS.ClientCertAuth is not supported")
@@ -183,6 +180,15 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 			strings.ReplaceAll(opts.Password, "'", "''")))
 	}
 	return pg
+}
+
+// postgresArgs is the command line of a test server on data and port:
+// loopback TCP only, no fsync (a SIGKILL loses nothing the kernel has).
+func postgresArgs(bin, data, port string) []string {
+	return []string{filepath.Join(bin, "postgres"), "-D", data, "-p", port,
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=500",
+		"-c", "shared_buffers=32MB", "-c", "log_min_messages=warning", "-c", "deadlock_timeout=100ms"}
 }
 
 // copyForPostgres copies src into dir as name, mode 0600, owned by the

@@ -37,10 +37,7 @@ func StartPostgresReplica(t testing.TB, primary *Postgres) *Postgres {
 	}
 	replicaPort := strconv.Itoa(testserver.FreePort(t))
 	addr := net.JoinHostPort("127.0.0.1", replicaPort)
-	argv := asPostgresUser(t, filepath.Join(bin, "postgres"), "-D", data, "-p", replicaPort,
-		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=500",
-		"-c", "shared_buffers=32MB", "-c", "log_min_messages=warning", "-c", "hot_standby=on")
+	argv := asPostgresUser(t, append(postgresArgs(bin, data, replicaPort), "-c", "hot_standby=on")...)
 	url := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", addr)
 	proc := testserver.Start(t, testserver.Config{
 		Name:   "postgres-replica-" + replicaPort,
