@@ -236,8 +236,12 @@ func (h *hub) close() {
 	h.loops.Wait()
 }
 
-// dispatch applies an announcement: a release is the state it names; a
-// claim is read, for its holder.
+// dispatch takes an announcement as a hint only: the watched election it
+// names is read (one statement for every election announced meanwhile),
+// and the read, never the payload, is the state watchers get. Any role
+// that may connect can NOTIFY the channel: a forged release applied as it
+// stood would show a false vacancy, and one with a fence above the real
+// one would make the topic drop every true state after it.
 func (h *hub) dispatch(payload string) {
 	a, ok := decodeAnnouncement(payload)
 	if !ok || a.Name == "" {
@@ -250,9 +254,7 @@ func (h *hub) dispatch(payload string) {
 		return
 	}
 	switch a.Kind {
-	case kindRelease:
-		h.offerLocked(a.Name, state{readAt: time.Now(), version: 3*a.Fence + 2})
-	case kindClaim:
+	case kindRelease, kindClaim:
 		h.dirty[a.Name] = struct{}{}
 		if !h.reading {
 			h.reading = true
