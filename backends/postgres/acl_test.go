@@ -213,6 +213,8 @@ func TestACL(t *testing.T) {
 		wantDenied(t, "Claim of a vacant election as the observer", err, "claim writes the tables")
 		_, err = forged.Claim(ctx, election.ClaimRequest{Name: "acl", ID: "olive", Token: held.Token})
 		wantDenied(t, "Claim of alice's election with her session and token as the observer", err, "claim writes the tables")
+		_, _, err = forged.Enqueue(ctx, request("acl", "olive"))
+		wantDenied(t, "Enqueue behind alice as the observer", err, "a candidate's role needs")
 		wantDenied(t, "Renew of alice's session as the observer", forged.Renew(ctx, []election.Claim{held}), "renew writes the tables")
 		wantDenied(t, "Release of alice's claim (token known) as the observer", forged.Release(ctx, held), "release writes the tables")
 		wantDenied(t, "Close of alice's session as the observer", forged.Close(ctx), "close session writes the tables")
