@@ -262,11 +262,21 @@ func TestACL(t *testing.T) {
 	})
 
 	// Postgres checks no privilege for NOTIFY: any role that may connect
-	// can announce on the channel. A forged release misleads watchers (see
-	// the README), but claims and renewals never trust announcements: the
-	// holder keeps its claim, a claim by another is refused naming it.
+	// can announce on the channel. Claims and renewals never trust
+	// announcements (the holder keeps its claim, a claim by another is
+	// refused naming it), and a watch takes one as a hint to read: a forged
+	// release naming a fence far above the real one must not make it drop
+	// the real states that follow (it did: a waiter in line was promoted
+	// by the store and never told, and nobody led).
 	t.Run("ForgedAnnouncement", func(t *testing.T) {
 		ctx := testContext(t, time.Minute)
+		forge := func(obs *Backend, name string) {
+			t.Helper()
+			payload := `{"v":1,"kind":"release","name":"` + name + `","fence":999999}`
+			if _, err := obs.pool.Exec(ctx, `SELECT pg_notify('acl.app_events', $1)`, payload); err != nil {
+				t.Fatalf("NOTIFY as the observer: %v", err)
+			}
+		}
 		alice := newBackend(t, ctx, roleURL(srv.Addr, "candidate", nil))
 		as := openSession(t, ctx, alice, 5*time.Second)
 		held, err := as.Claim(ctx, request("forged", "alice"))
@@ -274,9 +284,14 @@ func TestACL(t *testing.T) {
 			t.Fatal(err)
 		}
 		obs := newBackend(t, ctx, roleURL(srv.Addr, "observer", url.Values{"no_create": {"true"}}))
-		if _, err := obs.pool.Exec(ctx, `SELECT pg_notify('acl.app_events', '{"v":1,"kind":"release","name":"forged","fence":999999}')`); err != nil {
-			t.Fatalf("NOTIFY as the observer: %v", err)
+		events, err := obs.Watch(ctx, "forged")
+		if err != nil {
+			t.Fatal(err)
 		}
+		if ev := <-events; ev.Leader == nil || ev.Leader.ID != "alice" {
+			t.Fatalf("first watch event %+v, want alice", ev.Leader)
+		}
+		forge(obs, "forged")
 		bs := openSession(t, ctx, alice, 5*time.Second)
 		var taken *election.TakenError
 		if _, err := bs.Claim(ctx, request("forged", "bob")); !errors.As(err, &taken) || taken.Holder.ID != "alice" || taken.Holder.Fence != held.Fence {
@@ -287,6 +302,79 @@ func TestACL(t *testing.T) {
 		}
 		if l, err := obs.Leader(ctx, "forged"); err != nil || l.ID != "alice" || l.Fence != held.Fence {
 			t.Fatalf("Leader after a forged release = %+v, %v; want alice at fence %d", l, err, held.Fence)
+		}
+		// The watch still follows: alice releases, bob claims.
+		if err := as.Release(ctx, held); err != nil {
+			t.Fatal(err)
+		}
+		next, err := bs.Claim(ctx, request("forged", "bob"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seen := false; !seen; {
+			select {
+			case ev := <-events:
+				if ev.Err != nil {
+					t.Fatalf("watch error %v", ev.Err)
+				}
+				seen = ev.Leader != nil && ev.Leader.ID == "bob" && ev.Leader.Fence == next.Fence
+			case <-ctx.Done():
+				t.Fatalf("after a forged release at fence 999999, the watch never showed bob's claim at fence %d", next.Fence)
+			}
+		}
+
+		// Through the core: a waiter in line is promoted when the holder
+		// releases, and must be told, forged release or not. The TTL is
+		// long and the holder's session stays open: nothing but the
+		// release's announcement can make bob lead.
+		elector := func() *election.Elector {
+			t.Helper()
+			b, cfg, err := election.Open(ctx, roleURL(srv.Addr, "candidate", url.Values{"ttl": {"30s"}}).String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = election.CloseBackend(b) })
+			el, err := election.New(b, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = el.Close(context.Background()) })
+			return el
+		}
+		ea, eb := elector(), elector()
+		ca, err := ea.NewCandidate(election.CandidateConfig{Name: "forged-line", ID: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cb, err := eb.NewCandidate(election.CandidateConfig{Name: "forged-line", ID: "bob"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bobEvents := cb.Events()
+		if err := ca.Start(ctx); err != nil || !ca.IsLeader() {
+			t.Fatalf("alice's Start: %v (leader %v)", err, ca.IsLeader())
+		}
+		if err := cb.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for waiting := false; !waiting; {
+			select {
+			case ev := <-bobEvents:
+				waiting = ev.Kind == election.EventClaimTaken
+			case <-ctx.Done():
+				t.Fatal("bob never found the election taken")
+			}
+		}
+		forge(obs, "forged-line")
+		if err := ca.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for !cb.IsLeader() {
+			select {
+			case <-bobEvents:
+			case <-ctx.Done():
+				t.Fatalf("bob never led after alice's release (forged release at fence 999999 before it); state %v", cb.State())
+			}
 		}
 	})
 
