@@ -143,7 +143,7 @@ func TestOperatorDropsTables(t *testing.T) {
 func TestStatementTimeoutOnLockedRows(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, time.Minute)
-	b := newBackend(t, ctx, serverURL(srv.Addr, url.Values{"statement_timeout": {"300"}}))
+	b := newBackend(t, ctx, serverURL(srv.Addr, url.Values{"statement_timeout": {"1000"}}))
 	holder := openSession(t, ctx, b, 10*time.Second)
 	held, err := holder.Claim(ctx, request("locked", "a"))
 	if err != nil {
