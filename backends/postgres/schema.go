@@ -99,9 +99,7 @@ CREATE INDEX IF NOT EXISTS {qindex} ON {queue} (session_id);
 // exists. Creation runs in one transaction under an advisory lock, so that
 // backends opening at once do not race on CREATE ... IF NOT EXISTS.
 func (b *Backend) ensureSchema(ctx context.Context) error {
-	var present bool
-	err := b.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL`,
-		b.names.sessions, b.names.claims, b.names.fences, b.names.queue).Scan(&present)
+	present, err := b.schemaPresent(ctx, b.pool)
 	if err != nil {
 		return storeError("check tables", "", err)
 	}
@@ -116,6 +114,13 @@ func (b *Backend) ensureSchema(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, b.names.channel); err != nil {
 			return err
 		}
+		// Another Backend may have created them while we waited: then
+		// leave them be. CREATE INDEX IF NOT EXISTS locks its table
+		// before it looks, and against Backends already using the
+		// tables that lock can deadlock.
+		if present, err := b.schemaPresent(ctx, tx); err != nil || present {
+			return err
+		}
 		_, err := tx.Exec(ctx, schemaSQL(b.names))
 		return err
 	})
@@ -123,6 +128,22 @@ func (b *Backend) ensureSchema(ctx context.Context) error {
 		return storeError("create tables", "", err)
 	}
 	return nil
+}
+
+// schemaPresent reports whether the tables and the sequence are all there.
+// It reads pg_class with the statement's snapshot rather than through
+// to_regclass, whose cache a session refreshes only when it takes a
+// relation lock: after waiting on the advisory lock, to_regclass could
+// still miss the tables another Backend had just created.
+func (b *Backend) schemaPresent(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (bool, error) {
+	unqualified := func(n string) string { return n[strings.IndexByte(n, '.')+1:] }
+	var present bool
+	err := q.QueryRow(ctx, `SELECT count(*) = 4 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1::text AND c.relname = ANY($2::text[])`,
+		b.names.schema, []string{unqualified(b.names.sessions), unqualified(b.names.claims), unqualified(b.names.fences), unqualified(b.names.queue)}).Scan(&present)
+	return present, err
 }
 
 // errNoSession is the native cause when the claiming session's row is gone
