@@ -66,6 +66,17 @@ func (h *hub) armLocked(id string, hs *holderSession, d time.Duration) {
 	hs.timer = time.AfterFunc(d, func() { h.checkHolder(id, gen) })
 }
 
+// sessionRenewed moves the timer of this Backend's session id, if it holds
+// a watched election, to until: the session lives at least that long, so
+// a Backend watching the elections it leads reads nothing for it.
+func (h *hub) sessionRenewed(id string, until time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if hs := h.holders[id]; hs != nil && !h.closed {
+		h.armLocked(id, hs, time.Until(until)+time.Millisecond)
+	}
+}
+
 // stopHoldersLocked stops every holder timer and forgets the holders.
 func (h *hub) stopHoldersLocked() {
 	for _, hs := range h.holders {

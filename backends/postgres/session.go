@@ -111,6 +111,7 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	}
 	alive := false
 	holding := map[string]held{}
+	sent := time.Now()
 	err := s.backend.onRenewConn(ctx, func(conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, s.backend.sql.renew, s.id)
 		if err != nil {
@@ -140,6 +141,10 @@ func (s *session) Renew(ctx context.Context, claims []election.Claim) error {
 	if !alive {
 		return fmt.Errorf("postgres: renew: %w: %w", election.ErrSessionExpired, errNoSession)
 	}
+	// The server set the expiry at least a TTL after sent (same host or
+	// not, its statement ran after we sent it): this Backend's watches of
+	// elections the session holds need no read before then.
+	s.backend.hub.sessionRenewed(s.id, sent.Add(s.ttl))
 	var failed []election.Claim
 	for _, c := range claims {
 		h, ok := holding[c.Name]
