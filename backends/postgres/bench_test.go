@@ -81,3 +81,59 @@ func BenchmarkHandoff(b *testing.B) {
 		holder = waiter
 	}
 }
+
+// BenchmarkQueuedHandoff measures a graceful handoff with a line: from
+// the holder's Release call to the waiter's watch showing its own claim,
+// which was waiting in line and is promoted by the release's transaction
+// (no claim of its own). The old holder then joins the line again, out of
+// the timing. Holder and waiter use separate Backends.
+func BenchmarkQueuedHandoff(b *testing.B) {
+	srv := startServer(b)
+	ctx := context.Background()
+	backends := []*Backend{newBackend(b, ctx, serverURL(srv.Addr, nil)), newBackend(b, ctx, serverURL(srv.Addr, nil))}
+	sessions := []election.Queuer{
+		openSession(b, ctx, backends[0], time.Minute).(election.Queuer),
+		openSession(b, ctx, backends[1], time.Minute).(election.Queuer),
+	}
+	seen := []chan uint64{make(chan uint64, 16), make(chan uint64, 16)}
+	for i, be := range backends {
+		stop, err := be.Notify(ctx, "queued-handoff", func(ev election.WatchEvent) {
+			if ev.Leader != nil && ev.Err == nil {
+				select {
+				case seen[i] <- ev.Leader.Fence:
+				default:
+				}
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(stop)
+	}
+	token := 0
+	enqueue := func(i int) election.Claim {
+		token++
+		c, _, err := sessions[i].Enqueue(ctx, request("queued-handoff", fmt.Sprintf("n%d-%d", i, token)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return c
+	}
+	holder := 0
+	held, next := enqueue(0), enqueue(1)
+	for b.Loop() {
+		waiter := 1 - holder
+		if err := sessions[holder].(election.Session).Release(ctx, held); err != nil {
+			b.Fatal(err)
+		}
+		for f := range seen[waiter] {
+			if f == next.Fence {
+				break
+			}
+		}
+		b.StopTimer()
+		held, next = next, enqueue(holder)
+		holder = waiter
+		b.StartTimer()
+	}
+}

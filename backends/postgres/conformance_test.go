@@ -48,8 +48,10 @@ func (h *harness) CloseBackend(b election.Backend) error { return h.clients.Clos
 func (h *harness) Store() conformance.Store { return h.srv }
 
 func (h *harness) Timing() conformance.Timing {
-	// Expiry is found by the core's read at the holder's remaining TTL,
-	// then a claim: two statements; generous for -race on 2 cores.
+	// Expiry is found by the Backend's holder timer at the holder's
+	// remaining TTL: a read of the session, a read of its elections
+	// (promoting a claim in line), then the waiter's confirmation;
+	// generous for -race on 2 cores.
 	return conformance.Timing{TTL: conformanceTTL, ExpiryLag: 500 * time.Millisecond}
 }
 

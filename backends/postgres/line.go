@@ -203,10 +203,13 @@ type takeResult struct {
 	leftMicros  int64
 }
 
-// take claims (enqueue false) or enqueues req for session s: lock, settle,
-// take, in one round trip, again while the answer is "retry" (the holder's
-// session expired between settle's snapshot and take's: it must be judged
-// by a settle).
+// take claims (enqueue false) or enqueues req for session s. The first
+// attempt is lock and take, in one round trip: enough while the holder is
+// alive or the election vacant with no line, the common cases. When take
+// answers "retry" (the holder's session row is there but expired, or
+// claims wait in line behind a vacant row: a settle must judge them), the
+// next attempts are lock, settle, take, again while the answer is "retry"
+// (the holder's session expired between settle's snapshot and take's).
 func (s *session) take(ctx context.Context, req election.ClaimRequest, enqueue bool) (takeResult, error) {
 	md, err := encodeMetadata(req.Metadata)
 	if err != nil {
@@ -226,7 +229,9 @@ func (s *session) take(ctx context.Context, req election.ClaimRequest, enqueue b
 		)
 		batch := &pgx.Batch{}
 		batch.Queue(b.sql.lockNew, req.Name)
-		b.queueSettle(batch, []string{req.Name}, nil, nil, &settles)
+		if attempt > 0 {
+			b.queueSettle(batch, []string{req.Name}, nil, nil, &settles)
+		}
 		batch.Queue(b.sql.take, req.Name, s.id, tokenHash(req.Token), req.ID, md, b.names.channel, enqueue).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				if err := rows.Scan(&res.kind, &res.fence, &res.holderID, &res.metadata, &res.holderFence, &res.leftMicros, &note); err != nil {
@@ -242,8 +247,11 @@ func (s *session) take(ctx context.Context, req election.ClaimRequest, enqueue b
 		if !got {
 			return takeResult{}, storeError(op, req.Name, errors.New("no answer from the claim statement"))
 		}
-		if res.kind != "retry" || attempt >= 4 {
+		if res.kind != "retry" || attempt >= 5 {
 			return res, nil
+		}
+		if attempt == 0 {
+			continue // a settle is due: send it now
 		}
 		if err := sleepCtx(ctx, time.Millisecond); err != nil {
 			return takeResult{}, storeError(op, req.Name, err)
