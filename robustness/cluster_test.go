@@ -42,8 +42,11 @@ func startEtcdCluster(t *testing.T) *store {
 	}
 	t.Cleanup(func() { _ = admin.Close() })
 	c := &etcdCluster{t: t, members: members, admin: admin}
-	st := &store{name: "etcd-cluster", Store: c, nodes: endpoints, expiryLag: time.Second,
+	st := &store{name: "etcd-cluster", Store: c, nodes: endpoints, expiryLag: time.Second, logs: map[string]string{},
 		url: func(a string) string { return "etcd://" + a + "/robustness?ttl=" + ttl.String() }}
+	for i, m := range members {
+		st.logs[fmt.Sprintf("m%d", i)] = m.LogPath()
+	}
 	st.faults = []fault{
 		{name: "member-loss", onTarget: true, storeWide: true, inject: func(w *world, p *proc, frac float64) {
 			// kill -9 of the member the leader talks to, down for ½ to 3
@@ -200,12 +203,15 @@ func startConsulCluster(t *testing.T) *store {
 	for _, a := range c.Clients {
 		agents = append(agents, a.Addr)
 	}
-	st := &store{name: "consul-cluster", Store: c.ServerStore(), nodes: agents,
+	st := &store{name: "consul-cluster", Store: c.ServerStore(), nodes: agents, logs: map[string]string{},
 		// Consul invalidates a session between TTL and 2×TTL.
 		expiryLag: ttl + 500*time.Millisecond,
 		url: func(a string) string {
 			return "consul://" + a + "?prefix=robustness&min_ttl=" + c.MinTTL.String() + "&ttl=" + ttl.String()
 		}}
+	for _, a := range c.Agents() {
+		st.logs[a.Node] = a.LogPath()
+	}
 	// alive waits until agent a is a live member again after a start.
 	alive := func(w *world, ctx context.Context, a *teststore.ConsulAgent) {
 		if err := c.WaitMemberStatus(ctx, a.Node, "alive"); err != nil {

@@ -33,6 +33,9 @@ type store struct {
 	// expiryLag is how long after a TTL the store may still hold an
 	// unrenewed claim (as in the conformance harnesses).
 	expiryLag time.Duration
+	// logs are the store processes' log files by node name, copied next
+	// to the history when a run fails or -robustness.keep is set.
+	logs map[string]string
 	// faults are the kinds a multi-node store adds to the catalogue
 	// (member and agent loss, Raft leader changes); nil for one node.
 	faults []fault
@@ -51,16 +54,16 @@ func startStore(t *testing.T, backend string) *store {
 	switch backend {
 	case "etcd":
 		e := teststore.StartEtcd(t, teststore.EtcdOptions{})
-		return &store{name: backend, Store: e.Process, nodes: []string{e.Addr}, expiryLag: time.Second,
+		return &store{name: backend, Store: e.Process, nodes: []string{e.Addr}, expiryLag: time.Second, logs: map[string]string{"etcd": e.LogPath()},
 			url: func(a string) string { return "etcd://" + a + "/robustness?" + q }}
 	case "redis":
 		r := teststore.StartRedis(t, teststore.RedisOptions{})
-		return &store{name: backend, Store: r.Process, nodes: []string{r.Addr}, expiryLag: 250 * time.Millisecond,
+		return &store{name: backend, Store: r.Process, nodes: []string{r.Addr}, expiryLag: 250 * time.Millisecond, logs: map[string]string{"redis": r.LogPath()},
 			url: func(a string) string { return "redis://" + a + "/0?prefix=robustness&" + q }}
 	case "consul":
 		c := teststore.StartConsul(t, teststore.ConsulOptions{})
 		// Consul invalidates a session between TTL and 2×TTL.
-		return &store{name: backend, Store: c.Process, nodes: []string{c.Addr}, expiryLag: ttl + 500*time.Millisecond,
+		return &store{name: backend, Store: c.Process, nodes: []string{c.Addr}, expiryLag: ttl + 500*time.Millisecond, logs: map[string]string{"consul": c.LogPath()},
 			url: func(a string) string {
 				return "consul://" + a + "?prefix=robustness&min_ttl=" + teststore.DefaultConsulMinTTL.String() + "&" + q
 			}}

@@ -130,7 +130,14 @@ func runBackend(t *testing.T, backend string, seed int64) {
 		if err := os.WriteFile(path, []byte(w.rec.Dump()), 0o644); err != nil {
 			t.Errorf("write the history: %v", err)
 		}
-		t.Logf("the whole history: %s; candidate logs: %s", path, w.logDir)
+		// The store's own logs are in test temporary directories, gone
+		// once the test ends: keep a copy with the rest.
+		for name, log := range st.logs {
+			if b, err := os.ReadFile(log); err == nil {
+				_ = os.WriteFile(filepath.Join(w.logDir, "store-"+name+".log"), b, 0o644)
+			}
+		}
+		t.Logf("the whole history: %s; candidate and store logs: %s", path, w.logDir)
 	} else {
 		os.RemoveAll(w.logDir)
 	}

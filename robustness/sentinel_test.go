@@ -72,7 +72,13 @@ func startRedisSentinel(t *testing.T) *store {
 		}
 		_ = admin.Close()
 	}
-	st := &store{name: "redis-sentinel", Store: r, attachAll: true, expiryLag: 250 * time.Millisecond}
+	st := &store{name: "redis-sentinel", Store: r, attachAll: true, expiryLag: 250 * time.Millisecond, logs: map[string]string{}}
+	for i, s := range r.servers {
+		st.logs[fmt.Sprintf("redis-%d", i)] = s.LogPath()
+	}
+	for i, s := range r.sentinels {
+		st.logs[fmt.Sprintf("sentinel-%d", i)] = s.LogPath()
+	}
 	var sentinelAddrs []string
 	for _, s := range r.servers {
 		st.nodes = append(st.nodes, s.Addr)
