@@ -120,7 +120,6 @@ func boundaryWorker(ctx context.Context, b *Backend, id string, ttl time.Duratio
 				}
 				lastRenew = sent
 			}
-			sent := time.Now()
 			c, err := s.Claim(ctx, election.ClaimRequest{Name: "boundary", ID: id, Token: id + "-" + fmt.Sprint(rng.Uint64())})
 			var taken *election.TakenError
 			if errors.As(err, &taken) {
@@ -133,52 +132,65 @@ func boundaryWorker(ctx context.Context, b *Backend, id string, ttl time.Duratio
 			if err != nil {
 				return err
 			}
-			if !time.Now().Before(lastRenew.Add(ttl)) {
-				// The reply came after the session's deadline (a slow
-				// round trip): like the core, never start the term.
-				_ = s.Release(ctx, c)
-				break
-			}
-			var term *history.Run
-			at(time.Now(), func() { term = rec.Begin(id, election.Term{Election: "boundary", ID: id, Fence: c.Fence}) })
-			_ = sent
-			if expired.Swap(false) {
-				st.takeovers.Add(1)
-			}
-			renews := 1 + rng.IntN(5)
-			lost := false
-			for i := 0; i < renews && !lost; i++ {
-				// Renew somewhere between 12ms before and 4ms after the
-				// TTL from the last renewal sent.
-				wait := time.Until(lastRenew.Add(ttl - 12*time.Millisecond + time.Duration(rng.IntN(16000))*time.Microsecond))
-				time.Sleep(wait)
-				sent := time.Now()
-				err := s.Renew(ctx, []election.Claim{c})
-				switch {
-				case err == nil:
-					st.renewed.Add(1)
-					lastRenew = sent
-				case errors.Is(err, election.ErrSessionExpired) || errors.Is(err, election.ErrNotOwner):
-					st.refused.Add(1)
-					lost = true
-				default:
-					return err
-				}
-			}
-			if lost {
-				expired.Store(true)
-				end := lastRenew.Add(ttl)
-				at(end, term.Return)
-				break
-			}
-			at(time.Now(), term.Return)
-			if err := s.Release(ctx, c); err == nil {
-				st.released.Add(1)
-			} else if !errors.Is(err, election.ErrNotOwner) {
+			// Renew somewhere between 12ms before and 4ms after the TTL
+			// from the last renewal sent.
+			var over bool
+			lastRenew, over, err = holdTerm(ctx, s, c, id, ttl, lastRenew, 12*time.Millisecond, 16*time.Millisecond, rng, at, rec, st)
+			if err != nil {
 				return err
+			}
+			if over {
+				break
 			}
 		}
 		_ = s.Close(ctx)
 	}
 	return nil
+}
+
+// holdTerm holds claim c, which session s (last renewed at lastRenew)
+// has just made or learnt it holds, as a boundary worker: it records the
+// term as the worker believes it, renews one to five times at random from
+// early before to window-early after the TTL, and releases; it returns the
+// last renewal's send time and whether the session is over (the term was
+// lost, or the claim came after the session's deadline). A term that
+// followed a loss by expiry counts as a takeover.
+func holdTerm(ctx context.Context, s election.Session, c election.Claim, id string, ttl time.Duration, lastRenew time.Time,
+	early, window time.Duration, rng *rand.Rand, at func(time.Time, func()), rec *history.Recorder, st *boundaryStats) (time.Time, bool, error) {
+	if !time.Now().Before(lastRenew.Add(ttl)) {
+		// The reply came after the session's deadline (a slow round
+		// trip): like the core, never start the term.
+		_ = s.Release(ctx, c)
+		return lastRenew, true, nil
+	}
+	var term *history.Run
+	at(time.Now(), func() { term = rec.Begin(id, election.Term{Election: "boundary", ID: id, Fence: c.Fence}) })
+	if expired.Swap(false) {
+		st.takeovers.Add(1)
+	}
+	renews := 1 + rng.IntN(5)
+	for range renews {
+		time.Sleep(time.Until(lastRenew.Add(ttl - early + time.Duration(rng.Int64N(int64(window))))))
+		sent := time.Now()
+		err := s.Renew(ctx, []election.Claim{c})
+		switch {
+		case err == nil:
+			st.renewed.Add(1)
+			lastRenew = sent
+		case errors.Is(err, election.ErrSessionExpired) || errors.Is(err, election.ErrNotOwner):
+			st.refused.Add(1)
+			expired.Store(true)
+			at(lastRenew.Add(ttl), term.Return)
+			return lastRenew, true, nil
+		default:
+			return lastRenew, true, err
+		}
+	}
+	at(time.Now(), term.Return)
+	if err := s.Release(ctx, c); err == nil {
+		st.released.Add(1)
+	} else if !errors.Is(err, election.ErrNotOwner) {
+		return lastRenew, true, err
+	}
+	return lastRenew, false, nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/history"
 )
@@ -15,15 +17,19 @@ import (
 // TestQueueBoundaryStress is TestExpiryBoundaryStress with a line: every
 // worker enqueues; one in line learns it holds from a Leader read, which
 // is also what promotes it when the holder's session has expired (the
-// read settles the election: line.go). Holders and waiters alike renew
+// read settles the election: line.go; the probe also sends that settle
+// directly, and claims). Holders and waiters alike renew
 // at random around their TTL (waiters from 12ms before to 4ms after,
 // holders from 3ms before to 1ms after), so promotions on expiry race the
 // holder's renewal, and the judging of expired waiters races theirs. Terms are recorded as each worker believes them: from the
 // reply that shows it holds (Enqueue's, or a Leader read's) to its
 // release, or to its deadline (last renewal sent + TTL); the history
-// checker reports any overlap and any fence that did not increase. With
-// settle judging expiry by a plain read instead of deleting the session
-// row, this test reports overlapping terms (see the commit that added it).
+// checker reports any overlap and any fence that did not increase. A
+// staller holds the holder's session row FOR SHARE now and then, so that
+// renewals that judged it alive wait before they commit. With settle
+// judging expiry by a plain read instead of re-checking the row it
+// deletes, this test reports overlapping terms (see the commit that
+// changed it).
 func TestQueueBoundaryStress(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, 2*time.Minute)
@@ -31,7 +37,9 @@ func TestQueueBoundaryStress(t *testing.T) {
 	for range 3 {
 		backends = append(backends, newBackend(t, ctx, serverURL(srv.Addr, nil)))
 	}
+	stalls := stallHolderRows(t, ctx, srv.URL, 6*time.Second)
 	st := runBoundaryWith(t, ctx, backends, 6*time.Second, queueWorker)
+	t.Logf("holder session rows held FOR SHARE: %d times", stalls())
 	t.Logf("terms begun from the line: %d, claims that left the line: %d", st.promoted.Load(), st.leftLine.Load())
 	if st.refused.Load() == 0 || st.promoted.Load() == 0 || st.takeovers.Load() == 0 {
 		t.Errorf("the run never reached the expiry boundary with a line: %d renewals refused, %d terms from the line, %d after an expiry",
@@ -39,15 +47,68 @@ func TestQueueBoundaryStress(t *testing.T) {
 	}
 }
 
-// probe reads the holder: through Leader, or through a Claim with a
-// token of its own, which settles the election in the round trip that
-// locks it (a read settles only after a plain read found it due), so
-// that promotions on expiry come as close to the holder's renewal as a
-// claim's takeover does in TestExpiryBoundaryStress. A Claim by a client
-// in line never takes: its own claim waits above the fence.
+// stallHolderRows holds the current holder's session row FOR SHARE for
+// 2ms at a time, at random, for d, as a concurrent statement that reads
+// the row with a lock would. A renewal that has already judged the row
+// alive then waits for that lock before it commits (Postgres does not
+// judge a row again that was only locked, not changed), which widens the
+// moment in which a settle judging by a plain read would find the session
+// expired while its renewal is about to succeed. It returns a function
+// that waits for the staller to end and reports how many times it held
+// a row.
+func stallHolderRows(t *testing.T, ctx context.Context, url string, d time.Duration) (wait func() int) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		defer conn.Close(context.Background())
+		rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+		held := 0
+		for stop := time.Now().Add(d); time.Now().Before(stop) && ctx.Err() == nil; {
+			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				tag, err := tx.Exec(ctx, `SELECT 1 FROM public.election_sessions s JOIN public.election_claims c ON c.session_id = s.id
+WHERE c.name = 'boundary' FOR SHARE OF s`)
+				if err == nil && tag.RowsAffected() > 0 {
+					held++
+					time.Sleep(2 * time.Millisecond)
+				}
+				return err
+			})
+			if err != nil && ctx.Err() == nil {
+				t.Errorf("staller: %v", err)
+				break
+			}
+			time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
+		}
+		done <- held
+	}()
+	return func() int { return <-done }
+}
+
+// probe reads the holder: through Leader, through a Claim with a token of
+// its own (a Claim by a client in line never takes: its own claim waits
+// above the fence), or through the settle a read makes when it finds the
+// holder not alive with claims in line (settleNames: lock, settle, read),
+// sent at once rather than after a plain read, so that settles come as
+// close to the holder's renewal as the claims of TestExpiryBoundaryStress.
 func probe(ctx context.Context, b *Backend, s election.Session, id string, rng *rand.Rand) (election.Leader, error) {
-	if rng.IntN(2) == 0 {
+	switch rng.IntN(3) {
+	case 0:
 		return b.Leader(ctx, "boundary")
+	case 1:
+		states, err := b.settleNames(ctx, []string{"boundary"})
+		switch st := states["boundary"]; {
+		case err != nil:
+			return election.Leader{}, err
+		case st.leader != nil:
+			return *st.leader, nil
+		case st.due:
+			return election.Leader{}, errLookAgain
+		}
+		return election.Leader{}, election.ErrNoLeader
 	}
 	_, err := s.Claim(ctx, election.ClaimRequest{Name: "boundary", ID: id, Token: id + "-probe-" + fmt.Sprint(rng.Uint64())})
 	var taken *election.TakenError
@@ -133,48 +194,17 @@ func queueWorker(ctx context.Context, b *Backend, id string, ttl time.Duration, 
 					return err
 				}
 			}
-			if !time.Now().Before(lastRenew.Add(ttl)) {
-				// The reply came after the session's deadline (a slow
-				// round trip): like the core, never start the term.
-				_ = s.Release(ctx, c)
-				break
-			}
-			var term *history.Run
-			at(time.Now(), func() { term = rec.Begin(id, election.Term{Election: "boundary", ID: id, Fence: c.Fence}) })
-			if expired.Swap(false) {
-				st.takeovers.Add(1)
-			}
-			renews := 1 + rng.IntN(5)
-			lost := false
-			for i := 0; i < renews && !lost; i++ {
-				// Holders renew closer to the TTL than waiters, from 3ms
-				// before to 1ms after: promotions on expiry come every
-				// few hundred microseconds, and one that judged a
-				// renewed session expired would overlap.
-				time.Sleep(time.Until(lastRenew.Add(ttl - 3*time.Millisecond + time.Duration(rng.IntN(4000))*time.Microsecond)))
-				sent := time.Now()
-				err := s.Renew(ctx, []election.Claim{c})
-				switch {
-				case err == nil:
-					st.renewed.Add(1)
-					lastRenew = sent
-				case errors.Is(err, election.ErrSessionExpired) || errors.Is(err, election.ErrNotOwner):
-					st.refused.Add(1)
-					lost = true
-				default:
-					return err
-				}
-			}
-			if lost {
-				expired.Store(true)
-				at(lastRenew.Add(ttl), term.Return)
-				break
-			}
-			at(time.Now(), term.Return)
-			if err := s.Release(ctx, c); err == nil {
-				st.released.Add(1)
-			} else if !errors.Is(err, election.ErrNotOwner) {
+			// Holders renew closer to the TTL than waiters, from 3ms
+			// before to 1ms after: promotions on expiry come every few
+			// hundred microseconds, and one that judged a renewed
+			// session expired would overlap.
+			var over bool
+			lastRenew, over, err = holdTerm(ctx, s, c, id, ttl, lastRenew, 3*time.Millisecond, 4*time.Millisecond, rng, at, rec, st)
+			if err != nil {
 				return err
+			}
+			if over {
+				break
 			}
 		}
 		_ = s.Close(ctx)
