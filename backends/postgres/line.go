@@ -35,6 +35,11 @@ import (
 //  3. the operation itself (take), on a snapshot that includes settle's
 //     work.
 //
+// A claim or enqueue first sends lock and take alone, which suffices while
+// the holder is alive or the election vacant with no line; take asks for
+// the settle (it answers "retry") when it finds a holder session row that
+// has expired, or claims in line behind a vacant row.
+//
 // A holder or a waiter is judged expired only by that deleting step, never
 // by a plain read: under READ COMMITTED a plain read can see a session row
 // older than a renewal that has just committed (README, "The renew/takeover
