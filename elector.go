@@ -475,8 +475,10 @@ func (e *Elector) expire(s *session, cause error) {
 		return
 	}
 	for _, t := range terms {
-		t.invalidate()
+		// The loss first, then the deadline of now: the deadline's timer
+		// posts too, and the candidate must hear why it lost first.
 		t.cand.post(input{kind: inSessionLost, term: t, err: cause})
+		t.invalidate()
 	}
 	for _, t := range waiters {
 		t.cand.post(input{kind: inSessionLost, term: t, err: cause})
@@ -640,8 +642,8 @@ func (e *Elector) renewLocked(s *session) (time.Time, bool) {
 		}
 		for t := range lost {
 			s.loosen(t)
-			t.invalidate()
 			t.cand.post(input{kind: inRenewed, term: t, renew: renewNotOwner})
+			t.invalidate() // after the loss: see expire
 		}
 		s.renewed(sent)
 		until := sent.Add(s.ttl - e.cfg.DriftMargin)
