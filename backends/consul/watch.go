@@ -230,11 +230,12 @@ func (h *hub) readFirst(ctx context.Context, w *watcher) error {
 		return nil
 	}
 	if err != nil {
-		h.drop(w)
 		if ctx.Err() != nil {
+			h.drop(w)
 			return storeErr(fmt.Sprintf("watch %q", w.e.name), ctx.Err())
 		}
 		h.push(w, election.WatchEvent{Err: storeErr(fmt.Sprintf("watch %q", w.e.name), err)})
+		h.drop(w) // after the push: dropping closes a Watch's channel
 		return nil
 	}
 	if p != nil {
