@@ -83,10 +83,7 @@ func TestHolderExpiryOneTimer(t *testing.T) {
 		t.Cleanup(stop)
 	}
 	watcherB.hub.mu.Lock()
-	timers, held := len(watcherB.hub.holders), 0
-	for _, hs := range watcherB.hub.holders {
-		held = len(hs.names)
-	}
+	timers, held := watcherB.hub.holders.Len(), watcherB.hub.holders.Elections()
 	watcherB.hub.mu.Unlock()
 	if timers != 1 || held != n {
 		t.Fatalf("holder timers: %d holding %d elections; want 1 holding %d", timers, held, n)

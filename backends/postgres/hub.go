@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
-
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/electionkit/election"
+	"github.com/electionkit/election/internal/watchq"
 )
 
 // hub is a Backend's listening connection, LISTENing on its prefix's one
@@ -42,7 +42,7 @@ type hub struct {
 	dirty   map[string]struct{} // announced watched elections to read
 	reading bool
 	toFlush []*watcher
-	holders map[string]*holderSession // by session ID: sessions holding a watched election
+	holders *watchq.Holders // by session ID: sessions holding a watched election
 }
 
 // topic is one watched election: its newest state and its watchers.
@@ -59,8 +59,9 @@ var errListenerDown = errors.New("postgres: listening connection down, reconnect
 // newHub returns a hub that has not connected yet (start does).
 func newHub(b *Backend, config *pgx.ConnConfig) *hub {
 	hctx, cancel := context.WithCancel(context.Background())
-	return &hub{b: b, config: config, ctx: hctx, cancel: cancel, topics: map[string]*topic{}, dirty: map[string]struct{}{},
-		holders: map[string]*holderSession{}}
+	h := &hub{b: b, config: config, ctx: hctx, cancel: cancel, topics: map[string]*topic{}, dirty: map[string]struct{}{}}
+	h.holders = watchq.NewHolders(h.checkHolder)
+	return h
 }
 
 // start connects the listening connection and starts the hub's loop.
@@ -193,7 +194,7 @@ func (h *hub) down(cause error) {
 	}
 	h.topics = map[string]*topic{}
 	h.dirty = map[string]struct{}{}
-	h.stopHoldersLocked()
+	h.holders.DropAll()
 	h.mu.Unlock()
 	h.flushPending()
 }

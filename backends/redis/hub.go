@@ -12,6 +12,7 @@ import (
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/recordfmt"
+	"github.com/electionkit/election/internal/watchq"
 )
 
 // hub is a Backend's one subscription, to its prefix's one channel, and
@@ -38,10 +39,10 @@ type hub struct {
 	mu      sync.Mutex
 	ps      *goredis.PubSub
 	closed  bool
-	topics  map[string]*topic         // watched elections, by name
-	holders map[string]*holderSession // sessions holding a watched election, by ID
-	local   map[string]*localClaim    // this Backend's claims, by election name
-	lost    int                       // local claims marked lost
+	topics  map[string]*topic      // watched elections, by name
+	holders *watchq.Holders        // sessions holding a watched election, by ID
+	local   map[string]*localClaim // this Backend's claims, by election name
+	lost    int                    // local claims marked lost
 	// synced: the subscription is confirmed and every state read since,
 	// so announcements tell of every change. Renew checks claims in the
 	// store while it is false.
@@ -74,9 +75,9 @@ func newHub(b *Backend) *hub {
 		keys:    keysFor(b.cfg.Prefix),
 		check:   b.cfg.SubscriptionCheck,
 		topics:  map[string]*topic{},
-		holders: map[string]*holderSession{},
 		local:   map[string]*localClaim{},
 	}
+	h.holders = watchq.NewHolders(h.checkHolder)
 	h.ps = b.client.Subscribe(context.Background(), h.keys.channel)
 	b.loops.Add(1)
 	go h.loop()
@@ -113,10 +114,7 @@ func (h *hub) failWatchersLocked(cause error) {
 		}
 	}
 	h.topics = map[string]*topic{}
-	for _, hs := range h.holders {
-		hs.stop()
-	}
-	h.holders = map[string]*holderSession{}
+	h.holders.DropAll()
 }
 
 // flushPending delivers the states queued for Notify watchers. Every hub
