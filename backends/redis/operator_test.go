@@ -58,9 +58,30 @@ func (w *operatorWorld) leaderAndWaiter(t *testing.T) (*election.Candidate, elec
 	t.Helper()
 	a := w.start(t, "a")
 	waitUntil(t, 20*time.Second, "a to lead", a.IsLeader)
-	w.start(t, "b")
+	b := w.start(t, "b")
 	held, _ := a.Term()
+	// b's backend reads the election when its claim finds it taken, when
+	// its watch starts, and once its subscription is confirmed (the hub's
+	// resync). A test that changes the store behind the library's back
+	// must come after those reads, or b's read sees the change.
+	waitUntil(t, 20*time.Second, "b to follow a with a synced subscription", func() bool {
+		l, ok := b.Leader()
+		return ok && l.ID == "a" && b.State() == election.StateCampaigning && w.backends["b"].watching(w.election)
+	})
 	return a, held
+}
+
+// watching reports whether b's hub is subscribed, has read every watched
+// election since the subscription was confirmed, and has seen name.
+func (b *Backend) watching(name string) bool {
+	h, err := b.currentHub()
+	if err != nil || !h.isSynced() {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.topics[name]
+	return t != nil && t.seen && !h.resyncing
 }
 
 // termAbove waits for a term of the election with a fence above fence,
