@@ -111,11 +111,13 @@ type Config struct {
 	// (none); at most [MaxLockDelay]. Zero is safe against TTL expiry,
 	// because Consul invalidates a session no earlier than TTL after its
 	// last renewal and the core's leader steps down before that. It is not
-	// safe against an operator destroying the session (consul CLI, API):
-	// then a new leader may be elected while the old one still acts until
-	// its local deadline. Set LockDelay ≥ TTL to close that window at the
-	// price of slower takeover after every crash. A non-zero value must be
-	// at least 1ms. See the README.
+	// safe against an operator destroying the session (consul CLI, API),
+	// nor against a Consul 1.22 defect that retries a failed invalidation
+	// 10s later without checking for renewals (README, "A stale
+	// invalidation"): then a new leader may be elected while the old one
+	// still acts until its local deadline. Set LockDelay ≥ TTL to close
+	// that window at the price of a takeover one TTL slower after every
+	// crash. A non-zero value must be at least 1ms. See the README.
 	LockDelay time.Duration
 
 	// SessionName is the name of the Consul sessions, for operators.

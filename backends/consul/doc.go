@@ -36,7 +36,9 @@
 //     takes up to about 2×TTL. Expiry is never early: the core's leader
 //     steps down at (last renewal sent) + TTL − DriftMargin.
 //   - Lock-delay is 0 by default ([Config.LockDelay]): safe against TTL
-//     expiry, not against an operator destroying the session by hand.
+//     expiry, not against an operator destroying the session by hand, nor
+//     against Consul 1.22's stale invalidation retry (see the README); set
+//     it to at least the TTL on clusters.
 //   - When the Consul leader changes or restarts, the new leader restarts
 //     every session timer at 2×TTL: expiry is late, never early.
 //   - Time is measured by the Consul leader's clock alone; client and server
