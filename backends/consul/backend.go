@@ -139,9 +139,13 @@ func (b *Backend) Leader(ctx context.Context, name string) (election.Leader, err
 // use) rather than the agent's, with no health checks, so that only the TTL
 // or an operator invalidates it (not an agent leaving the cluster, which
 // deregisters its node and the sessions on it), behavior "delete" (its keys
-// are deleted when it is invalidated), lock-delay Config.LockDelay. Consul
-// starts the session's timer when it creates it and invalidates it no
-// earlier than ttl (and up to 2×ttl) after creation or the last renewal.
+// are deleted when it is invalidated), and the TTL and lock-delay of
+// Config.LockDelay: by default a lock-delay of ttl and a Consul TTL of
+// ttl/2 (at least MinTTL). Consul starts the session's timer when it
+// creates it and invalidates it no earlier than its TTL (usually 2× its
+// TTL) after creation or the last renewal, and, through a defect, at times
+// at any moment; the lock-delay is what keeps a successor from being
+// elected before the holder's deadline.
 //
 // Errors: [election.ErrInvalidArgument] for a ttl outside Limits or a
 // rejected token; [election.ErrUnavailable] when the agent does not answer.
@@ -154,12 +158,13 @@ func (b *Backend) OpenSession(ctx context.Context, ttl time.Duration) (election.
 	}
 	// The body is written by hand: api.Session.Create omits a zero
 	// LockDelay, and Consul then applies its own 15s default.
+	sessionTTL, lockDelay := b.s.sessionTimes(ttl)
 	body := map[string]any{
 		"Name":       b.s.sessionName,
 		"Node":       b.SessionNode(),
-		"TTL":        ttl.String(),
+		"TTL":        sessionTTL.String(),
 		"Behavior":   api.SessionBehaviorDelete,
-		"LockDelay":  b.s.lockDelay.String(),
+		"LockDelay":  lockDelay.String(),
 		"NodeChecks": []string{},
 	}
 	var out struct{ ID string }
@@ -175,7 +180,7 @@ func (b *Backend) OpenSession(ctx context.Context, ttl time.Duration) (election.
 	if err != nil {
 		return nil, storeErr("open session", err)
 	}
-	s := &session{b: b, id: out.ID, ttl: ttl}
+	s := &session{b: b, id: out.ID, ttl: ttl, lockDelay: lockDelay}
 	b.register(s)
 	return s, nil
 }

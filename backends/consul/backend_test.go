@@ -194,7 +194,8 @@ func TestBackend(t *testing.T) {
 	})
 
 	t.Run("Fences", func(t *testing.T) {
-		b := a.backend(t, nil)
+		// No lock-delay: the key of a destroyed session is claimed at once.
+		b := a.backend(t, func(c *Config) { c.LockDelay = NoLockDelay })
 		raw := a.client(t)
 		s1, s2 := openSession(t, b, ttl), openSession(t, b, ttl)
 		var fences []uint64
@@ -332,8 +333,30 @@ func TestBackend(t *testing.T) {
 		if err != nil || info == nil {
 			t.Fatalf("session info: %+v, %v", info, err)
 		}
-		if info.LockDelay != 0 || info.Behavior != api.SessionBehaviorDelete || len(info.NodeChecks) != 0 || info.TTL != ttl.String() {
-			t.Fatalf("session = %+v, want lock-delay 0, behavior delete, no checks, TTL %v", info, ttl)
+		// The default: a lock-delay of the TTL, and a Consul TTL of half
+		// of it, but not below MinTTL (here the TTL itself).
+		if info.LockDelay != ttl || info.Behavior != api.SessionBehaviorDelete || len(info.NodeChecks) != 0 || info.TTL != ttl.String() {
+			t.Fatalf("session = %+v, want lock-delay %v, behavior delete, no checks, TTL %v", info, ttl, ttl)
+		}
+		for _, c := range []struct {
+			lockDelay, ttl, wantTTL, wantDelay time.Duration
+		}{
+			{0, 4 * ttl, 2 * ttl, 4 * ttl},
+			{0, 2 * MaxLockDelay, 2 * MaxLockDelay, MaxLockDelay}, // the cap: no halving
+			{NoLockDelay, 4 * ttl, 4 * ttl, 0},
+			{ttl, 4 * ttl, 4 * ttl, ttl},         // below the TTL: Consul's TTL as asked
+			{8 * ttl, 4 * ttl, 2 * ttl, 8 * ttl}, // at least the TTL: halved
+			{0, 3*ttl + time.Millisecond, 1500 * time.Millisecond, 3*ttl + time.Millisecond},
+		} {
+			bc := a.backend(t, func(cfg *Config) { cfg.LockDelay = c.lockDelay })
+			sc := openSession(t, bc, c.ttl)
+			info, _, err := raw.Session().Info(sc.id, nil)
+			if err != nil || info == nil || info.TTL != c.wantTTL.String() || info.LockDelay != c.wantDelay {
+				t.Errorf("LockDelay %v, TTL %v: session %+v, %v; want Consul TTL %v, lock-delay %v", c.lockDelay, c.ttl, info, err, c.wantTTL, c.wantDelay)
+			}
+			if got := sc.EndsClaims(); got != (c.wantDelay == 0) {
+				t.Errorf("LockDelay %v: EndsClaims = %v", c.lockDelay, got)
+			}
 		}
 		// With a lock-delay, an operator's destroy blocks claims for its
 		// duration, and the claim error says why.
@@ -348,10 +371,11 @@ func TestBackend(t *testing.T) {
 			t.Fatal(err)
 		}
 		destroyed := time.Now()
-		s2 := openSession(t, b, 10*time.Second) // not renewed while it retries
+		s2 := openSession(t, bd, 10*time.Second) // not renewed while it retries
 		_, err = s2.Claim(t.Context(), election.ClaimRequest{Name: "delayed", Token: "t2", ID: "second"})
-		if !errors.Is(err, election.ErrUnavailable) || !strings.Contains(err.Error(), "lock-delay") {
-			t.Fatalf("Claim during lock-delay = %v, want ErrUnavailable naming lock-delay", err)
+		var taken *election.TakenError
+		if !errors.As(err, &taken) || taken.Holder.ID != "" || taken.ExpiresIn != delay || !strings.Contains(err.Error(), "lock-delay") {
+			t.Fatalf("Claim during lock-delay = %v, want a TakenError with no holder, ExpiresIn %v, naming the lock-delay", err, delay)
 		}
 		for {
 			_, err := s2.Claim(t.Context(), election.ClaimRequest{Name: "delayed", Token: "t2", ID: "second"})
@@ -369,8 +393,11 @@ func TestBackend(t *testing.T) {
 	})
 
 	t.Run("Expiry", func(t *testing.T) {
+		// No lock-delay: the Consul TTL is the one asked for (not halved),
+		// and a claim by the expired session meets no lock-delay first.
+		noDelay := func(c *Config) { c.LockDelay = NoLockDelay }
 		for _, sessionTTL := range []time.Duration{ttl, 2 * ttl} {
-			owner, watcher := a.backend(t, nil), a.backend(t, nil)
+			owner, watcher := a.backend(t, noDelay), a.backend(t, nil)
 			s := openSession(t, owner, sessionTTL)
 			name := fmt.Sprintf("expiry-%v", sessionTTL)
 			c := claim(t, s, name, "t", "x")

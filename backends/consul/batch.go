@@ -120,7 +120,7 @@ func (s *session) ClaimBatch(ctx context.Context, reqs []election.ClaimRequest) 
 			case te.OpIndex%2 == 0:
 				check = append(check, p)
 			case terr.failed(te.OpIndex, "lock delay"):
-				errs[p.i] = fmt.Errorf("consul: %s: %w: the previous holder's lock-delay is in effect: %w", what, election.ErrUnavailable, terr)
+				errs[p.i] = s.lockDelayed(reqs[p.i].Name)
 			default:
 				errs[p.i] = storeErr(what, terr)
 			}

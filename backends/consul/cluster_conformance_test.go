@@ -38,7 +38,7 @@ var _ conformance.Harness = (*clusterHarness)(nil)
 func (h *clusterHarness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
 	agent := h.cluster.Clients[int(h.next.Add(1)-1)%len(h.cluster.Clients)]
 	return h.clients.Dial(agent.Addr, func(addr string) (election.Backend, error) {
-		return New(Config{Address: addr, MinTTL: testMinTTL, WatchWait: 5 * time.Second})
+		return New(Config{Address: addr, MinTTL: testMinTTL, WatchWait: 5 * time.Second, LockDelay: conformanceLockDelay})
 	})
 }
 

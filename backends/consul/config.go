@@ -25,6 +25,9 @@ const (
 	MaxTTL = 24 * time.Hour
 	// MaxLockDelay is the largest lock-delay Consul accepts.
 	MaxLockDelay = 60 * time.Second
+	// NoLockDelay, as Config.LockDelay, creates sessions without a
+	// lock-delay (see Config.LockDelay for what that gives up).
+	NoLockDelay time.Duration = -1
 	// DefaultWatchWait is how long one blocking query of a watch waits for
 	// a change when Config.WatchWait is zero.
 	DefaultWatchWait = 30 * time.Second
@@ -107,17 +110,29 @@ type Config struct {
 	MinTTL time.Duration
 
 	// LockDelay is the Consul lock-delay of every session: after a session
-	// is invalidated, its keys cannot be acquired for this long. Default 0
-	// (none); at most [MaxLockDelay]. Zero is safe against TTL expiry,
-	// because Consul invalidates a session no earlier than TTL after its
-	// last renewal and the core's leader steps down before that. It is not
-	// safe against an operator destroying the session (consul CLI, API),
-	// nor against a Consul 1.22 defect that retries a failed invalidation
-	// 10s later without checking for renewals (README, "A stale
-	// invalidation"): then a new leader may be elected while the old one
-	// still acts until its local deadline. Set LockDelay ≥ TTL to close
-	// that window at the price of a takeover one TTL slower after every
-	// crash. A non-zero value must be at least 1ms. See the README.
+	// is invalidated, the keys it held cannot be acquired for this long.
+	//
+	// Default 0 means the session's TTL, capped at [MaxLockDelay]: then no
+	// candidate can be elected within one TTL of an invalidation, and the
+	// old leader, whose deadline is at most its last successful renewal +
+	// TTL, has stepped down by then, whenever and however Consul ended its
+	// session. Consul 1.22 can end a session that was renewed a moment
+	// before: a server whose session timers fired while it was being
+	// deposed retries the failed invalidation 10s (then 20s, 40s, ...) later
+	// without checking for renewals, and succeeds if it leads again by then
+	// (README, "A stale invalidation"; TestStaleInvalidation). An operator
+	// destroying a session is covered the same way. With the default, the
+	// Consul session's TTL is TTL/2 (at least MinTTL), so that a crashed
+	// leader's candidates are elected about 2×TTL after its last renewal,
+	// as without a lock-delay: Consul invalidates a session about 2× its
+	// TTL after the last renewal, then the lock-delay runs.
+	//
+	// [NoLockDelay] disables it: takeover after a crash or an operator's
+	// destroy is one TTL sooner, but the stale invalidation above, or an
+	// operator, can end a session early and elect another candidate while
+	// the old leader still acts until its deadline (the fence still
+	// refuses its writes). A positive value is used as is (at least 1ms);
+	// below the TTL it leaves that window open for TTL − LockDelay.
 	LockDelay time.Duration
 
 	// SessionName is the name of the Consul sessions, for operators.
@@ -245,8 +260,9 @@ func (s *settings) applyDefaults() []error {
 		errs = append(errs, invalid("MinTTL", "%v is above Consul's maximum session TTL %v", s.minTTL, MaxTTL))
 	}
 	switch {
+	case s.lockDelay == NoLockDelay:
 	case s.lockDelay < 0 || s.lockDelay > MaxLockDelay:
-		errs = append(errs, invalid("LockDelay", "%v is outside [0, %v]", s.lockDelay, MaxLockDelay))
+		errs = append(errs, invalid("LockDelay", "%v is outside [0, %v] and is not NoLockDelay", s.lockDelay, MaxLockDelay))
 	case s.lockDelay > 0 && s.lockDelay < time.Millisecond:
 		// Consul reads a lock-delay under 1000 as seconds.
 		errs = append(errs, invalid("LockDelay", "%v is below 1ms, which Consul would read as seconds", s.lockDelay))
@@ -405,4 +421,27 @@ func readToken(field, path string, errs []error) (string, []error) {
 		return "", append(errs, invalid(field, "%q is empty", path))
 	}
 	return tok, errs
+}
+
+// sessionTimes returns the Consul TTL and lock-delay of a session for an
+// elector of TTL ttl (see Config.LockDelay). With a lock-delay of at least
+// ttl, safety does not rest on Consul's timer, so the session's TTL is
+// halved (not below minTTL) to keep crash takeover near 2×ttl; otherwise
+// the session's TTL is ttl, and Consul's "no earlier than TTL" is what the
+// leader's deadline relies on.
+func (s *settings) sessionTimes(ttl time.Duration) (sessionTTL, lockDelay time.Duration) {
+	switch s.lockDelay {
+	case NoLockDelay:
+		return ttl, 0
+	case 0:
+		lockDelay = min(ttl, MaxLockDelay)
+	default:
+		lockDelay = s.lockDelay
+	}
+	if lockDelay < ttl {
+		return ttl, lockDelay
+	}
+	// Whole milliseconds: Consul's Go duration parser takes them as
+	// written, and an operator reads them in session listings.
+	return max((ttl / 2).Truncate(time.Millisecond), s.minTTL), lockDelay
 }

@@ -15,6 +15,14 @@ import (
 // session_ttl_min.
 const conformanceTTL = testMinTTL
 
+// conformanceLockDelay: the suite runs without the default lock-delay. Its
+// backend contract says that a claim the store expired leaves the election
+// vacant and claimable at once, which a lock-delay postpones by design (a
+// claim is then refused with no holder for one TTL). The default is proven
+// by its own tests: TestBackend/LockDelay, TestStaleInvalidation,
+// TestOperatorActions/DestroySessionLockDelay, and the robustness suite.
+const conformanceLockDelay = NoLockDelay
+
 // TestConformance runs the shared suite against real Consul servers, one
 // per subtest, each client behind its own fault proxy.
 func TestConformance(t *testing.T) {
@@ -33,7 +41,7 @@ var _ conformance.Harness = (*harness)(nil)
 
 func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
 	return h.clients.Dial(h.agent.addr, func(addr string) (election.Backend, error) {
-		return New(Config{Address: addr, MinTTL: testMinTTL, WatchWait: 5 * time.Second})
+		return New(Config{Address: addr, MinTTL: testMinTTL, WatchWait: 5 * time.Second, LockDelay: conformanceLockDelay})
 	})
 }
 

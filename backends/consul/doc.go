@@ -31,14 +31,16 @@
 //   - Session TTLs must lie between the servers' session_ttl_min (10s by
 //     default; [Config.MinTTL] tells the backend a lowered value) and 24h.
 //     A TTL outside that range is rejected, never rounded.
-//   - The Consul leader invalidates a session between TTL and 2×TTL after
-//     its last renewal, plus timer and Raft latency: takeover after a crash
-//     takes up to about 2×TTL. Expiry is never early: the core's leader
-//     steps down at (last renewal sent) + TTL − DriftMargin.
-//   - Lock-delay is 0 by default ([Config.LockDelay]): safe against TTL
-//     expiry, not against an operator destroying the session by hand, nor
-//     against Consul 1.22's stale invalidation retry (see the README); set
-//     it to at least the TTL on clusters.
+//   - The Consul leader invalidates a session between its TTL and 2× its
+//     TTL after the last renewal, plus timer and Raft latency; with the
+//     lock-delay after it, takeover after a crash takes about 2×TTL
+//     (2×MinTTL + TTL when TTL/2 < MinTTL). The core's leader steps down at
+//     (last renewal sent) + TTL − DriftMargin.
+//   - The lock-delay is the TTL by default ([Config.LockDelay]), and the
+//     Consul session's TTL is TTL/2: a session ended early (by an operator,
+//     or by Consul 1.22's stale invalidation retry, see the README) elects
+//     no one before the old leader's deadline. [NoLockDelay] gives that up
+//     for takeover one lock-delay sooner.
 //   - When the Consul leader changes or restarts, the new leader restarts
 //     every session timer at 2×TTL: expiry is late, never early.
 //   - Time is measured by the Consul leader's clock alone; client and server

@@ -8,4 +8,4 @@ var _ election.SessionEnder = (*session)(nil)
 // once: destroying a session with behavior "delete" deletes its keys, and
 // watchers see the deletions, unless a lock-delay keeps the keys from
 // being claimed again for a while.
-func (s *session) EndsClaims() bool { return s.b.s.lockDelay == 0 }
+func (s *session) EndsClaims() bool { return s.lockDelay == 0 }

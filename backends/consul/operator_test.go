@@ -219,12 +219,12 @@ func destroySession(t *testing.T, raw *api.Client, id string) {
 //   - DestroySession: the leader steps down at once, on the store's word
 //     (its watch or its renewal), not at its deadline; a new term has a
 //     greater fence. The two terms may overlap by one watch return.
-//   - DestroySessionCutOff: with the leader cut off from its agent, b is
-//     elected at once while a leads until its deadline: the window
-//     LockDelay closes.
-//   - DestroySessionLockDelay: the same with LockDelay = TTL: nobody is
-//     elected before the lock-delay has passed, by when the cut-off leader
-//     has stepped down; no overlap.
+//   - DestroySessionCutOff: with NoLockDelay and the leader cut off from
+//     its agent, b is elected at once while a leads until its deadline:
+//     the window the lock-delay closes.
+//   - DestroySessionLockDelay: the same with the default lock-delay (the
+//     TTL): nobody is elected before the lock-delay has passed, by when the
+//     cut-off leader has stepped down; no overlap.
 //   - DeregisterSessionNode: the session node deregistered (every session
 //     of the prefix ends, b's too) with the leader cut off and LockDelay =
 //     TTL: no overlap, and the electors register the node again and elect.
@@ -252,7 +252,7 @@ func TestOperatorActions(t *testing.T) {
 		w.reportExceptOverlap(t)
 	})
 	t.Run("DestroySessionCutOff", func(t *testing.T) {
-		w := newOperatorWorld(t, "op-destroy-cut", ttl, 0)
+		w := newOperatorWorld(t, "op-destroy-cut", ttl, NoLockDelay)
 		id := w.aSession(t)
 		w.cutA(t)
 		destroyed := time.Now()
@@ -260,7 +260,7 @@ func TestOperatorActions(t *testing.T) {
 		w.checkCutOffOverlap(t, "session of cut-off a destroyed", destroyed)
 	})
 	t.Run("DestroySessionLockDelay", func(t *testing.T) {
-		w := newOperatorWorld(t, "op-destroy-delay", ttl, ttl)
+		w := newOperatorWorld(t, "op-destroy-delay", ttl, 0) // the default: LockDelay = TTL
 		id := w.aSession(t)
 		w.cutA(t)
 		destroyed := time.Now()

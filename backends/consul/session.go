@@ -24,9 +24,10 @@ var _ election.Session = (*session)(nil)
 // session is one Consul session; every claim made through it is a KV lock
 // held by it.
 type session struct {
-	b   *Backend
-	id  string
-	ttl time.Duration
+	b         *Backend
+	id        string
+	ttl       time.Duration // the elector's TTL
+	lockDelay time.Duration // the Consul session's lock-delay; 0 for none
 
 	mu     sync.Mutex
 	closed bool
@@ -182,8 +183,7 @@ func (s *session) Claim(ctx context.Context, req election.ClaimRequest) (electio
 		case terr.failed(-1, "invalid session"):
 			return election.Claim{}, s.expired(what)
 		case terr.failed(1, "lock delay"):
-			return election.Claim{}, fmt.Errorf("consul: %s: %w: the previous holder's lock-delay is in effect: %w",
-				what, election.ErrUnavailable, terr)
+			return election.Claim{}, s.lockDelayed(req.Name)
 		case !terr.failed(0, "") || terr.failed(-1, "Permission denied"):
 			return election.Claim{}, storeErr(what, terr)
 		}
@@ -490,4 +490,15 @@ func (s *session) Close(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	return nil
+}
+
+// lockDelayed is the error of a claim that Consul refused because a
+// lock-delay is in effect on the key: no one holds the election, and the
+// core claims again once this session's own lock-delay has passed (the
+// delay began at most that long ago when the electors of the election share
+// their Config; Consul does not say when it ends). Before that, a watch
+// event showing a holder ends the wait.
+func (s *session) lockDelayed(name string) error {
+	return fmt.Errorf("consul: claim %q: the previous holder's lock-delay is in effect: %w", name,
+		&election.TakenError{Holder: election.Leader{Election: name}, ExpiresIn: max(s.lockDelay, time.Second)})
 }

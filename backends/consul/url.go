@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/urlopt"
@@ -33,7 +34,7 @@ func init() {
 // token, token_file, dc, ns, partition, prefix, session_name, tls (true for
 // HTTPS), ca_file, ca_path, cert_file, key_file, tls_server_name,
 // insecure_skip_verify, min_ttl, lock_delay and wait (Go durations, e.g.
-// "1s"), and lazy=true, which changes nothing here: unlike the etcd and
+// "1s"; lock_delay=none is NoLockDelay), and lazy=true, which changes nothing here: unlike the etcd and
 // Redis backends, this one never contacts the agent when it opens (an
 // unreachable agent shows up in the first claim's error, which the
 // elector's Start tolerates), and lazy=false is refused rather than
@@ -73,7 +74,17 @@ func OpenURL(_ context.Context, u *url.URL) (*Backend, error) {
 		urlopt.String("tls_server_name", &cfg.TLS.ServerName),
 		urlopt.Bool("insecure_skip_verify", &cfg.TLS.InsecureSkipVerify),
 		urlopt.Duration("min_ttl", &cfg.MinTTL),
-		urlopt.Duration("lock_delay", &cfg.LockDelay),
+		urlopt.Func("lock_delay", "a duration such as 10s, or none (NoLockDelay)", func(v string) error {
+			if v == "none" {
+				cfg.LockDelay = NoLockDelay
+				return nil
+			}
+			d, err := time.ParseDuration(v)
+			if err == nil {
+				cfg.LockDelay = d
+			}
+			return err
+		}),
 		urlopt.Duration("wait", &cfg.WatchWait),
 		urlopt.Func("lazy", "true: a consul:// URL always opens without contacting the agent", func(v string) error {
 			if lazy, err := strconv.ParseBool(v); err != nil || !lazy {

@@ -25,6 +25,16 @@ func TestOpenURL(t *testing.T) {
 		t.Errorf("settings from URL = %+v", s)
 	}
 
+	u, _ = url.Parse("consul://127.0.0.1:8500?lock_delay=none")
+	bn, err := OpenURL(t.Context(), u)
+	if err != nil {
+		t.Fatalf("OpenURL with lock_delay=none: %v", err)
+	}
+	defer bn.Close()
+	if bn.s.lockDelay != NoLockDelay {
+		t.Errorf("lock_delay=none: lock-delay %v, want NoLockDelay", bn.s.lockDelay)
+	}
+
 	u, _ = url.Parse("consul://h:8501?tls=true&insecure_skip_verify=true")
 	b2, err := OpenURL(t.Context(), u)
 	if err != nil {

@@ -26,6 +26,11 @@ type ConsulClusterOptions struct {
 	// MinTTL is the servers' session_ttl_min. Zero means
 	// [DefaultConsulMinTTL]; a negative value fails the test.
 	MinTTL time.Duration
+	// KeepDeadServers turns off autopilot's cleanup of dead servers
+	// (cleanup_dead_servers): a server frozen for more than a few seconds
+	// stays a Raft voter and can lead again when it thaws, instead of being
+	// removed and disrupting elections with its votes until it rejoins.
+	KeepDeadServers bool
 }
 
 // ConsulCluster is a Consul datacenter of 3 servers and 2 client agents
@@ -48,7 +53,8 @@ type ConsulCluster struct {
 	// in the catalog with a Raft leader elected.
 	Started time.Duration
 
-	check *http.Client
+	keepDead bool
+	check    *http.Client
 }
 
 // ConsulAgent is one agent of a [ConsulCluster]. The embedded
@@ -86,7 +92,7 @@ func StartConsulCluster(t testing.TB, opts ConsulClusterOptions) *ConsulCluster 
 	if opts.MinTTL < 0 {
 		t.Fatalf("teststore: ConsulClusterOptions.MinTTL is negative (%v)", opts.MinTTL)
 	}
-	c := &ConsulCluster{MinTTL: opts.MinTTL, check: newCheckClient(t, nil)}
+	c := &ConsulCluster{MinTTL: opts.MinTTL, keepDead: opts.KeepDeadServers, check: newCheckClient(t, nil)}
 	if c.MinTTL == 0 {
 		c.MinTTL = DefaultConsulMinTTL
 	}
@@ -175,7 +181,7 @@ func (a *ConsulAgent) start(t testing.TB, bin string, minTTL time.Duration, port
 	if a.Server {
 		conf["bootstrap_expect"] = 3
 		conf["session_ttl_min"] = minTTL.String()
-		conf["autopilot"] = map[string]any{"server_stabilization_time": "1s"}
+		conf["autopilot"] = map[string]any{"server_stabilization_time": "1s", "cleanup_dead_servers": !a.cluster.keepDead}
 	} else {
 		// Consul's default for clients, stated: SIGTERM is a graceful leave.
 		conf["leave_on_terminate"] = true
