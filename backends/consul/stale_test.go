@@ -45,114 +45,106 @@ const staleTTL = 6 * time.Second // with the default lock-delay: Consul TTL 3s
 // The test first checks that the defect happened: A's session ended less
 // than its Consul TTL after A's last successful renewal.
 func TestStaleInvalidation(t *testing.T) {
-	for _, v := range []struct {
-		name      string
-		lockDelay time.Duration
-		ttl       time.Duration
-	}{
-		{"Default", 0, staleTTL},
-	} {
-		t.Run(v.name, func(t *testing.T) {
-			c := teststore.StartConsulCluster(t, teststore.ConsulClusterOptions{MinTTL: testMinTTL, KeepDeadServers: true})
-			hist := history.New(time.Now)
-			var mu sync.Mutex
-			var lastRenew, lost time.Time
-			var lossReason election.LossReason
-			ca := staleCandidate(t, c.Clients[0], v.lockDelay, v.ttl, hist, "a", func(ev election.Event) {
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case ev.Kind == election.EventRenewed && ev.Count > 0 && lost.IsZero():
-					lastRenew = ev.Time
-				case ev.Kind == election.EventLost && lost.IsZero():
-					lost, lossReason = ev.Time, ev.Reason
-				}
-			})
-			waitFor(t, 30*time.Second, "a to lead", ca.IsLeader)
-			first, _ := ca.Term()
-			cb := staleCandidate(t, c.Clients[1], v.lockDelay, v.ttl, hist, "b", nil)
-			sessionTTL, _ := (&settings{lockDelay: v.lockDelay, minTTL: testMinTTL}).sessionTimes(v.ttl)
-
-			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-			defer cancel()
-			raw := rawClient(t, c.Clients[1])
-			waitFor(t, 3*v.ttl, "a renewal of a's claim", func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return !lastRenew.IsZero()
-			})
-			t.Cleanup(func() {
-				if t.Failed() {
-					for _, s := range c.Servers {
-						t.Logf("--- %s (%s) ---\n%s", s.Node, s.LogPath(), s.LogTail(30))
-					}
-				}
-			})
-			aLost := func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return !lost.IsZero()
-			}
-			// A renewal that reached L before it froze is handled when it
-			// thaws, and may reset L's timer before the timer fires: then
-			// nothing happens, and the round is repeated.
-			for round := 1; !aLost(); round++ {
-				if round > staleRounds {
-					t.Fatalf("a's session survived %d rounds: the scenario did not reproduce Consul's stale invalidation", staleRounds)
-				}
-				leader, err := c.Leader(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				thawed, back := staleRound(t, ctx, c, raw, hist, leader, raftID(t, raw, leader.Node), sessionTTL)
-				if !back {
-					// Serf has not seen it alive again (the leader
-					// refuses the transfer: "Could not find address").
-					t.Logf("round %d: leadership did not move back to %s within 25s of its thaw", round, leader.Node)
-					continue
-				}
-				// The retries come 10s and 30s after the thaw.
-				for !aLost() && time.Since(thawed) < 32*time.Second {
-					time.Sleep(50 * time.Millisecond)
-				}
-				if !aLost() {
-					t.Logf("round %d: a's session survived", round)
-				}
-			}
-			var next election.Term
-			waitFor(t, time.Minute, "a term after a's", func() bool {
-				for _, c := range []*election.Candidate{ca, cb} {
-					if term, ok := c.Term(); ok && term.Fence > first.Fence {
-						next = term
-						return true
-					}
-				}
-				return false
-			})
-			waitFor(t, v.ttl, "a's loss", func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return !lost.IsZero()
-			})
+	t.Run("Default", func(t *testing.T) {
+		c := teststore.StartConsulCluster(t, teststore.ConsulClusterOptions{MinTTL: testMinTTL, KeepDeadServers: true})
+		hist := history.New(time.Now)
+		var mu sync.Mutex
+		var lastRenew, lost time.Time
+		var lossReason election.LossReason
+		ca := clusterCandidate(t, c.Clients[0], staleTTL, hist, "stale", "a", func(ev election.Event) {
 			mu.Lock()
-			gap, reason, renewed := lost.Sub(lastRenew), lossReason, lastRenew
-			mu.Unlock()
-			elected := next.Since.Sub(renewed)
-			deadline := v.ttl - v.ttl/10 // a's deadline after its last renewal: TTL − DriftMargin
-			t.Logf("a lost its term (fence %d, %q) %v after its last successful renewal (Consul TTL %v); %s elected (fence %d) %v after that renewal (a's deadline: %v)",
-				first.Fence, reason, gap.Round(time.Millisecond), sessionTTL, next.ID, next.Fence, elected.Round(time.Millisecond), deadline)
-			// The defect: the session ended less than its Consul TTL after
-			// a renewal (a's watch saw its key deleted, or its next renewal
-			// found the session gone).
-			if (reason != election.LossSessionExpired && reason != election.LossNotOwner) || gap >= sessionTTL {
-				t.Fatalf("a's session did not end early (loss %q %v after the last renewal; Consul TTL %v): the scenario did not reproduce Consul's stale invalidation", reason, gap, sessionTTL)
+			defer mu.Unlock()
+			switch {
+			case ev.Kind == election.EventRenewed && ev.Count > 0 && lost.IsZero():
+				lastRenew = ev.Time
+			case ev.Kind == election.EventLost && lost.IsZero():
+				lost, lossReason = ev.Time, ev.Reason
 			}
-			if elected < deadline {
-				t.Errorf("the next term began %v after a's last renewal, before a's deadline (%v): the lock-delay did not hold it back", elected, deadline)
-			}
-			hist.Report(t, history.Bounds{})
 		})
-	}
+		waitFor(t, 30*time.Second, "a to lead", ca.IsLeader)
+		first, _ := ca.Term()
+		cb := clusterCandidate(t, c.Clients[1], staleTTL, hist, "stale", "b", nil)
+		sessionTTL, _ := (&settings{minTTL: testMinTTL}).sessionTimes(staleTTL)
+
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+		defer cancel()
+		raw := rawClient(t, c.Clients[1])
+		waitFor(t, 3*staleTTL, "a renewal of a's claim", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return !lastRenew.IsZero()
+		})
+		t.Cleanup(func() {
+			if t.Failed() {
+				for _, s := range c.Servers {
+					t.Logf("--- %s (%s) ---\n%s", s.Node, s.LogPath(), s.LogTail(30))
+				}
+			}
+		})
+		aLost := func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return !lost.IsZero()
+		}
+		// A renewal that reached L before it froze is handled when it
+		// thaws, and may reset L's timer before the timer fires: then
+		// nothing happens, and the round is repeated.
+		for round := 1; !aLost(); round++ {
+			if round > staleRounds {
+				t.Fatalf("a's session survived %d rounds: the scenario did not reproduce Consul's stale invalidation", staleRounds)
+			}
+			leader, err := c.Leader(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			thawed, back := staleRound(t, ctx, c, raw, hist, leader, raftID(t, raw, leader.Node), sessionTTL)
+			if !back {
+				// Serf has not seen it alive again (the leader
+				// refuses the transfer: "Could not find address").
+				t.Logf("round %d: leadership did not move back to %s within 25s of its thaw", round, leader.Node)
+				continue
+			}
+			// The retries come 10s and 30s after the thaw.
+			for !aLost() && time.Since(thawed) < 32*time.Second {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if !aLost() {
+				t.Logf("round %d: a's session survived", round)
+			}
+		}
+		var next election.Term
+		waitFor(t, time.Minute, "a term after a's", func() bool {
+			for _, c := range []*election.Candidate{ca, cb} {
+				if term, ok := c.Term(); ok && term.Fence > first.Fence {
+					next = term
+					return true
+				}
+			}
+			return false
+		})
+		waitFor(t, staleTTL, "a's loss", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return !lost.IsZero()
+		})
+		mu.Lock()
+		gap, reason, renewed := lost.Sub(lastRenew), lossReason, lastRenew
+		mu.Unlock()
+		elected := next.Since.Sub(renewed)
+		deadline := staleTTL - staleTTL/10 // a's deadline after its last renewal: TTL − DriftMargin
+		t.Logf("a lost its term (fence %d, %q) %v after its last successful renewal (Consul TTL %v); %s elected (fence %d) %v after that renewal (a's deadline: %v)",
+			first.Fence, reason, gap.Round(time.Millisecond), sessionTTL, next.ID, next.Fence, elected.Round(time.Millisecond), deadline)
+		// The defect: the session ended less than its Consul TTL after
+		// a renewal (a's watch saw its key deleted, or its next renewal
+		// found the session gone).
+		if (reason != election.LossSessionExpired && reason != election.LossNotOwner) || gap >= sessionTTL {
+			t.Fatalf("a's session did not end early (loss %q %v after the last renewal; Consul TTL %v): the scenario did not reproduce Consul's stale invalidation", reason, gap, sessionTTL)
+		}
+		if elected < deadline {
+			t.Errorf("the next term began %v after a's last renewal, before a's deadline (%v): the lock-delay did not hold it back", elected, deadline)
+		}
+		hist.Report(t, history.Bounds{})
+	})
 }
 
 // staleRounds is how many times TestStaleInvalidation freezes the Raft
@@ -214,40 +206,6 @@ func staleRound(t *testing.T, ctx context.Context, c *teststore.ConsulCluster, r
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// staleCandidate is clusterCandidate with Config.LockDelay lockDelay and
-// TTL ttl.
-func staleCandidate(t *testing.T, a *teststore.ConsulAgent, lockDelay, ttl time.Duration, hist *history.Recorder, id string, also func(election.Event)) *election.Candidate {
-	t.Helper()
-	b, err := New(Config{Address: a.Addr, MinTTL: testMinTTL, WatchWait: 5 * time.Second, LockDelay: lockDelay})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	record := hist.OnEvent(id)
-	el, err := election.New(b, election.Config{TTL: ttl, OnEvent: func(ev election.Event) {
-		record(ev)
-		if also != nil {
-			also(ev)
-		}
-	}})
-	if err != nil {
-		t.Fatalf("election.New: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*ttl+5*time.Second)
-		defer cancel()
-		_ = el.Close(ctx)
-	})
-	c, err := el.NewCandidate(election.CandidateConfig{Name: "stale", ID: id, Handlers: []election.Handler{hist.Handler(id)}})
-	if err != nil {
-		t.Fatalf("NewCandidate: %v", err)
-	}
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatalf("Start %s: %v", id, err)
-	}
-	return c
 }
 
 // raftID returns the Raft server ID of the server named node.

@@ -34,8 +34,9 @@ func init() {
 // token, token_file, dc, ns, partition, prefix, session_name, tls (true for
 // HTTPS), ca_file, ca_path, cert_file, key_file, tls_server_name,
 // insecure_skip_verify, min_ttl, lock_delay and wait (Go durations, e.g.
-// "1s"; lock_delay=none is NoLockDelay), and lazy=true, which changes nothing here: unlike the etcd and
-// Redis backends, this one never contacts the agent when it opens (an
+// "1s"; lock_delay=none is NoLockDelay), and lazy=true, which changes
+// nothing here: unlike the etcd and Redis backends, this one never
+// contacts the agent when it opens (an
 // unreachable agent shows up in the first claim's error, which the
 // elector's Start tolerates), and lazy=false is refused rather than
 // silently ignored. A token in a URL ends up in logs and process listings:
