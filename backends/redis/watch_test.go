@@ -121,6 +121,31 @@ func pubsubClients(t *testing.T, ctx context.Context, admin *goredis.Client) []m
 	return out
 }
 
+// awaitResubscribed waits until b's hub has lost its subscription since it
+// was at epoch (0: never), had it confirmed again and re-read every election
+// it follows, and returns the hub's epoch then. The server lists a
+// subscription as soon as the hub's confirmation arrives.
+func awaitResubscribed(t *testing.T, ctx context.Context, b *Backend, epoch uint64) uint64 {
+	t.Helper()
+	h, err := b.currentHub()
+	if err != nil {
+		t.Fatalf("hub: %v", err)
+	}
+	for {
+		h.mu.Lock()
+		now, done := h.epoch, h.synced && !h.resyncing && (epoch == 0 || h.epoch > epoch)
+		h.mu.Unlock()
+		if done {
+			return now
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("subscription not confirmed again after epoch %d (now %d): %v", epoch, now, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // All watches of a Backend share one connection subscribed to one channel,
 // the prefix's: watching and unwatching elections subscribes nothing and
 // unsubscribes nothing.
@@ -279,9 +304,16 @@ func TestWatchRecoversFromKilledSubscription(t *testing.T) {
 	want := make([]uint64, elections) // newest fence; 0: vacant
 	held := make([]election.Claim, elections)
 	kills := 0
+	// Both Backends' subscriptions (the writer's session keeps one too, for
+	// its claims' announcements). Before a kill, each has been confirmed
+	// and re-read since the one before: a kill while a Backend is still
+	// resubscribing finds only the other's connection.
+	backends := []*Backend{b, writer}
+	epochs := make([]uint64, len(backends))
 	for round := range 6 {
-		// Both Backends' subscriptions (the writer's session keeps one
-		// too, for its claims' announcements).
+		for i, be := range backends {
+			epochs[i] = awaitResubscribed(t, ctx, be, epochs[i])
+		}
 		if n, err := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Result(); err != nil || n != 2 {
 			t.Fatalf("CLIENT KILL TYPE pubsub = %d, %v; want 2 killed", n, err)
 		}
@@ -330,6 +362,9 @@ func TestWatchRecoversFromKilledSubscription(t *testing.T) {
 		}
 	}
 	t.Logf("%d kills, %d watches of %d ended with ErrUnavailable and were made again", kills, rewatched, elections)
+	for i, be := range backends {
+		awaitResubscribed(t, ctx, be, epochs[i])
+	}
 	if n := len(pubsubClients(t, ctx, admin)); n != 2 {
 		t.Errorf("%d pub/sub connections after %d kills, want 2 (one per Backend)", n, kills)
 	}
