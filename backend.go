@@ -221,8 +221,10 @@ type ClaimBatcher interface {
 // elections.
 //
 // EndsClaims reports false where ending the session leaves its claims to
-// expire, or delays their takeover (a Consul lock-delay): Close then
-// releases each claim.
+// expire, or delays their takeover (a lock-delay on the session's keys):
+// Close then releases each claim. Consul reports true: its session's Close
+// deletes the keys of its claims in batched transactions before destroying
+// the session, so that its lock-delay holds none of them.
 type SessionEnder interface {
 	EndsClaims() bool
 }

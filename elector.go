@@ -98,11 +98,12 @@ func (e *Elector) Config() Config { return e.cfg }
 // the stops and of ending the session. It does not close the Backend.
 //
 // Where the session's end ends its claims at once ([SessionEnder]: etcd,
-// Redis, Consul without lock-delay), Close does not release each claim: it
-// ends the session once every handler has returned, one store write for
-// any number of elections. If handlers still run OpTimeout after Close
-// began, the claims of the candidates that have stopped are released one
-// by one, so that a slow handler does not hold the other elections.
+// Redis, Consul), Close does not release each claim: it ends the session
+// once every handler has returned, one store write for any number of
+// elections (on Consul, one transaction per 32 claims, then one). If
+// handlers still run OpTimeout after Close began, the claims of the
+// candidates that have stopped are released one by one, so that a slow
+// handler does not hold the other elections.
 //
 // The claims outlive the handlers: if ctx ends while handlers still run,
 // Close returns an error wrapping [ErrHandlersRunning] and ctx's error, and

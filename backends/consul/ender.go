@@ -1,11 +1,142 @@
 package consul
 
-import "github.com/electionkit/election"
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/electionkit/election"
+)
 
 var _ election.SessionEnder = (*session)(nil)
 
-// EndsClaims reports whether Close hands the session's elections over at
-// once: destroying a session with behavior "delete" deletes its keys, and
-// watchers see the deletions, unless a lock-delay keeps the keys from
-// being claimed again for a while.
-func (s *session) EndsClaims() bool { return s.lockDelay == 0 }
+// EndsClaims reports true: Close deletes the keys of the claims the
+// session made in batched transactions, which starts no lock-delay, and
+// then destroys the session, which deletes whatever else it holds (behavior
+// "delete"); watchers see the deletions as they see releases.
+func (s *session) EndsClaims() bool { return true }
+
+// endClaimsPerTxn is the number of claims one transaction of endClaims
+// deletes: a check-index and a delete each, within Consul's 64 operations.
+const endClaimsPerTxn = maxTxnOps / 2
+
+// endParallel is the number of endClaims transactions in flight at once:
+// Consul's Raft commits concurrent writes together, so that ending 10,000
+// claims costs about 313 transactions in about 313/endParallel commit
+// rounds, on a few connections of the backend's.
+const endParallel = 4
+
+// endingClaim is a claim endClaims deletes: the key of election name, if
+// its ModifyIndex is still fence.
+type endingClaim struct {
+	name string
+	madeClaim
+}
+
+// endClaims deletes the key of every claim this session made and still
+// holds, before Close destroys the session, so that their elections can be
+// claimed at once. Destroying a session with a lock-delay keeps every key
+// it holds then from being locked again for the lock-delay (Consul's
+// sessions documentation: "when a session invalidation takes place, Consul
+// prevents any of the previously held locks from being re-acquired for the
+// lock-delay interval"; the state store applies it in the session's
+// deletion, to the keys locked by the session, and nowhere else). A KV
+// delete is no invalidation and starts no lock-delay, as the one-by-one
+// Release already relies on.
+//
+// Each transaction checks, per claim, that the key's ModifyIndex is still
+// the claim's fence (the index of the lock; nothing rewrites a held key) and
+// deletes it, up to endClaimsPerTxn claims. A transaction is all or
+// nothing: when checks fail (the claim was released elsewhere, or its key
+// deleted or taken since), the failed claims are dropped and the others
+// tried again, so that no key whose index changed is deleted (another
+// candidate's key of the same name stays). No marker is deleted: these are
+// this session's own claims, and its marker goes with the Destroy.
+//
+// What endClaims does not delete is left to the Destroy, under the
+// lock-delay, which stays safe: a claim whose transaction got no answer
+// (outcome unknown), one the session holds without knowing it made it (a
+// claim whose own outcome was unknown), and whatever remains when ctx
+// nears its end, since endClaims keeps a quarter of ctx's time for the
+// Destroy.
+func (s *session) endClaims(ctx context.Context) {
+	s.mu.Lock()
+	todo := make([]endingClaim, 0, len(s.made))
+	for name, m := range s.made {
+		todo = append(todo, endingClaim{name: name, madeClaim: m})
+	}
+	s.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)*3/4))
+		defer cancel()
+	}
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, endParallel)
+	for chunk := range slices.Chunk(todo, endClaimsPerTxn) {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			s.endChunk(ctx, chunk)
+		})
+	}
+	wg.Wait()
+}
+
+// endChunk deletes the keys of chunk (see endClaims) and forgets the
+// claims it deleted.
+func (s *session) endChunk(ctx context.Context, chunk []endingClaim) {
+	for len(chunk) > 0 {
+		ops := make(api.TxnOps, 0, 2*len(chunk))
+		for _, c := range chunk {
+			guard := s.b.kvOp(api.KVCheckIndex, c.name)
+			guard.KV.Index = c.fence
+			ops = append(ops, guard, s.b.kvOp(api.KVDelete, c.name))
+		}
+		ok, resp, _, err := s.b.client.Txn().Txn(ops, s.b.query(ctx))
+		switch {
+		case err != nil:
+			return // outcome unknown: left to the Destroy
+		case ok:
+			// Forgotten, so that a Renew after a failed Destroy does not
+			// report these claims held on the strength of the marker.
+			for _, c := range chunk {
+				s.forget(c.name, c.token)
+			}
+			return
+		}
+		failed := make([]bool, len(chunk))
+		blamed := false
+		for _, te := range resp.Errors {
+			if j := te.OpIndex / 2; te.OpIndex%2 == 0 && j < len(chunk) {
+				failed[j], blamed = true, true
+			}
+		}
+		if !blamed {
+			// A delete failed (a token without write rights), or no
+			// operation is blamed: left to the Destroy.
+			return
+		}
+		next := make([]endingClaim, 0, len(chunk))
+		for j, c := range chunk {
+			if failed[j] {
+				s.forget(c.name, c.token) // no longer held: its key changed
+			} else {
+				next = append(next, c)
+			}
+		}
+		chunk = next
+	}
+}

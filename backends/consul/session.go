@@ -470,9 +470,15 @@ func (s *session) deleteAt(ctx context.Context, name string, index uint64, holde
 	return false, nil
 }
 
-// Close destroys the Consul session; Consul deletes every key it still
-// holds (behavior "delete") and watchers see the elections vacant. Close is
-// idempotent; a session already gone counts as closed.
+// Close ends every claim of the session and destroys it: it first deletes
+// the keys of the claims the session made, in transactions of up to 32
+// claims that delete a key only if it is still the claim's (see
+// endClaims), which starts no lock-delay; then it destroys the Consul
+// session, and Consul deletes every key it still holds (behavior "delete"),
+// those under the session's lock-delay. Watchers see the elections vacant.
+// The caller must be done with the claims: the core closes a session only
+// once every handler has returned. Close is idempotent; a session already
+// gone counts as closed.
 func (s *session) Close(ctx context.Context) error {
 	if s.isClosed() {
 		return nil
@@ -483,6 +489,7 @@ func (s *session) Close(ctx context.Context) error {
 	if s.b.life.Err() != nil {
 		return errClosed
 	}
+	s.endClaims(ctx)
 	if _, err := s.b.client.Session().Destroy(s.id, s.b.write(ctx)); err != nil && !strings.Contains(err.Error(), "Unknown session") {
 		return storeErr("close session", err)
 	}
