@@ -10,8 +10,9 @@ import (
 
 // testTryLease: a one-shot lease is exclusive, held by the store for at
 // least its TTL (until then, every TryLease of another client gets
-// ErrTaken naming the holder), free within TTL + ExpiryLag + 2s when not
-// renewed, and released only with its token. A failure of the lower bound
+// ErrTaken naming the holder), gone within TTL + ExpiryLag + 2s when not
+// renewed and free within ClaimDelay + 2s after that, and released only
+// with its token. A failure of the lower bound
 // means two holders could act at once; of the upper bound, that a crashed
 // holder blocks the lease far longer than its TTL.
 func testTryLease(e *env) {
@@ -56,17 +57,27 @@ func testTryLease(e *env) {
 		e.t.Fatalf("fence %d after %d: not increasing", lb.Fence(), la.Fence())
 	}
 	// Let lb expire unrenewed: a's attempts fail naming b until the TTL
-	// has passed, and one succeeds soon after.
+	// has passed, and one succeeds soon after (or, where the store delays
+	// claims after an expiry, is refused naming no holder, and one
+	// succeeds once the delay is over).
 	var lc *election.Lease
-	e.awaitExpiry("b's unrenewed lease", taken, ttl, lb.TTL(), func() bool {
+	took := e.awaitExpiry("b's unrenewed lease", taken, ttl, lb.TTL(), func() bool {
 		var err error
 		lc, err = take(a)
-		if err == nil {
+		switch {
+		case err == nil, e.refusedInDelay(err, "TryLease after b's lease expired"):
 			return true
 		}
 		wantTaken(err, "b", lb, "TryLease while b's lease runs out")
 		return false
 	})
+	if lc == nil {
+		e.awaitClaimable("TryLease after b's lease expired", taken.Add(took), func() error {
+			var err error
+			lc, err = take(a)
+			return err
+		})
+	}
 	if lb.Valid() {
 		e.t.Fatalf("expired lease still reports Valid")
 	}

@@ -12,7 +12,7 @@ import (
 
 // testCrash: the leader's process dies without releasing. Another candidate
 // is elected no earlier than TTL after the dead leader's last renewal, and
-// within TTL + the store's expiry lag + a margin.
+// within TTL + the store's expiry lag + its claim delay + a margin.
 func testCrash(e *env) {
 	a := e.newNode("a")
 	ca := e.candidate(a, "crash", "a", nil)
@@ -29,9 +29,9 @@ func testCrash(e *env) {
 	if elected.Since.Before(lastRenew.Add(e.timing.TTL)) {
 		e.t.Fatalf("b elected %v after a's last renewal, before the TTL %v: a's claim did not hold", elected.Since.Sub(lastRenew), e.timing.TTL)
 	}
-	bound := e.timing.TTL + e.timing.ExpiryLag + 2*time.Second
+	bound := e.timing.TTL + e.timing.ExpiryLag + e.timing.ClaimDelay + 2*time.Second
 	if took := elected.Since.Sub(cut); took > bound {
-		e.t.Fatalf("b elected %v after the crash, over TTL + expiry lag + 2s = %v", took, bound)
+		e.t.Fatalf("b elected %v after the crash, over TTL + expiry lag + claim delay + 2s = %v", took, bound)
 	}
 	e.checkIntervals()
 }

@@ -58,6 +58,16 @@ type Timing struct {
 	// Consul keeps sessions up to 2×TTL). The suite allows this plus a
 	// scheduling margin before it reports a slow takeover.
 	ExpiryLag time.Duration
+	// ClaimDelay is how long after a claim ends without a release (the
+	// store expired it, an operator ended its session) the store may
+	// refuse to let anyone claim the election: Consul's lock-delay. Such a
+	// claim fails with a *election.TakenError that names no holder and
+	// sets ExpiresIn, after which the core claims again. Zero declares
+	// that an ended claim leaves the election claimable at once; a claim
+	// then refused with no holder fails the subtest. The suite adds it to
+	// its takeover bounds and checks that the election is claimable within
+	// ClaimDelay of being found vacant.
+	ClaimDelay time.Duration
 }
 
 // Capabilities is a harness's answer to "what does this backend do beyond

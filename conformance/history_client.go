@@ -133,8 +133,9 @@ func (c *histClient) do(in histIn) bool {
 }
 
 // perform runs in against the store. skip reports a claim refused with no
-// holder (a store that refuses claims for a while, such as Redis's restart
-// quarantine), which changes nothing and is left out of the history.
+// holder (a store that refuses claims for a while: Consul's lock-delay
+// after a session ended, Timing.ClaimDelay; Redis's restart quarantine),
+// which changes nothing and is left out of the history.
 func (c *histClient) perform(in histIn) (out histOut, skip bool, err error) {
 	ctx := c.r.e.ctx
 	var taken *election.TakenError

@@ -31,7 +31,7 @@ type owners struct{ a, b, c *node }
 //     own claim out of line;
 //   - expired: the owner's session stopped renewing, the claim expired
 //     (not before the TTL, and within TTL + ExpiryLag + 2s) and another
-//     session took the election.
+//     session took the election (within ClaimDelay + 2s).
 //
 // In the last three the owner's session must report the claim lost
 // (a *election.NotOwnerError naming it, or ErrSessionExpired when the
@@ -161,7 +161,7 @@ func (e *env) expiredOwner(o owners) {
 	opened := time.Now()
 	sa := e.openSession(o.a, e.timing.TTL)
 	held := e.mustClaim(sa, name, "token-expired-a-0123456789", "a")
-	e.awaitExpiry("a's unrenewed claim", opened, e.timing.TTL, sa.TTL(), func() bool {
+	took := e.awaitExpiry("a's unrenewed claim", opened, e.timing.TTL, sa.TTL(), func() bool {
 		l, err := o.c.b.Leader(e.ctx, name)
 		switch {
 		case errors.Is(err, election.ErrNoLeader):
@@ -179,7 +179,12 @@ func (e *env) expiredOwner(o owners) {
 	e.wantNotOwner(sa.Release(e.ctx, held), "Release of an expired claim that nobody took")
 	e.wantVacant(o.c, name, "after the expired owner's release of a vacant election")
 	sb := e.openSession(o.b, e.timing.TTL)
-	taken := e.mustClaim(sb, name, "token-expired-b-0123456789", "b")
+	var taken election.Claim
+	e.awaitClaimable("b's claim after a's expired", opened.Add(took), func() error {
+		var err error
+		taken, err = sb.Claim(e.ctx, election.ClaimRequest{Name: name, Token: "token-expired-b-0123456789", ID: "b"})
+		return err
+	})
 	if taken.Fence <= held.Fence {
 		e.t.Fatalf("fence after expiry %d is not greater than %d", taken.Fence, held.Fence)
 	}
@@ -216,6 +221,54 @@ func (e *env) awaitExpiry(what string, from time.Time, minTTL, granted time.Dura
 			e.t.Fatalf("%s: %v", what, e.ctx.Err())
 		}
 		time.Sleep(granted / 20)
+	}
+}
+
+// refusedInDelay reports whether err refused a claim for the store's claim
+// delay (Timing.ClaimDelay): a *election.TakenError that names no holder.
+// It fails the test if the harness declares no delay, or if the error does
+// not say when to claim again (the core would not know how long to wait).
+func (e *env) refusedInDelay(err error, what string) bool {
+	e.t.Helper()
+	var te *election.TakenError
+	if !errors.As(err, &te) || te.Holder.ID != "" || te.Holder.Fence != 0 {
+		return false
+	}
+	switch {
+	case e.timing.ClaimDelay <= 0:
+		e.t.Fatalf("%s refused with no holder (%v), but the harness declares no ClaimDelay: an ended claim must leave the election claimable at once", what, err)
+	case te.ExpiresIn <= 0:
+		e.t.Fatalf("%s refused with no holder and no ExpiresIn (%v): the core would not know when to claim again", what, err)
+	}
+	return true
+}
+
+// awaitClaimable calls claim until it succeeds. A claim refused for the
+// store's claim delay is made again after a twentieth of the TTL; it fails
+// the test if the election, found vacant (or refused with no holder) at
+// vacant, is still refused ClaimDelay + expiryMargin later, and on any
+// other error.
+func (e *env) awaitClaimable(what string, vacant time.Time, claim func() error) {
+	e.t.Helper()
+	latest := e.timing.ClaimDelay + expiryMargin
+	for refused := 0; ; refused++ {
+		err := claim()
+		switch {
+		case err == nil:
+			if refused > 0 {
+				e.t.Logf("%s: refused with no holder %d times, claimed %v after the election was vacant (claim delay %v)",
+					what, refused, time.Since(vacant).Round(time.Millisecond), e.timing.ClaimDelay)
+			}
+			return
+		case !e.refusedInDelay(err, what):
+			e.t.Fatalf("%s: %v", what, err)
+		case time.Since(vacant) > latest:
+			e.t.Fatalf("%s still refused %v after the election was vacant, over the claim delay %v + %v: %v",
+				what, time.Since(vacant), e.timing.ClaimDelay, expiryMargin, err)
+		case e.ctx.Err() != nil:
+			e.t.Fatalf("%s: %v", what, e.ctx.Err())
+		}
+		time.Sleep(e.timing.TTL / 20)
 	}
 }
 

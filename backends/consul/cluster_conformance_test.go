@@ -38,7 +38,7 @@ var _ conformance.Harness = (*clusterHarness)(nil)
 func (h *clusterHarness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
 	agent := h.cluster.Clients[int(h.next.Add(1)-1)%len(h.cluster.Clients)]
 	return h.clients.Dial(agent.Addr, func(addr string) (election.Backend, error) {
-		return New(Config{Address: addr, MinTTL: testMinTTL, WatchWait: 5 * time.Second, LockDelay: conformanceLockDelay})
+		return New(Config{Address: addr, MinTTL: testMinTTL, WatchWait: 5 * time.Second})
 	})
 }
 
@@ -46,11 +46,10 @@ func (h *clusterHarness) CloseBackend(b election.Backend) error { return h.clien
 
 func (h *clusterHarness) Store() conformance.Store { return h.cluster.ServerStore() }
 
-// Timing: as for one server (see harness.Timing); a client agent forwards
-// each request to a server over RPC, which adds a loopback round trip.
-func (h *clusterHarness) Timing() conformance.Timing {
-	return conformance.Timing{TTL: conformanceTTL, ExpiryLag: conformanceTTL + 500*time.Millisecond}
-}
+// Timing: as for one server with the default lock-delay (see
+// harness.Timing); a client agent forwards each request to a server over
+// RPC, which adds a loopback round trip.
+func (h *clusterHarness) Timing() conformance.Timing { return conformanceTiming(0) }
 
 func (h *clusterHarness) Capabilities() conformance.Capabilities {
 	return conformance.Capabilities{Notify: true}

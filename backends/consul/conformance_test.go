@@ -15,33 +15,39 @@ import (
 // session_ttl_min.
 const conformanceTTL = testMinTTL
 
-// conformanceLockDelay: the suite runs without the default lock-delay. Its
-// backend contract says that a claim the store expired leaves the election
-// vacant and claimable at once, which a lock-delay postpones by design (a
-// claim is then refused with no holder for one TTL). The default is proven
-// by its own tests: TestBackend/LockDelay, TestStaleInvalidation,
-// TestOperatorActions/DestroySessionLockDelay, and the robustness suite.
-const conformanceLockDelay = NoLockDelay
-
 // TestConformance runs the shared suite against real Consul servers, one
-// per subtest, each client behind its own fault proxy.
+// per subtest, each client behind its own fault proxy, with the default
+// lock-delay (the TTL): the harness declares it as the suite's ClaimDelay,
+// so that a claim ended without a release may leave the election refused,
+// with no holder, for that long.
 func TestConformance(t *testing.T) {
+	runConformance(t, 0)
+}
+
+// TestConformanceNoLockDelay runs the suite with NoLockDelay, where an
+// expired claim leaves the election claimable at once.
+func TestConformanceNoLockDelay(t *testing.T) {
+	runConformance(t, NoLockDelay)
+}
+
+func runConformance(t *testing.T, lockDelay time.Duration) {
 	conformance.Run(t, func(ctx context.Context, st testing.TB) (conformance.Harness, error) {
 		// The agent belongs to the subtest; the harness's Close stops it.
-		return &harness{agent: startAgent(st, agentOptions{})}, nil
+		return &harness{agent: startAgent(st, agentOptions{}), lockDelay: lockDelay}, nil
 	})
 }
 
 type harness struct {
-	agent   *testAgent
-	clients faultproxy.Clients
+	agent     *testAgent
+	clients   faultproxy.Clients
+	lockDelay time.Duration // Config.LockDelay
 }
 
 var _ conformance.Harness = (*harness)(nil)
 
 func (h *harness) NewBackend(ctx context.Context) (election.Backend, conformance.Link, error) {
 	return h.clients.Dial(h.agent.addr, func(addr string) (election.Backend, error) {
-		return New(Config{Address: addr, MinTTL: testMinTTL, WatchWait: 5 * time.Second, LockDelay: conformanceLockDelay})
+		return New(Config{Address: addr, MinTTL: testMinTTL, WatchWait: 5 * time.Second, LockDelay: h.lockDelay})
 	})
 }
 
@@ -53,8 +59,20 @@ func (h *harness) Store() conformance.Store { return h.agent.Process }
 // renewal (the leader arms its timer at 2×TTL), then deletes the key in one
 // Raft write and wakes the blocking queries; 500ms covers timer and
 // scheduling slack on a loaded machine.
+//
+// A lock-delay is the ClaimDelay: the time after the session's end during
+// which Consul refuses to lock the key. With it, the session's Consul TTL
+// is half the suite's TTL, not below MinTTL (the suite's TTL is MinTTL, so
+// it stays the TTL), which ExpiryLag already covers.
 func (h *harness) Timing() conformance.Timing {
-	return conformance.Timing{TTL: conformanceTTL, ExpiryLag: conformanceTTL + 500*time.Millisecond}
+	return conformanceTiming(h.lockDelay)
+}
+
+// conformanceTiming is the suite's Timing for Config.LockDelay lockDelay.
+func conformanceTiming(lockDelay time.Duration) conformance.Timing {
+	s := settings{lockDelay: lockDelay, minTTL: testMinTTL}
+	_, delay := s.sessionTimes(conformanceTTL)
+	return conformance.Timing{TTL: conformanceTTL, ExpiryLag: conformanceTTL + 500*time.Millisecond, ClaimDelay: delay}
 }
 
 // Capabilities: watches by callback (Notify), sharing one blocking query
