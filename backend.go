@@ -223,8 +223,9 @@ type ClaimBatcher interface {
 // EndsClaims reports false where ending the session leaves its claims to
 // expire, or delays their takeover (a lock-delay on the session's keys):
 // Close then releases each claim. Consul reports true: its session's Close
-// deletes the keys of its claims in batched transactions before destroying
-// the session, so that its lock-delay holds none of them.
+// deletes the keys of the claims it knows it made in batched transactions
+// before destroying the session, so that its lock-delay holds none of
+// those it reaches within its time.
 type SessionEnder interface {
 	EndsClaims() bool
 }

@@ -62,11 +62,14 @@ type Timing struct {
 	// store expired it, an operator ended its session) the store may
 	// refuse to let anyone claim the election: Consul's lock-delay. Such a
 	// claim fails with a *election.TakenError that names no holder and
-	// sets ExpiresIn, after which the core claims again. Zero declares
-	// that an ended claim leaves the election claimable at once; a claim
-	// then refused with no holder fails the subtest. The suite adds it to
-	// its takeover bounds and checks that the election is claimable within
-	// ClaimDelay of being found vacant.
+	// sets ExpiresIn (at most ClaimDelay + 2s), after which the core claims
+	// again. Zero declares that an ended claim leaves the election
+	// claimable at once: TryLease and WrongToken then fail a claim refused
+	// with no holder after an expiry (LinearizableHistory leaves such
+	// refusals out of the history whatever the declaration, as they change
+	// nothing). The suite adds it to its takeover bounds, and TryLease and
+	// WrongToken check that the election is claimable within ClaimDelay +
+	// 2s of being found vacant.
 	ClaimDelay time.Duration
 }
 

@@ -227,7 +227,8 @@ func (e *env) awaitExpiry(what string, from time.Time, minTTL, granted time.Dura
 // refusedInDelay reports whether err refused a claim for the store's claim
 // delay (Timing.ClaimDelay): a *election.TakenError that names no holder.
 // It fails the test if the harness declares no delay, or if the error does
-// not say when to claim again (the core would not know how long to wait).
+// not say when to claim again (the core would not know how long to wait),
+// or says a time past the declared delay (the core would wait that long).
 func (e *env) refusedInDelay(err error, what string) bool {
 	e.t.Helper()
 	var te *election.TakenError
@@ -239,6 +240,9 @@ func (e *env) refusedInDelay(err error, what string) bool {
 		e.t.Fatalf("%s refused with no holder (%v), but the harness declares no ClaimDelay: an ended claim must leave the election claimable at once", what, err)
 	case te.ExpiresIn <= 0:
 		e.t.Fatalf("%s refused with no holder and no ExpiresIn (%v): the core would not know when to claim again", what, err)
+	case te.ExpiresIn > e.timing.ClaimDelay+expiryMargin:
+		e.t.Fatalf("%s refused with no holder for ExpiresIn %v (%v), over the declared ClaimDelay %v + %v: the core would wait that long",
+			what, te.ExpiresIn, err, e.timing.ClaimDelay, expiryMargin)
 	}
 	return true
 }

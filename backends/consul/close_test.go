@@ -65,8 +65,9 @@ func TestCloseEndsClaims(t *testing.T) {
 		t.Fatalf("Close = %v", err)
 	}
 	want := (n + endClaimsPerTxn - 1) / endClaimsPerTxn
-	// A renewal in flight when Close began may add a transaction; one
-	// release per claim would make n.
+	// Slack of 2 for a renewal that finds the session's marker changed
+	// when Close began (it reads the claims in read-only transactions);
+	// one release per claim would make n.
 	if got := txns(reqs); got > want+2 {
 		t.Fatalf("Close of %d leaders made %d transactions, want about %d (%d per transaction): %d requests in all",
 			n, got, want, endClaimsPerTxn, len(reqs))
@@ -149,7 +150,7 @@ func TestCloseSkipsLostClaims(t *testing.T) {
 	s := openSession(t, b, closeTTL)
 	so, s3, s4 := openSession(t, other, closeTTL), openSession(t, other, closeTTL), openSession(t, other, closeTTL)
 
-	const n = 70 // three transactions: 32, 32 and 6 claims
+	const n = 70 // 69 known to Close (one is made unknown below): 32, 32 and 5 claims
 	claims := make([]election.Claim, n)
 	for i := range claims {
 		claims[i] = claim(t, s, fmt.Sprintf("lost-%02d", i), fmt.Sprintf("tok-%02d", i), "holder")
@@ -168,6 +169,12 @@ func TestCloseSkipsLostClaims(t *testing.T) {
 	}
 	unknown := claims[60]
 	s.forget(unknown.Name, unknown.Token) // as if its Claim had got no answer
+	// As if Raft indexes had started again after a server lost its data:
+	// s remembers claim 40 with the index of the other session's key that
+	// now holds its election. A check of the fence would delete that key.
+	s.mu.Lock()
+	s.made[claims[40].Name] = madeClaim{token: claims[40].Token, fence: retaken[40].Fence}
+	s.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
@@ -202,5 +209,75 @@ func TestCloseSkipsLostClaims(t *testing.T) {
 		case err != nil:
 			t.Fatalf("claim of %s after Close = %v, want it elected at once (Close deleted the key, no lock-delay)", c.Name, err)
 		}
+	}
+}
+
+// TestCloseAfterSessionGone: once the store has said that the session is
+// gone (Consul deleted its keys with it), Close sends no transaction for
+// its claims, only the Destroy, and leaves alone the key another session
+// took since. (NoLockDelay, so that the other session claims at once.)
+func TestCloseAfterSessionGone(t *testing.T) {
+	a := startAgent(t, agentOptions{})
+	rec := &recorder{base: http.DefaultTransport}
+	client, err := api.NewClient(&api.Config{Address: a.addr, HttpClient: &http.Client{Transport: rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := a.backend(t, func(c *Config) { c.Address, c.Client, c.LockDelay = "", client, NoLockDelay })
+	other := a.backend(t, nil)
+	raw := a.client(t)
+	s := openSession(t, b, closeTTL)
+	const n = 40
+	claims := make([]election.Claim, n)
+	for i := range claims {
+		claims[i] = claim(t, s, fmt.Sprintf("gone-%02d", i), fmt.Sprintf("tok-%02d", i), "holder")
+	}
+	if _, err := raw.Session().Destroy(s.id, nil); err != nil { // an operator
+		t.Fatal(err)
+	}
+	if err := s.Renew(t.Context(), claims); !errors.Is(err, election.ErrSessionExpired) {
+		t.Fatalf("Renew after the session was destroyed = %v, want ErrSessionExpired", err)
+	}
+	so := openSession(t, other, closeTTL)
+	taken := claim(t, so, claims[0].Name, "next", "next")
+	reqs, _ := rec.during(func() { err = s.Close(t.Context()) })
+	if err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if got := txns(reqs); got != 0 {
+		t.Fatalf("Close of a session the store ended made %d transactions (%v), want none", got, reqs)
+	}
+	if p := rawKey(t, raw, b, claims[0].Name); p == nil || p.Session != so.id || p.ModifyIndex != taken.Fence {
+		t.Fatalf("%s after the old session's Close = %+v, want the new holder's key", claims[0].Name, p)
+	}
+}
+
+// TestReleaseAfterIndexRepeat: a claim this session made is released by
+// index and session, not by index alone. After a server lost its data,
+// Raft indexes start again, and another session's key can carry the index
+// of one of this session's old claims: the release must find it not its
+// own and leave it alone.
+func TestReleaseAfterIndexRepeat(t *testing.T) {
+	a := startAgent(t, agentOptions{})
+	b, other := a.backend(t, nil), a.backend(t, nil)
+	raw := a.client(t)
+	s, so := openSession(t, b, closeTTL), openSession(t, other, closeTTL)
+	mine := claim(t, s, "repeat", "tok-mine", "holder")
+	if err := so.Release(t.Context(), mine); err != nil { // by token, elsewhere
+		t.Fatal(err)
+	}
+	theirs := claim(t, so, "repeat", "tok-theirs", "other")
+	// As if indexes had repeated: s remembers its claim with the index of
+	// the other session's key.
+	s.mu.Lock()
+	s.made[mine.Name] = madeClaim{token: mine.Token, fence: theirs.Fence}
+	s.mu.Unlock()
+	stale := mine
+	stale.Fence = theirs.Fence
+	if err := s.Release(t.Context(), stale); !errors.Is(err, election.ErrNotOwner) {
+		t.Fatalf("Release of a claim whose index another session's key now has = %v, want ErrNotOwner", err)
+	}
+	if p := rawKey(t, raw, b, "repeat"); p == nil || p.Session != so.id || p.ModifyIndex != theirs.Fence {
+		t.Fatalf("key after the stale release = %+v, want the other session's, fence %d", p, theirs.Fence)
 	}
 }

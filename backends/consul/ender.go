@@ -20,7 +20,7 @@ var _ election.SessionEnder = (*session)(nil)
 func (s *session) EndsClaims() bool { return true }
 
 // endClaimsPerTxn is the number of claims one transaction of endClaims
-// deletes: a check-index and a delete each, within Consul's 64 operations.
+// deletes: a check-session and a delete each, within Consul's 64 operations.
 const endClaimsPerTxn = maxTxnOps / 2
 
 // endParallel is the number of endClaims transactions in flight at once:
@@ -32,7 +32,7 @@ const endClaimsPerTxn = maxTxnOps / 2
 const endParallel = 8
 
 // endingClaim is a claim endClaims deletes: the key of election name, if
-// its ModifyIndex is still fence.
+// this session still locks it.
 type endingClaim struct {
 	name string
 	madeClaim
@@ -49,23 +49,36 @@ type endingClaim struct {
 // delete is no invalidation and starts no lock-delay, as the one-by-one
 // Release already relies on.
 //
-// Each transaction checks, per claim, that the key's ModifyIndex is still
-// the claim's fence (the index of the lock; nothing rewrites a held key) and
-// deletes it, up to endClaimsPerTxn claims. A transaction is all or
-// nothing: when checks fail (the claim was released elsewhere, or its key
-// deleted or taken since), the failed claims are dropped and the others
-// tried again, so that no key whose index changed is deleted (another
-// candidate's key of the same name stays). No marker is deleted: these are
-// this session's own claims, and its marker goes with the Destroy.
+// Each transaction checks, per claim, that this session still locks the
+// key (check-session on the session's ID) and deletes it, up to
+// endClaimsPerTxn claims: exactly the keys the Destroy would delete, minus
+// the lock-delay. Not a check of the claim's fence (the key's
+// ModifyIndex): after a server lost its data, indexes start again, and
+// another session's key could have the same index as one of this
+// session's old claims; a session's ID is a UUID that no other session
+// has. A transaction is all or nothing: when checks fail (the claim was
+// released elsewhere, or its key deleted or taken since), the failed
+// claims are dropped and the others tried again, so that no key another
+// session locks is deleted. No marker is deleted: these are this
+// session's own claims, and its marker goes with the Destroy.
+//
+// A session the store has already ended (see session.gone) has no keys
+// left: endClaims sends nothing.
 //
 // What endClaims does not delete is left to the Destroy, under the
 // lock-delay, which stays safe: a claim whose transaction got no answer
 // (outcome unknown), one the session holds without knowing it made it (a
 // claim whose own outcome was unknown), and whatever remains when ctx
-// nears its end, since endClaims keeps a quarter of ctx's time for the
-// Destroy.
+// nears its end, since endClaims takes three quarters of the time left
+// in ctx and keeps the rest for the Destroy.
 func (s *session) endClaims(ctx context.Context) {
 	s.mu.Lock()
+	if s.gone {
+		// The store ended the session and deleted its keys: a transaction
+		// per 32 claims would find none of them locked by it.
+		s.mu.Unlock()
+		return
+	}
 	todo := make([]endingClaim, 0, len(s.made))
 	for name, m := range s.made {
 		todo = append(todo, endingClaim{name: name, madeClaim: m})
@@ -103,8 +116,8 @@ func (s *session) endChunk(ctx context.Context, chunk []endingClaim) {
 	for len(chunk) > 0 {
 		ops := make(api.TxnOps, 0, 2*len(chunk))
 		for _, c := range chunk {
-			guard := s.b.kvOp(api.KVCheckIndex, c.name)
-			guard.KV.Index = c.fence
+			guard := s.b.kvOp(api.KVCheckSession, c.name)
+			guard.KV.Session = s.id
 			ops = append(ops, guard, s.b.kvOp(api.KVDelete, c.name))
 		}
 		ok, resp, _, err := s.b.client.Txn().Txn(ops, s.b.query(ctx))
@@ -134,7 +147,7 @@ func (s *session) endChunk(ctx context.Context, chunk []endingClaim) {
 		next := make([]endingClaim, 0, len(chunk))
 		for j, c := range chunk {
 			if failed[j] {
-				s.forget(c.name, c.token) // no longer held: its key changed
+				s.forget(c.name, c.token) // no longer this session's key
 			} else {
 				next = append(next, c)
 			}

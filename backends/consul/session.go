@@ -31,6 +31,10 @@ type session struct {
 
 	mu     sync.Mutex
 	closed bool
+	// gone: the store said the session no longer exists (an "invalid
+	// session" answer, or a consistent read after "session not found").
+	// Consul deleted its keys with it, so Close has none to delete.
+	gone bool
 	// made remembers, per name, the fence and token of the claim this
 	// session made, so that Release can prove ownership without a read and
 	// Renew without reading the claims' keys.
@@ -117,7 +121,12 @@ func (s *session) isClosed() bool {
 	return s.closed
 }
 
+// expired returns the error of an operation that found the session gone
+// (or closed), and remembers it for Close.
 func (s *session) expired(what string) error {
+	s.mu.Lock()
+	s.gone = true
+	s.mu.Unlock()
 	return fmt.Errorf("consul: %s: %w", what, election.ErrSessionExpired)
 }
 
@@ -402,7 +411,7 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 		// This session made c, and nothing rewrites a held key: if its
 		// ModifyIndex is still c.Fence (the lock's index), it is that claim.
 		// One transaction releases it (the handoff's critical path).
-		deleted, err := s.deleteAt(ctx, c.Name, c.Fence, "")
+		deleted, err := s.deleteAt(ctx, c.Name, c.Fence, s.id, "")
 		switch {
 		case err != nil:
 			s.remember(c) // outcome unknown: a retry may take this path again
@@ -428,7 +437,7 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 		if holder == s.id {
 			holder = "" // this session's own claim: no marker to clear
 		}
-		deleted, err := s.deleteAt(ctx, c.Name, p.ModifyIndex, holder)
+		deleted, err := s.deleteAt(ctx, c.Name, p.ModifyIndex, p.Session, holder)
 		if err != nil {
 			return storeErr(what, err)
 		}
@@ -442,17 +451,22 @@ func (s *session) Release(ctx context.Context, c election.Claim) error {
 }
 
 // deleteAt deletes election name's key in one transaction if its
-// ModifyIndex is index, and with it the marker of session holder unless
-// holder is "" (Consul deletes a missing key without complaint). It reports
-// false, with no error, when the key has another index or is gone.
+// ModifyIndex is index and session owner locks it, and with it the marker
+// of session holder unless holder is "" (Consul deletes a missing key
+// without complaint). It reports false, with no error, when the key has
+// another index or lock, or is gone. The lock check is what tells a claim
+// from another one at the same index after a server lost its data and
+// Raft indexes started again: a session's ID is a UUID.
 //
 // Not KV().DeleteCAS: Consul reports a CAS delete of a key that is already
 // gone as a success, so two racing releases of one claim would both
 // succeed. A check-index guard fails on a missing key.
-func (s *session) deleteAt(ctx context.Context, name string, index uint64, holder string) (bool, error) {
+func (s *session) deleteAt(ctx context.Context, name string, index uint64, owner, holder string) (bool, error) {
 	guard := s.b.kvOp(api.KVCheckIndex, name)
 	guard.KV.Index = index
-	ops := api.TxnOps{guard, s.b.kvOp(api.KVDelete, name)}
+	locked := s.b.kvOp(api.KVCheckSession, name)
+	locked.KV.Session = owner
+	ops := api.TxnOps{guard, locked, s.b.kvOp(api.KVDelete, name)}
 	if holder != "" {
 		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: s.b.markerKey(holder),
 			Namespace: s.b.s.namespace, Partition: s.b.s.partition}})
@@ -464,7 +478,7 @@ func (s *session) deleteAt(ctx context.Context, name string, index uint64, holde
 	case ok:
 		return true, nil
 	}
-	if terr := txnError(resp.Errors); !terr.failed(0, "") {
+	if terr := txnError(resp.Errors); !terr.failed(0, "") && !terr.failed(1, "") {
 		return false, terr
 	}
 	return false, nil
@@ -472,13 +486,14 @@ func (s *session) deleteAt(ctx context.Context, name string, index uint64, holde
 
 // Close ends every claim of the session and destroys it: it first deletes
 // the keys of the claims the session made, in transactions of up to 32
-// claims that delete a key only if it is still the claim's (see
+// claims that delete a key only while this session locks it (see
 // endClaims), which starts no lock-delay; then it destroys the Consul
 // session, and Consul deletes every key it still holds (behavior "delete"),
 // those under the session's lock-delay. Watchers see the elections vacant.
-// The caller must be done with the claims: the core closes a session only
-// once every handler has returned. Close is idempotent; a session already
-// gone counts as closed.
+// The caller must be done with the claims: the core closes a session once
+// every handler of its claims has returned, or once the store has ended
+// the session (which deleted its keys; Close then only destroys it, a
+// no-op). Close is idempotent; a session already gone counts as closed.
 func (s *session) Close(ctx context.Context) error {
 	if s.isClosed() {
 		return nil
