@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/consul/api"
 
 	"github.com/electionkit/election"
 )
@@ -40,12 +37,7 @@ func txns(reqs []string) int {
 func TestCloseEndsClaims(t *testing.T) {
 	const n = 200
 	a := startAgent(t, agentOptions{})
-	rec := &recorder{base: http.DefaultTransport}
-	client, err := api.NewClient(&api.Config{Address: a.addr, HttpClient: &http.Client{Transport: rec}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b1 := a.backend(t, func(c *Config) { c.Address, c.Client = "", client })
+	b1, rec := a.recordedBackend(t, nil)
 	b2 := a.backend(t, nil)
 	names := make([]string, n)
 	for i := range names {
@@ -60,6 +52,7 @@ func TestCloseEndsClaims(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
+	var err error
 	reqs, _ := rec.during(func() { err = el1.Close(ctx) })
 	if err != nil {
 		t.Fatalf("Close = %v", err)
@@ -139,12 +132,7 @@ func allLead(t *testing.T, b *Backend, cands []*election.Candidate, d time.Durat
 // Destroy, under the lock-delay.
 func TestCloseSkipsLostClaims(t *testing.T) {
 	a := startAgent(t, agentOptions{})
-	rec := &recorder{base: http.DefaultTransport}
-	client, err := api.NewClient(&api.Config{Address: a.addr, HttpClient: &http.Client{Transport: rec}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := a.backend(t, func(c *Config) { c.Address, c.Client = "", client })
+	b, rec := a.recordedBackend(t, nil)
 	other := a.backend(t, nil)
 	raw := a.client(t)
 	s := openSession(t, b, closeTTL)
@@ -178,6 +166,7 @@ func TestCloseSkipsLostClaims(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
+	var err error
 	reqs, _ := rec.during(func() { err = s.Close(ctx) })
 	if err != nil {
 		t.Fatalf("Close = %v", err)
@@ -218,12 +207,7 @@ func TestCloseSkipsLostClaims(t *testing.T) {
 // took since. (NoLockDelay, so that the other session claims at once.)
 func TestCloseAfterSessionGone(t *testing.T) {
 	a := startAgent(t, agentOptions{})
-	rec := &recorder{base: http.DefaultTransport}
-	client, err := api.NewClient(&api.Config{Address: a.addr, HttpClient: &http.Client{Transport: rec}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := a.backend(t, func(c *Config) { c.Address, c.Client, c.LockDelay = "", client, NoLockDelay })
+	b, rec := a.recordedBackend(t, func(c *Config) { c.LockDelay = NoLockDelay })
 	other := a.backend(t, nil)
 	raw := a.client(t)
 	s := openSession(t, b, closeTTL)
@@ -240,6 +224,7 @@ func TestCloseAfterSessionGone(t *testing.T) {
 	}
 	so := openSession(t, other, closeTTL)
 	taken := claim(t, so, claims[0].Name, "next", "next")
+	var err error
 	reqs, _ := rec.during(func() { err = s.Close(t.Context()) })
 	if err != nil {
 		t.Fatalf("Close = %v", err)

@@ -28,6 +28,22 @@ type recorder struct {
 	listings, listed int64
 }
 
+// recordedBackend is a.backend whose requests rec records.
+func (a *testAgent) recordedBackend(t *testing.T, mod func(*Config)) (*Backend, *recorder) {
+	t.Helper()
+	rec := &recorder{base: http.DefaultTransport}
+	client, err := api.NewClient(&api.Config{Address: a.addr, HttpClient: &http.Client{Transport: rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.backend(t, func(c *Config) {
+		c.Address, c.Client = "", client
+		if mod != nil {
+			mod(c)
+		}
+	}), rec
+}
+
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := r.base.RoundTrip(req)
 	listing := req.URL.Query().Has("recurse")
@@ -80,12 +96,7 @@ func (r *recorder) during(f func()) (reqs []string, bytes int64) {
 // write that bypassed this package (the shared watch tells).
 func TestRenewCost(t *testing.T) {
 	a := startAgent(t, agentOptions{})
-	rec := &recorder{base: http.DefaultTransport}
-	client, err := api.NewClient(&api.Config{Address: a.addr, HttpClient: &http.Client{Transport: rec}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := a.backend(t, func(c *Config) { c.Address, c.Client = "", client })
+	b, rec := a.recordedBackend(t, nil)
 	other := a.backend(t, nil)
 	s, so := openSession(t, b, 30*time.Second), openSession(t, other, 30*time.Second)
 
@@ -113,6 +124,7 @@ func TestRenewCost(t *testing.T) {
 	if err := so.Release(t.Context(), released); err != nil {
 		t.Fatal(err)
 	}
+	var err error
 	reqs, _ := rec.during(func() { err = s.Renew(t.Context(), claims) })
 	var no *election.NotOwnerError
 	if !errors.As(err, &no) || len(no.Claims) != 1 || no.Claims[0] != released {
