@@ -102,6 +102,14 @@ func isQuarantine(err error) (time.Duration, bool) {
 
 // claim claims req, waiting out the quarantine of a fresh election, and
 // fails the test on any other error.
+// connTestTTL is the session TTL of the tests of how the backend connects
+// (URLs, TLS, ACLs): they do not test expiry, and a server just started
+// quarantines claims for 1-2s, which claim waits out renewing every TTL/3.
+// A TTL of 1s left a loaded machine too little slack between renewals
+// (a full run on a loaded machine: the session key expired while
+// TestACLUser waited).
+const connTestTTL = 10 * time.Second
+
 func claim(t *testing.T, ctx context.Context, s election.Session, req election.ClaimRequest) election.Claim {
 	t.Helper()
 	for {

@@ -25,7 +25,7 @@ func TestRedissURL(t *testing.T) {
 		t.Fatalf("OpenURL(rediss://…?skip_verify=true): %v", err)
 	}
 	defer b.Close()
-	s, err := b.OpenSession(ctx, time.Second)
+	s, err := b.OpenSession(ctx, connTestTTL)
 	if err != nil {
 		t.Fatal(err)
 	}

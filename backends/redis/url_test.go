@@ -66,7 +66,7 @@ func TestOpenURL(t *testing.T) {
 	if b.cfg.Prefix != "app" || b.cfg.Quarantine != 50*time.Millisecond || b.cfg.SubscriptionCheck != 200*time.Millisecond {
 		t.Errorf("config from URL = %+v", b.cfg)
 	}
-	s, err := b.OpenSession(ctx, time.Second)
+	s, err := b.OpenSession(ctx, connTestTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestRequirePass(t *testing.T) {
 		t.Fatalf("OpenURL with the right password: %v", err)
 	}
 	defer b.Close()
-	s, err := b.OpenSession(ctx, time.Second)
+	s, err := b.OpenSession(ctx, connTestTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestACLUser(t *testing.T) {
 		t.Fatalf("OpenURL as the ACL user: %v", err)
 	}
 	defer b.Close()
-	s, err := b.OpenSession(ctx, time.Second)
+	s, err := b.OpenSession(ctx, connTestTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestACLUser(t *testing.T) {
 	// A release by token from another session, and the renewal that
 	// reports it (the lost set: SADD, SMEMBERS).
 	other := claim(t, ctx, s, request("acl-2", "a"))
-	s2, err := b.OpenSession(ctx, time.Second)
+	s2, err := b.OpenSession(ctx, connTestTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestACLUser(t *testing.T) {
 		t.Fatalf("OpenURL: %v", err)
 	}
 	defer outside.Close()
-	if _, err := outside.OpenSession(ctx, time.Second); !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "NOPERM") {
+	if _, err := outside.OpenSession(ctx, connTestTTL); !errors.Is(err, election.ErrInvalidArgument) || !strings.Contains(err.Error(), "NOPERM") {
 		t.Errorf("OpenSession outside the ACL key pattern = %v, want ErrInvalidArgument with NOPERM", err)
 	}
 }
