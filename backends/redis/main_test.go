@@ -100,8 +100,6 @@ func isQuarantine(err error) (time.Duration, bool) {
 	return 0, false
 }
 
-// claim claims req, waiting out the quarantine of a fresh election, and
-// fails the test on any other error.
 // connTestTTL is the session TTL of the tests of how the backend connects
 // (URLs, TLS, ACLs): they do not test expiry, and a server just started
 // quarantines claims for 1-2s, which claim waits out renewing every TTL/3.
@@ -110,6 +108,8 @@ func isQuarantine(err error) (time.Duration, bool) {
 // TestACLUser waited).
 const connTestTTL = 10 * time.Second
 
+// claim claims req, waiting out the quarantine of a fresh election, and
+// fails the test on any other error.
 func claim(t *testing.T, ctx context.Context, s election.Session, req election.ClaimRequest) election.Claim {
 	t.Helper()
 	for {
