@@ -239,7 +239,7 @@ func TestReleaseOfExpiredClaim(t *testing.T) {
 	srv := startServer(t)
 	ctx := testContext(t, 30*time.Second)
 	b := newBackend(t, srv.client(t), Config{NoQuarantine: true})
-	sa, sb := openSession(t, ctx, b, 300*time.Millisecond), openSession(t, ctx, b, 10*time.Second)
+	sa, sb := openSession(t, ctx, b, 2*time.Second), openSession(t, ctx, b, 10*time.Second)
 	held := claim(t, ctx, sa, request("expired-release", "a"))
 	ch, err := b.Watch(ctx, "expired-release")
 	if err != nil {
