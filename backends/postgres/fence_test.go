@@ -35,7 +35,9 @@ INSERT INTO report_state VALUES (1, 0, '')`)
 	}
 	defer conn.Close(context.Background())
 	b := newBackend(t, ctx, serverURL(srv.Addr, nil))
-	old := openSession(t, ctx, b, 100*time.Millisecond)
+	oldTTL := time.Second // the claim must come before it ends, even on a loaded machine
+	old := openSession(t, ctx, b, oldTTL)
+	opened := time.Now() // old's session ends by opened + oldTTL
 	oldTerm, err := old.Claim(ctx, request("report", "old"))
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +45,7 @@ INSERT INTO report_state VALUES (1, 0, '')`)
 	if ok, err := fencedWrite(ctx, conn, oldTerm.Fence, "from old"); !ok || err != nil {
 		t.Fatalf("the first leader's write: %v, %v", ok, err)
 	}
-	time.Sleep(150 * time.Millisecond) // the old holder stalls past its TTL
+	time.Sleep(time.Until(opened.Add(oldTTL + 50*time.Millisecond))) // the old holder stalls past its TTL
 	next := openSession(t, ctx, b, 5*time.Second)
 	newTerm, err := next.Claim(ctx, request("report", "new"))
 	if err != nil {

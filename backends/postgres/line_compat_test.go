@@ -158,7 +158,11 @@ func TestFormatBuildBeforeLine(t *testing.T) {
 	// election first (it deletes d's expired session row, as it always
 	// did) with a fence above e's, and this build never promotes e below
 	// it.
-	se, sf := openSession(t, ctx, b, time.Minute), openSession(t, ctx, b, 300*time.Millisecond)
+	// f's session must outlive the steps up to f's promotion, a few round
+	// trips that a loaded machine can stretch: 2s, then a wait for its end.
+	const fTTL = 2 * time.Second
+	se, sf := openSession(t, ctx, b, time.Minute), openSession(t, ctx, b, fTTL)
+	fOpened := time.Now() // f's session ends by fOpened + fTTL
 	ec, _ := enqueue(se, "e")
 	if err := sd.Release(ctx, dc); err != nil {
 		t.Fatal(err)
@@ -170,7 +174,7 @@ func TestFormatBuildBeforeLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantLeader("f", fc.Fence, "after e's session closed")
-	time.Sleep(400 * time.Millisecond) // f's session expires; nobody has read since
+	time.Sleep(time.Until(fOpened.Add(fTTL + 100*time.Millisecond))) // f's session expires; nobody has read since
 	old2 := newBeforeLine(t, ctx, srv.URL, time.Minute)
 	nf := old2.claim(ctx, "orders", "old-3")
 	if nf <= gc.Fence {
