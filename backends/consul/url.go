@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/electionkit/election"
 	"github.com/electionkit/election/internal/urlopt"
@@ -75,17 +74,7 @@ func OpenURL(_ context.Context, u *url.URL) (*Backend, error) {
 		urlopt.String("tls_server_name", &cfg.TLS.ServerName),
 		urlopt.Bool("insecure_skip_verify", &cfg.TLS.InsecureSkipVerify),
 		urlopt.Duration("min_ttl", &cfg.MinTTL),
-		urlopt.Func("lock_delay", "a duration such as 10s, or none (NoLockDelay)", func(v string) error {
-			if v == "none" {
-				cfg.LockDelay = NoLockDelay
-				return nil
-			}
-			d, err := time.ParseDuration(v)
-			if err == nil {
-				cfg.LockDelay = d
-			}
-			return err
-		}),
+		urlopt.DurationOr("lock_delay", &cfg.LockDelay, "none", NoLockDelay),
 		urlopt.Duration("wait", &cfg.WatchWait),
 		urlopt.Func("lazy", "true: a consul:// URL always opens without contacting the agent", func(v string) error {
 			if lazy, err := strconv.ParseBool(v); err != nil || !lazy {

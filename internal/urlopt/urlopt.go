@@ -4,7 +4,7 @@
 // that all of them reject the same mistakes with the same words.
 //
 // A caller declares the parameters it knows, each with a typed setter
-// ([String], [Duration], [Bool], [Int] or [Func]), and calls [Parse] (every
+// ([String], [Duration], [DurationOr], [Bool], [Int] or [Func]), and calls [Parse] (every
 // parameter must be known) or [Take] (take the known ones out of the query,
 // leave the rest for another parser). Either reports every problem at once
 // with [errors.Join]: an unknown parameter (listing the known ones), a
@@ -58,7 +58,21 @@ func String(name string, dst *string) Param {
 // is not checked: that belongs to the configuration's own validation, or
 // to a [Func].
 func Duration(name string, dst *time.Duration) Param {
-	return Func(name, "a duration such as 10s", func(v string) error {
+	return DurationOr(name, dst, "", 0)
+}
+
+// DurationOr is [Duration] for a parameter that also takes word (unless it
+// is ""), which stores wordValue: lock_delay=none, for one.
+func DurationOr(name string, dst *time.Duration, word string, wordValue time.Duration) Param {
+	want := "a duration such as 10s"
+	if word != "" {
+		want += ", or " + word
+	}
+	return Func(name, want, func(v string) error {
+		if word != "" && v == word {
+			*dst = wordValue
+			return nil
+		}
 		d, err := time.ParseDuration(v)
 		if err == nil {
 			*dst = d

@@ -22,6 +22,7 @@ type config struct {
 	Name     string
 	Password string
 	Timeout  time.Duration
+	Delay    time.Duration // -1: none
 	TLS      bool
 	TLSSeen  bool
 	Replicas int
@@ -33,6 +34,7 @@ func params(c *config) []urlopt.Param {
 	return []urlopt.Param{
 		urlopt.String("name", &c.Name),
 		urlopt.Duration("timeout", &c.Timeout),
+		urlopt.DurationOr("delay", &c.Delay, "none", -1),
 		urlopt.Bool("tls", &c.TLS).Seen(&c.TLSSeen),
 		urlopt.Int("replicas", &c.Replicas),
 		urlopt.Func("odd", "an odd number", func(v string) error {
@@ -94,7 +96,7 @@ func TestParse(t *testing.T) {
 			name:  "unknown parameters listed with the known ones, sorted",
 			query: "zeta=1&alpha=2&name=x",
 			want:  config{Name: "x"},
-			says:  []string{"url: unknown query parameters: alpha, zeta (known: name, odd, password, replicas, timeout, tls; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)"},
+			says:  []string{"url: unknown query parameters: alpha, zeta (known: delay, name, odd, password, replicas, timeout, tls; and for the elector: ttl, renew_interval, drift_margin, renew_timeout, op_timeout)"},
 			never: []string{"=1", "=2"},
 		},
 		{
@@ -118,6 +120,21 @@ func TestParse(t *testing.T) {
 			name:  "malformed duration",
 			query: "timeout=soon",
 			says:  []string{`url timeout: "soon" is not a duration such as 10s`},
+		},
+		{
+			name:  "a duration or its word",
+			query: "delay=none&timeout=2s",
+			want:  config{Delay: -1, Timeout: 2 * time.Second},
+		},
+		{
+			name:  "a duration where a word is also taken",
+			query: "delay=1500ms",
+			want:  config{Delay: 1500 * time.Millisecond},
+		},
+		{
+			name:  "neither a duration nor the word",
+			query: "delay=never",
+			says:  []string{`url delay: "never" is not a duration such as 10s, or none`},
 		},
 		{
 			name:  "empty duration",
