@@ -197,7 +197,7 @@ func leaderOf(cs []*election.Candidate) *election.Candidate {
 
 // settle is a generous bound for a pushed handoff or a new election.
 func (e *env) settle() time.Duration {
-	return 3*e.timing.TTL + e.timing.ExpiryLag + e.timing.ClaimDelay + 5*time.Second
+	return 2*e.timing.TTL + e.timing.takeover() + 5*time.Second
 }
 
 func (e *env) stop(c *election.Candidate) {

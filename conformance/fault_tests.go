@@ -29,7 +29,7 @@ func testCrash(e *env) {
 	if elected.Since.Before(lastRenew.Add(e.timing.TTL)) {
 		e.t.Fatalf("b elected %v after a's last renewal, before the TTL %v: a's claim did not hold", elected.Since.Sub(lastRenew), e.timing.TTL)
 	}
-	bound := e.timing.TTL + e.timing.ExpiryLag + e.timing.ClaimDelay + 2*time.Second
+	bound := e.timing.takeover() + 2*time.Second
 	if took := elected.Since.Sub(cut); took > bound {
 		e.t.Fatalf("b elected %v after the crash, over TTL + expiry lag + claim delay + 2s = %v", took, bound)
 	}

@@ -73,6 +73,11 @@ type Timing struct {
 	ClaimDelay time.Duration
 }
 
+// takeover is how long after a holder's last renewal the store may take to
+// let another client claim: TTL, ExpiryLag and ClaimDelay. The suite's
+// bounds on a takeover start from it.
+func (t Timing) takeover() time.Duration { return t.TTL + t.ExpiryLag + t.ClaimDelay }
+
 // Capabilities is a harness's answer to "what does this backend do beyond
 // the Backend contract". The zero value declares nothing optional.
 type Capabilities struct {

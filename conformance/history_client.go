@@ -146,7 +146,7 @@ func (c *histClient) perform(in histIn) (out histOut, skip bool, err error) {
 		switch {
 		case err == nil:
 			return histOut{result: resOK, fence: cl.Fence}, false, nil
-		case errors.As(err, &taken) && taken.Holder.ID == "" && taken.Holder.Fence == 0:
+		case refusedNoHolder(err):
 			return histOut{}, true, nil
 		case errors.As(err, &taken):
 			return histOut{result: resRefused, holder: taken.Holder.ID, holderFence: taken.Holder.Fence}, false, nil

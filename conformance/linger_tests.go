@@ -133,7 +133,7 @@ func testLingeringStop(e *env) {
 func testLingeringLoss(e *env) {
 	a := e.newNode("a")
 	returned := make(chan struct{})
-	linger := 2*e.timing.TTL + e.timing.ExpiryLag + e.timing.ClaimDelay + time.Second
+	linger := e.timing.TTL + e.timing.takeover() + time.Second
 	ca, err := a.el.NewCandidate(election.CandidateConfig{Name: "overrun", ID: "a",
 		Handlers: []election.Handler{e.lingerer(a, linger, returned)}})
 	if err != nil {

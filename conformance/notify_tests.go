@@ -48,7 +48,7 @@ func (l *notifyLog) snapshot() []election.WatchEvent {
 // satisfies ok, and returns its index.
 func (e *env) await(l *notifyLog, from int, what string, ok func(election.WatchEvent) bool) int {
 	e.t.Helper()
-	return e.awaitWithin(l, from, 2*e.timing.TTL+e.timing.ExpiryLag+e.timing.ClaimDelay+5*time.Second, what, ok)
+	return e.awaitWithin(l, from, e.timing.TTL+e.timing.takeover()+5*time.Second, what, ok)
 }
 
 func (e *env) awaitWithin(l *notifyLog, from int, within time.Duration, what string, ok func(election.WatchEvent) bool) int {

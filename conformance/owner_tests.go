@@ -231,10 +231,11 @@ func (e *env) awaitExpiry(what string, from time.Time, minTTL, granted time.Dura
 // or says a time past the declared delay (the core would wait that long).
 func (e *env) refusedInDelay(err error, what string) bool {
 	e.t.Helper()
-	var te *election.TakenError
-	if !errors.As(err, &te) || te.Holder.ID != "" || te.Holder.Fence != 0 {
+	if !refusedNoHolder(err) {
 		return false
 	}
+	var te *election.TakenError
+	errors.As(err, &te)
 	switch {
 	case e.timing.ClaimDelay <= 0:
 		e.t.Fatalf("%s refused with no holder (%v), but the harness declares no ClaimDelay: an ended claim must leave the election claimable at once", what, err)
@@ -274,6 +275,14 @@ func (e *env) awaitClaimable(what string, vacant time.Time, claim func() error) 
 		}
 		time.Sleep(e.timing.TTL / 20)
 	}
+}
+
+// refusedNoHolder reports whether err refused a claim while naming no
+// holder: a store that refuses claims for a while (Timing.ClaimDelay,
+// Redis's restart quarantine).
+func refusedNoHolder(err error) bool {
+	var te *election.TakenError
+	return errors.As(err, &te) && te.Holder.ID == "" && te.Holder.Fence == 0
 }
 
 func (e *env) mustClaim(s election.Session, name, token, id string) election.Claim {

@@ -72,7 +72,7 @@ func runSpec(t *testing.T, newHarness NewHarness, s spec) {
 		if timing.TTL <= 0 {
 			t.Fatalf("harness Timing().TTL is %v", timing.TTL)
 		}
-		timeout := time.Minute + time.Duration(s.ttls)*(timing.TTL+timing.ExpiryLag+timing.ClaimDelay)
+		timeout := time.Minute + time.Duration(s.ttls)*timing.takeover()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		t.Cleanup(func() {
 			cancel()

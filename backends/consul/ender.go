@@ -32,11 +32,8 @@ const endClaimsPerTxn = maxTxnOps / 2
 const endParallel = 8
 
 // endingClaim is a claim endClaims deletes: the key of election name, if
-// this session still locks it.
-type endingClaim struct {
-	name string
-	madeClaim
-}
+// this session still locks it; token is the claim's, for forget.
+type endingClaim struct{ name, token string }
 
 // endClaims deletes the key of every claim this session made and still
 // holds, before Close destroys the session, so that their elections can be
@@ -81,7 +78,7 @@ func (s *session) endClaims(ctx context.Context) {
 	}
 	todo := make([]endingClaim, 0, len(s.made))
 	for name, m := range s.made {
-		todo = append(todo, endingClaim{name: name, madeClaim: m})
+		todo = append(todo, endingClaim{name: name, token: m.token})
 	}
 	s.mu.Unlock()
 	if len(todo) == 0 {
